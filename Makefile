@@ -1,0 +1,36 @@
+# The README's two commands: `make demo` and `make test`. Each creates .venv on a
+# fresh clone and installs what it needs from pyproject.toml.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed-dev
+
+.PHONY: demo test test-slow lint typecheck bench clean
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check --upgrade pip
+	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[dev]'
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(PY) scripts/demo.py
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check fairdht tests scripts
+	$(VENV)/bin/ruff format --check fairdht tests scripts
+
+typecheck: $(STAMP)
+	$(VENV)/bin/mypy
+
+test: lint typecheck
+	$(VENV)/bin/pytest -n 2 -m "not slow" --timeout 300
+
+test-slow: $(STAMP)
+	$(VENV)/bin/pytest -n 2 -m slow --timeout 3600
+
+bench: $(STAMP)
+	$(PY) scripts/bench/run_all.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache build *.egg-info

@@ -1,0 +1,1 @@
+"""Command line adapters: parse arguments, call the node or a light client, render."""

@@ -1,0 +1,1 @@
+"""fairdht.dht."""

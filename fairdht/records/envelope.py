@@ -1,0 +1,312 @@
+"""The signed record envelope: build, sign, encode, decode and validate.
+
+Wire form (docs/protocol.md): a canonical msgpack array of ten items::
+
+    [1, kind, network, subkey, author, seq, issued_at, expires_at, body, sig]
+
+``body`` is the kind's map, or nil for a withdrawal (tombstone). ``sig`` is Ed25519
+by ``author`` over ``SIG_DOMAIN ‖ canonical_pack(first nine items)``.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+from fairdht.errors import (
+    BadBody,
+    Expired,
+    FromTheFuture,
+    MalformedRecord,
+    NotCanonical,
+    RecordError,
+    RecordTooLarge,
+    TTLTooLong,
+    WrongKey,
+)
+from fairdht.identity.keys import PublicKey, SigningKey
+from fairdht.records.canonical import canonical_pack, strict_unpack
+from fairdht.records.keys import derive_key
+from fairdht.records.registry import Body, KindSpec, kind_spec
+
+__all__ = [
+    "MAX_CLOCK_SKEW",
+    "MAX_RECORD_BYTES",
+    "SIG_DOMAIN",
+    "WIRE_VERSION",
+    "Record",
+    "check_network_name",
+    "check_time",
+    "decode_record",
+    "sign_record",
+    "sign_withdrawal",
+    "validate_record",
+]
+
+WIRE_VERSION = 1
+MAX_RECORD_BYTES = 1024
+MAX_CLOCK_SKEW = 120
+SIG_DOMAIN = b"fairdht/record/v1\x00"
+_MAX_SEQ = 2**63 - 1
+_MAX_TIME = 2**40
+_NETWORK_RE = re.compile(r"[a-z0-9][a-z0-9._-]{0,31}")
+
+B = TypeVar("B")
+
+
+def check_network_name(network: str) -> str:
+    """Return ``network`` if it is 1-32 chars of ``a-z 0-9 . _ -`` starting alphanumeric."""
+    if not isinstance(network, str) or not _NETWORK_RE.fullmatch(network):
+        raise BadBody(
+            f"network name {str(network)[:40]!r} must be 1-32 characters of a-z, 0-9, '.', '_', '-'"
+        )
+    return network
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class Record:
+    """A signed record. Equal records have equal bytes; hash and compare by bytes."""
+
+    kind: str
+    network: str
+    subkey: bytes
+    author: bytes
+    seq: int
+    issued_at: int
+    expires_at: int
+    body: Any  # the kind's Body, or None for a withdrawal
+    sig: bytes
+    raw: bytes = field(repr=False)
+
+    @property
+    def spec(self) -> KindSpec:
+        """The registry entry of this record's kind."""
+        return kind_spec(self.kind)
+
+    @property
+    def key(self) -> bytes:
+        """The DHT key this record lives under."""
+        spec = self.spec
+        return derive_key(spec.key_tag, *spec.key_parts(self.network, self.author, self.subkey))
+
+    @property
+    def slot(self) -> tuple[bytes, bytes]:
+        """(author, subkey): storage keeps the newest record per slot under a key."""
+        return (self.author, self.subkey)
+
+    @property
+    def withdrawn(self) -> bool:
+        """True for a signed withdrawal (tombstone)."""
+        return self.body is None
+
+    @property
+    def author_key(self) -> PublicKey:
+        """The author as a PublicKey."""
+        return PublicKey(self.author)
+
+    def body_as(self, body_type: type[B]) -> B:
+        """Return the body as ``body_type``; BadBody if it is another type or withdrawn."""
+        if not isinstance(self.body, body_type):
+            raise BadBody(f"record body is not a {body_type.__name__}")
+        return self.body
+
+    def newer_than(self, other: Record) -> bool:
+        """True if this record supersedes ``other`` in the same slot (strictly newer seq)."""
+        return self.seq > other.seq
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Record) and other.raw == self.raw
+
+    def __hash__(self) -> int:
+        return hash(self.raw)
+
+
+def _unsigned_items(
+    kind: str,
+    network: str,
+    subkey: bytes,
+    author: bytes,
+    seq: int,
+    issued_at: int,
+    expires_at: int,
+    body_wire: dict[str, Any] | None,
+) -> list[Any]:
+    return [WIRE_VERSION, kind, network, subkey, author, seq, issued_at, expires_at, body_wire]
+
+
+def _signed_message(items: list[Any]) -> bytes:
+    return SIG_DOMAIN + canonical_pack(items)
+
+
+def _build(
+    key: SigningKey,
+    kind: str,
+    network: str,
+    subkey: bytes,
+    body: Body | None,
+    *,
+    now: float,
+    ttl: int | None,
+    seq: int | None,
+) -> Record:
+    spec = kind_spec(kind)
+    check_network_name(network)
+    issued_at = int(now)
+    ttl = spec.max_ttl if ttl is None else ttl
+    if not 0 < ttl <= spec.max_ttl:
+        raise TTLTooLong(f"ttl {ttl} s is outside 1..{spec.max_ttl} for kind {kind}")
+    # seq defaults to the issue time in ms so a stateless publisher is always newer.
+    seq = int(now * 1000) if seq is None else seq
+    author = key.public_key.raw
+    body_wire = None if body is None else body.to_wire()
+    items = _unsigned_items(
+        kind, network, subkey, author, seq, issued_at, issued_at + ttl, body_wire
+    )
+    sig = key.sign(_signed_message(items))
+    raw = canonical_pack([*items, sig])
+    # Round-trip through the decoder so every record we make obeys every rule.
+    return decode_record(raw)
+
+
+def sign_record(
+    key: SigningKey,
+    kind: str,
+    network: str,
+    subkey: bytes,
+    body: Body,
+    *,
+    now: float,
+    ttl: int | None = None,
+    seq: int | None = None,
+) -> Record:
+    """Sign a new record of ``kind``; ``ttl`` defaults to the kind's max TTL."""
+    return _build(key, kind, network, subkey, body, now=now, ttl=ttl, seq=seq)
+
+
+def sign_withdrawal(
+    key: SigningKey,
+    kind: str,
+    network: str,
+    subkey: bytes,
+    *,
+    now: float,
+    ttl: int | None = None,
+    seq: int | None = None,
+) -> Record:
+    """Sign a tombstone that supersedes older records of (author, subkey) under its key."""
+    return _build(key, kind, network, subkey, None, now=now, ttl=ttl, seq=seq)
+
+
+def _check_int(value: Any, name: str, lo: int, hi: int) -> int:
+    if not isinstance(value, int) or isinstance(value, bool) or not lo <= value <= hi:
+        raise MalformedRecord(f"{name} must be an integer in {lo}..{hi}")
+    return value
+
+
+def decode_record(data: bytes) -> Record:
+    """Decode and verify a record from untrusted bytes (time-independent checks only).
+
+    Checks size, shape, kind, body schema, canonical form and signature. Invariant:
+    returns a Record or raises RecordError, never anything else.
+    """
+    if not isinstance(data, bytes):
+        raise MalformedRecord("record must be bytes")
+    if len(data) > MAX_RECORD_BYTES:
+        raise RecordTooLarge(f"record is {len(data)} bytes, limit {MAX_RECORD_BYTES}")
+    items = strict_unpack(data)
+    if not isinstance(items, list) or len(items) != 10:
+        raise MalformedRecord("record must be an array of 10 items")
+    version, kind, network, subkey, author, seq, issued_at, expires_at, body_wire, sig = items
+    if version != WIRE_VERSION or isinstance(version, bool):
+        raise MalformedRecord(f"unsupported record version {version!r}")
+    if not isinstance(kind, str) or not 1 <= len(kind) <= 32:
+        raise MalformedRecord("kind must be a short string")
+    spec = kind_spec(kind)
+    if not isinstance(network, str):
+        raise MalformedRecord("network must be a string")
+    check_network_name(network)
+    lo, hi = spec.subkey_len
+    if not isinstance(subkey, bytes) or not lo <= len(subkey) <= hi:
+        raise MalformedRecord(f"subkey of kind {kind} must be {lo}..{hi} bytes")
+    if not isinstance(author, bytes) or len(author) != 32:
+        raise MalformedRecord("author must be a 32-byte public key")
+    _check_int(seq, "seq", 0, _MAX_SEQ)
+    _check_int(issued_at, "issued_at", 0, _MAX_TIME)
+    _check_int(expires_at, "expires_at", 0, _MAX_TIME)
+    if expires_at <= issued_at:
+        raise MalformedRecord("expires_at must be after issued_at")
+    if expires_at - issued_at > spec.max_ttl:
+        raise TTLTooLong(
+            f"lifetime {expires_at - issued_at} s exceeds {spec.max_ttl} s for kind {kind}"
+        )
+    if not isinstance(sig, bytes) or len(sig) != 64:
+        raise MalformedRecord("sig must be 64 bytes")
+    if body_wire is None:
+        body = None
+    else:
+        try:
+            body = spec.body_type.from_wire(body_wire)
+        except RecordError:
+            raise
+        except Exception as exc:  # a schema bug must not become a crash on peer input
+            raise BadBody(f"body of kind {kind} does not parse: {type(exc).__name__}") from None
+    record = Record(
+        kind=kind,
+        network=network,
+        subkey=subkey,
+        author=author,
+        seq=seq,
+        issued_at=issued_at,
+        expires_at=expires_at,
+        body=body,
+        sig=sig,
+        raw=data,
+    )
+    if body is not None and spec.check is not None:
+        try:
+            spec.check(record)
+        except RecordError:
+            raise
+        except Exception as exc:
+            raise BadBody(f"record of kind {kind} fails its checks: {type(exc).__name__}") from None
+    unsigned = _unsigned_items(
+        kind,
+        network,
+        subkey,
+        author,
+        seq,
+        issued_at,
+        expires_at,
+        None if body is None else body.to_wire(),
+    )
+    if canonical_pack([*unsigned, sig]) != data:
+        raise NotCanonical("record is not in canonical form")
+    # Canonical bytes are 0x9a (fixarray 10), the nine items, then 0xc4 0x40 sig; the
+    # signed message is the same nine items under 0x99, so slice instead of re-packing.
+    PublicKey(author).verify(SIG_DOMAIN + b"\x99" + data[1:-66], sig)
+    return record
+
+
+def check_time(record: Record, now: float) -> None:
+    """Raise unless ``record`` is live at ``now`` (issued within skew, not expired)."""
+    if record.issued_at > now + MAX_CLOCK_SKEW:
+        raise FromTheFuture(
+            f"record issued {record.issued_at - int(now)} s in the future "
+            f"(allowed skew {MAX_CLOCK_SKEW} s)"
+        )
+    if record.expires_at <= now:
+        raise Expired(f"record expired {int(now) - record.expires_at} s ago")
+
+
+def validate_record(data: bytes, *, now: float, key: bytes | None = None) -> Record:
+    """Decode, verify and check ``data`` at time ``now``, under DHT ``key`` if given.
+
+    This is the one entry point for records arriving from peers or users; the
+    store-time ``seq`` rule is applied by storage, which knows what it holds.
+    """
+    record = decode_record(data)
+    check_time(record, now)
+    if key is not None and record.key != key:
+        raise WrongKey("record does not derive to the DHT key it was offered under")
+    return record

@@ -1,0 +1,5 @@
+"""Every record kind; importing this package fills the registry."""
+
+from fairdht.records.kinds import server
+
+__all__ = ["server"]

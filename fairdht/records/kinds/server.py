@@ -1,0 +1,104 @@
+"""Kind ``server``: a game server's own signed announcement (Inexor seed, server list)."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from typing import Any, Self
+
+from fairdht.errors import BadBody
+from fairdht.records.registry import KindSpec, register_kind
+from fairdht.records.schema import expect_map, get_int, get_list, get_str, parse_endpoint
+
+__all__ = ["SERVER_KIND", "SERVER_SHARDS", "ServerAnnouncement", "server_shard", "shard_key_parts"]
+
+SERVER_KIND = "server"
+# 32 shards keep every key under 256 records with 4,096 servers (mean 128; the
+# binomial tail past 200 is below 1e-6 per key), while a full listing costs 32 reads.
+SERVER_SHARDS = 32
+MAX_PLAYERS = 4096
+MAX_TAGS = 8
+
+
+def server_shard(author: bytes, subkey: bytes) -> int:
+    """The shard of slot (author, subkey): BLAKE2b-256(author ‖ subkey)[0] mod SERVER_SHARDS."""
+    return hashlib.blake2b(author + subkey, digest_size=32).digest()[0] % SERVER_SHARDS
+
+
+def shard_key_parts(network: str, shard: int) -> tuple[bytes, ...]:
+    """Key parts of one server-list shard of ``network``."""
+    return (network.encode(), shard.to_bytes(1, "big"))
+
+
+@dataclass(frozen=True, slots=True)
+class ServerAnnouncement:
+    """What a game server says about itself; ``address`` is an IP literal and port."""
+
+    address: str
+    name: str
+    mode: str = ""
+    map: str = ""
+    players: int = 0
+    max_players: int = 0
+    game_version: str = ""
+    tags: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        parse_endpoint(self.address)
+        if self.max_players and self.players > self.max_players:
+            raise BadBody(f"players ({self.players}) exceeds max players ({self.max_players})")
+
+    def to_wire(self) -> dict[str, Any]:
+        """The canonical map."""
+        return {
+            "address": self.address,
+            "name": self.name,
+            "mode": self.mode,
+            "map": self.map,
+            "players": self.players,
+            "max_players": self.max_players,
+            "game_version": self.game_version,
+            "tags": list(self.tags),
+        }
+
+    @classmethod
+    def from_wire(cls, obj: Any) -> Self:
+        """Parse an untrusted map."""
+        m = expect_map(
+            obj, {"address", "name", "mode", "map", "players", "max_players", "game_version", "tags"}
+        )
+        address = get_str(m, "address", max_len=64, min_len=3)
+        host, port = parse_endpoint(address)
+        canonical = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+        if canonical != address:
+            raise BadBody(f"address must be written canonically as {canonical}")
+        tags = get_list(m, "tags", max_items=MAX_TAGS)
+        for tag in tags:
+            if not isinstance(tag, str) or not 1 <= len(tag) <= 16:
+                raise BadBody("each tag must be a string of 1 to 16 characters")
+        return cls(
+            address=address,
+            name=get_str(m, "name", max_len=64, min_len=1),
+            mode=get_str(m, "mode", max_len=32),
+            map=get_str(m, "map", max_len=32),
+            players=get_int(m, "players", lo=0, hi=MAX_PLAYERS),
+            max_players=get_int(m, "max_players", lo=0, hi=MAX_PLAYERS),
+            game_version=get_str(m, "game_version", max_len=32),
+            tags=tuple(tags),
+        )
+
+
+def _key_parts(network: str, author: bytes, subkey: bytes) -> tuple[bytes, ...]:
+    return shard_key_parts(network, server_shard(author, subkey))
+
+
+SERVER_SPEC = register_kind(
+    KindSpec(
+        name=SERVER_KIND,
+        body_type=ServerAnnouncement,
+        max_ttl=900,
+        key_tag="servers",
+        key_parts=_key_parts,
+        subkey_len=(1, 32),
+    )
+)

@@ -21,7 +21,8 @@
     ├── UsageError             a user's argument or input is invalid (exit code 2)
     └── NetworkError           the network could not do what was asked (exit code 1)
         ├── NoPeersError       no peer answered
-        └── NotAcceptedError   peers answered, but none accepted the record
+        ├── NotAcceptedError   peers answered, but none accepted the record
+        └── NotFoundError      nothing was found where something was required
 
 Peers' bad input is dropped and counted at the adapter edge by ``code``; it never
 escapes a task. Decoders of untrusted bytes raise only ``RecordError`` or
@@ -42,6 +43,7 @@ __all__ = [
     "NoPeersError",
     "NotAcceptedError",
     "NotCanonical",
+    "NotFoundError",
     "ProtocolError",
     "QuotaExceeded",
     "RecordError",
@@ -172,3 +174,9 @@ class NotAcceptedError(NetworkError):
     """Peers answered, but none accepted the record."""
 
     code = "not_accepted"
+
+
+class NotFoundError(NetworkError):
+    """Nothing was found where something was required (a record, a chunk, a checkpoint)."""
+
+    code = "not_found"

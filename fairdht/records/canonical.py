@@ -37,7 +37,8 @@ def _normalize(value: Any, depth: int = 0) -> Any:
 
 def canonical_pack(value: Any) -> bytes:
     """Encode ``value`` in canonical msgpack; raise MalformedRecord for disallowed types."""
-    return msgpack.packb(_normalize(value), use_bin_type=True)
+    packed: bytes = msgpack.packb(_normalize(value), use_bin_type=True)
+    return packed
 
 
 def _no_ext(code: int, data: bytes) -> Any:

@@ -21,7 +21,9 @@ __all__ = [
 ]
 
 
-def expect_map(obj: Any, required: set[str], optional: set[str] = frozenset()) -> dict[str, Any]:  # type: ignore[assignment]
+def expect_map(
+    obj: Any, required: set[str], optional: frozenset[str] | set[str] = frozenset()
+) -> dict[str, Any]:
     """Check ``obj`` is a map with exactly the required keys plus some optional ones."""
     if not isinstance(obj, dict):
         raise BadBody("body must be a map")
@@ -49,9 +51,7 @@ def get_str(
     return value
 
 
-def get_int(
-    obj: dict[str, Any], name: str, *, lo: int, hi: int, default: int | None = None
-) -> int:
+def get_int(obj: dict[str, Any], name: str, *, lo: int, hi: int, default: int | None = None) -> int:
     """An int field in ``lo..hi`` (bools are not ints here)."""
     value = obj.get(name, default)
     if not isinstance(value, int) or isinstance(value, bool):
@@ -118,6 +118,10 @@ def parse_endpoint(text: str, *, what: str = "address") -> tuple[str, int]:
         raise BadBody(f"{what} must be an IP literal, not a hostname: {host!r}") from None
     if text.startswith("[") != (ip.version == 6):
         raise BadBody(f"{what}: IPv6 addresses are written [ADDR]:PORT")
-    if not port_text.isdigit() or not 1 <= int(port_text) <= 65535 or port_text != str(int(port_text)):
+    if (
+        not port_text.isdigit()
+        or not 1 <= int(port_text) <= 65535
+        or port_text != str(int(port_text))
+    ):
         raise BadBody(f"{what} has an invalid port: {port_text!r}")
     return ip.compressed, int(port_text)

@@ -1,5 +1,4 @@
-"""Every record kind; importing this package fills the registry."""
+"""Every record kind; importing this package fills the registry (one line per kind module)."""
 
-from fairdht.records.kinds import server
-
-__all__ = ["server"]
+from fairdht.records.kinds import chunk as chunk
+from fairdht.records.kinds import server as server

@@ -65,7 +65,8 @@ class ServerAnnouncement:
     def from_wire(cls, obj: Any) -> Self:
         """Parse an untrusted map."""
         m = expect_map(
-            obj, {"address", "name", "mode", "map", "players", "max_players", "game_version", "tags"}
+            obj,
+            {"address", "name", "mode", "map", "players", "max_players", "game_version", "tags"},
         )
         address = get_str(m, "address", max_len=64, min_len=3)
         host, port = parse_endpoint(address)

@@ -1,0 +1,1 @@
+"""Signed content: content-addressed blobs, bundle manifests, publish and fetch."""

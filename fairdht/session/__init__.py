@@ -1,0 +1,1 @@
+"""Refereed game sessions: encrypted channels, the referee's match host, the player client."""

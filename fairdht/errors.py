@@ -18,6 +18,7 @@
     │   └── QuotaExceeded      a per-key, per-author or total storage quota is full
     ├── ProtocolError          a peer's datagram or RPC reply is malformed (peer's fault)
     ├── KeyFileError           a key file is missing, unreadable, malformed or too open
+    ├── StorageError           a local SQLite store cannot be opened or used
     ├── UsageError             a user's argument or input is invalid (exit code 2)
     └── NetworkError           the network could not do what was asked (exit code 1)
         ├── NoPeersError       no peer answered
@@ -49,6 +50,7 @@ __all__ = [
     "RecordError",
     "RecordTooLarge",
     "StaleRecord",
+    "StorageError",
     "TTLTooLong",
     "UnknownKind",
     "UsageError",
@@ -150,6 +152,12 @@ class KeyFileError(FairDHTError):
     """A key file cannot be used (missing, malformed, or readable by others)."""
 
     code = "key_file"
+
+
+class StorageError(FairDHTError):
+    """A local store cannot be opened or used (corrupt file, newer schema, closed)."""
+
+    code = "storage"
 
 
 class UsageError(FairDHTError):

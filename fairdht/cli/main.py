@@ -22,6 +22,17 @@ COMMAND_MODULES = [
     "fairdht.cli.keygen",
     "fairdht.cli.node_cmd",
     "fairdht.cli.status",
+    "fairdht.cli.publish",
+    "fairdht.cli.servers",
+    "fairdht.cli.history",
+    "fairdht.cli.checkpoint",
+    "fairdht.cli.rollback",
+    "fairdht.cli.trust_cmd",
+    "fairdht.cli.codehash",
+    "fairdht.cli.content",
+    "fairdht.cli.referee",
+    "fairdht.cli.match",
+    "fairdht.cli.karma",
 ]
 
 

@@ -1,1 +1,72 @@
-"""fairdht.referee."""
+"""Referee matchmaking (fair hybrid seed): code hash, offers, eligibility, ranking, consensus.
+
+Sans-IO: every function takes records and ``now`` and returns values or signed
+records; the CLI (fairdht.cli.referee, fairdht.cli.match) does the network reads.
+docs/referee.md states each rule precisely.
+"""
+
+from fairdht.referee.codehash import (
+    CODE_HASH_DOMAIN,
+    BundleFile,
+    bundle_files,
+    check_bundle_path,
+    code_hash,
+    code_hash_of_files,
+    parse_code_hash,
+)
+from fairdht.referee.commit_reveal import (
+    REVEAL_WINDOW,
+    Round,
+    commitment,
+    sign_commit,
+    sign_reveal,
+    tally,
+)
+from fairdht.referee.consensus import (
+    ConsensusCheck,
+    cheating_votes,
+    check_answer,
+    match_data_hash,
+    players_hash,
+    sign_attestation,
+)
+from fairdht.referee.eligibility import Drop, check_eligibility
+from fairdht.referee.offers import OfferView, offer_views, sign_offer, withdraw_offer
+from fairdht.referee.ranking import rank_key, rank_order, rank_seed
+from fairdht.referee.selection import Candidate, Filter, Selection, Status, select_referees
+
+__all__ = [
+    "CODE_HASH_DOMAIN",
+    "REVEAL_WINDOW",
+    "BundleFile",
+    "Candidate",
+    "ConsensusCheck",
+    "Drop",
+    "Filter",
+    "OfferView",
+    "Round",
+    "Selection",
+    "Status",
+    "bundle_files",
+    "cheating_votes",
+    "check_answer",
+    "check_bundle_path",
+    "check_eligibility",
+    "code_hash",
+    "code_hash_of_files",
+    "commitment",
+    "match_data_hash",
+    "offer_views",
+    "parse_code_hash",
+    "players_hash",
+    "rank_key",
+    "rank_order",
+    "rank_seed",
+    "select_referees",
+    "sign_attestation",
+    "sign_commit",
+    "sign_offer",
+    "sign_reveal",
+    "tally",
+    "withdraw_offer",
+]

@@ -1,0 +1,274 @@
+"""``fairdht karma vote`` and ``fairdht karma show``: cast a vote, read an explained score.
+
+Both run as light clients (``--bootstrap``). ``show`` reads with the reader's own
+view: its key (``--key``), the ``karma`` raters and distrusted keys of its trust
+store and its policy file (``--policy``, else ``DATA_DIR/karma-policy.toml`` if
+present, else the defaults); see docs/karma.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from fairdht.cli.common import (
+    add_bootstrap_option,
+    add_data_dir_option,
+    add_json_option,
+    add_key_option,
+    data_dir_of,
+    load_key_of,
+    print_json,
+)
+from fairdht.dht import connect
+from fairdht.errors import BadBody, UsageError
+from fairdht.identity.keys import PublicKey, SigningKey
+from fairdht.karma.fetch import FetchedView, fetch_view
+from fairdht.karma.policy import KarmaPolicy
+from fairdht.karma.publish import CastResult, cast_vote
+from fairdht.karma.score import KarmaScore, score_subject
+from fairdht.node.karma_state import POLICY_FILE_NAME, STATE_FILE_NAME, KarmaState, reader_inputs
+from fairdht.records.envelope import Record, check_network_name
+from fairdht.records.kinds.karma import ACTIONS, MAX_EVIDENCE_BYTES, KarmaVote
+from fairdht.trust import DEMO_NETWORK
+
+__all__ = ["register", "run_show", "run_vote", "score_json"]
+
+
+def register(subparsers: Any) -> None:
+    """Add the ``karma`` command group (``vote`` and ``show``)."""
+    parser: argparse.ArgumentParser = subparsers.add_parser(
+        "karma", help="rate nodes and read their karma"
+    )
+    sub = parser.add_subparsers(dest="karma_command", metavar="SUBCOMMAND")
+    sub.required = True
+
+    vote = sub.add_parser("vote", help="sign and publish a karma vote about a key")
+    vote.add_argument("subject", metavar="SUBJECT", help="the rated node's public key (hex)")
+    vote.add_argument("action", metavar="ACTION", help=f"one of: {', '.join(ACTIONS)}")
+    vote.add_argument("--context", default="", help="match, server or session id (ASCII)")
+    vote.add_argument(
+        "--evidence",
+        metavar="FILE",
+        type=Path,
+        help=f"attach up to {MAX_EVIDENCE_BYTES} bytes (e.g. a signed outcome)",
+    )
+    vote.add_argument(
+        "--withdraw", action="store_true", help="withdraw this (subject, action, context) vote"
+    )
+    _common(vote)
+    vote.set_defaults(func=run_vote)
+
+    show = sub.add_parser("show", help="a key's karma score and color in your own view")
+    show.add_argument("subject", metavar="SUBJECT", help="the node's public key (hex)")
+    show.add_argument("--explain", action="store_true", help="list every vote and its weight")
+    show.add_argument(
+        "--policy",
+        metavar="FILE",
+        type=Path,
+        help=f"policy file (default DATA_DIR/{POLICY_FILE_NAME})",
+    )
+    _common(show)
+    show.set_defaults(func=run_show)
+
+
+def _common(parser: argparse.ArgumentParser) -> None:
+    add_key_option(parser)
+    add_bootstrap_option(parser, required=True)
+    add_data_dir_option(parser)
+    add_json_option(parser)
+    parser.add_argument("--network", default=DEMO_NETWORK, help=f"network (default {DEMO_NETWORK})")
+
+
+def _subject(text: str) -> bytes:
+    return PublicKey.from_hex(text).raw
+
+
+def _network(text: str) -> str:
+    try:
+        return check_network_name(text)
+    except BadBody as exc:
+        raise UsageError(str(exc)) from None
+
+
+def _evidence(path: Path | None) -> bytes:
+    if path is None:
+        return b""
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise UsageError(f"cannot read evidence file {path}: {exc.strerror}") from None
+    if len(data) > MAX_EVIDENCE_BYTES:
+        raise UsageError(
+            f"evidence file {path} is {len(data)} bytes; a vote carries at most "
+            f"{MAX_EVIDENCE_BYTES} (attach a hash or a content id instead)"
+        )
+    return data
+
+
+def run_vote(args: argparse.Namespace) -> int:
+    """Sign the vote (or withdrawal), put it and the updated index, and say where it went."""
+    subject = _subject(args.subject)
+    network = _network(args.network)
+    evidence = _evidence(args.evidence)
+    try:
+        KarmaVote(action=args.action, context=args.context, evidence=evidence)
+    except BadBody as exc:
+        raise UsageError(str(exc)) from None
+    key = load_key_of(args)
+    if subject == key.public_key.raw:
+        raise UsageError("a key cannot vote on itself")
+    now = time.time()
+    result = asyncio.run(_vote(args, key, network, subject, evidence, now))
+    KarmaState(data_dir_of(args) / STATE_FILE_NAME).record_own(result.record)
+    accepted = getattr(result.put_result, "accepted", None)
+    doc = {
+        "subject": subject.hex(),
+        "action": args.action,
+        "context": args.context,
+        "withdrawn": bool(args.withdraw),
+        "network": network,
+        "voter": key.public_key.hex(),
+        "issued_at": result.record.issued_at,
+        "expires_at": result.record.expires_at,
+        "accepted": accepted if isinstance(accepted, int) else None,
+        "index_subjects": result.index_subjects,
+    }
+    if args.json:
+        print_json(doc)
+    else:
+        verb = "withdrew" if args.withdraw else "voted"
+        where = f"; stored on {accepted} peer(s)" if isinstance(accepted, int) else ""
+        ctx = f" (context {args.context})" if args.context else ""
+        sys.stdout.write(f"{verb} {args.action} on {subject.hex()}{ctx}{where}\n")
+    return 0
+
+
+async def _vote(
+    args: argparse.Namespace,
+    key: SigningKey,
+    network: str,
+    subject: bytes,
+    evidence: bytes,
+    now: float,
+) -> CastResult:
+    async with connect(list(args.bootstrap)) as node:
+        return await cast_vote(
+            node.put,
+            node.get,
+            key,
+            network=network,
+            subject=subject,
+            action=args.action,
+            context=args.context,
+            evidence=evidence,
+            withdraw=args.withdraw,
+            now=now,
+        )
+
+
+def run_show(args: argparse.Namespace) -> int:
+    """Crawl around the reader (bounded), score the subject and print it, explained if asked."""
+    subject = _subject(args.subject)
+    network = _network(args.network)
+    data_dir = data_dir_of(args)
+    now = time.time()
+    inputs = reader_inputs(data_dir, network, now=now, policy_path=args.policy)
+    key = load_key_of(args)
+    fetched = asyncio.run(
+        _show(
+            args,
+            reader=key.public_key.raw,
+            network=network,
+            subject=subject,
+            policy=inputs.policy,
+            trusted=inputs.trusted,
+            distrusted=inputs.distrusted,
+            high_water=inputs.high_water,
+            now=now,
+        )
+    )
+    KarmaState(data_dir / STATE_FILE_NAME).raise_marks(network, fetched.high_water, now=now)
+    score = score_subject(fetched.view, subject)
+    if args.json:
+        doc = score_json(score, explain=args.explain)
+        doc.update(
+            network=network,
+            reader=key.public_key.hex(),
+            records_fetched=fetched.fetched,
+            dropped=dict(sorted(fetched.dropped.items())),
+        )
+        print_json(doc)
+    else:
+        _print_text(score, explain=args.explain)
+    return 0
+
+
+async def _show(
+    args: argparse.Namespace,
+    *,
+    reader: bytes,
+    network: str,
+    subject: bytes,
+    policy: KarmaPolicy,
+    trusted: frozenset[bytes],
+    distrusted: frozenset[bytes],
+    high_water: dict[tuple[bytes, bytes], int],
+    now: float,
+) -> FetchedView:
+    async with connect(list(args.bootstrap)) as node:
+
+        async def get(key: bytes) -> list[Record]:
+            # Withdrawals too: they raise the replay marks (fairdht.node.karma_state).
+            return await node.get(key, include_withdrawn=True)
+
+        return await fetch_view(
+            get,
+            network=network,
+            reader=reader,
+            subjects=[subject],
+            policy=policy,
+            now=now,
+            trusted=trusted,
+            distrusted=distrusted,
+            high_water=high_water,
+        )
+
+
+def score_json(score: KarmaScore, *, explain: bool) -> dict[str, Any]:
+    """The JSON document of a score: ``score``, ``color`` and with ``explain`` the ``votes``."""
+    doc: dict[str, Any] = {
+        "subject": score.subject.hex(),
+        "score": round(score.score, 6),
+        "color": score.color,
+        "votes_counted": sum(1 for v in score.votes if v.status == "counted"),
+    }
+    if explain:
+        doc["votes"] = [
+            {
+                "voter": v.voter.hex(),
+                "action": v.action,
+                "context": v.context,
+                "issued_at": v.issued_at,
+                "weight": round(v.weight, 6),
+                "contribution": round(v.contribution, 6),
+                "status": v.status,
+            }
+            for v in score.votes
+        ]
+    return doc
+
+
+def _print_text(score: KarmaScore, *, explain: bool) -> None:
+    sys.stdout.write(f"{score.subject.hex()}  {score.color}  score {score.score:+.4f}\n")
+    if explain:
+        for v in score.votes:
+            ctx = f" [{v.context}]" if v.context else ""
+            sys.stdout.write(
+                f"  {v.contribution:+.4f}  {v.action}{ctx} by {v.voter.hex()[:16]}… "
+                f"weight {v.weight:.4f} ({v.status})\n"
+            )

@@ -33,6 +33,7 @@ COMMAND_MODULES = [
     "fairdht.cli.referee",
     "fairdht.cli.match",
     "fairdht.cli.karma",
+    "fairdht.cli.session_cmds",
 ]
 
 

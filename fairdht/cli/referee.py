@@ -151,6 +151,9 @@ def register(subparsers: Any) -> None:
     add_network_option(offer)
     add_json_option(offer)
     offer.set_defaults(func=run_offer)
+    from fairdht.cli.session_cmds import add_serve_parser  # serve lives with play (issue 6)
+
+    add_serve_parser(sub)
 
     refs: argparse.ArgumentParser = subparsers.add_parser(
         "referees", help="list eligible referees for a code hash, in rank order"

@@ -1,1 +1,90 @@
-"""fairdht.serverlist."""
+"""The decentralized server list: announcements, listing, state root, history, control.
+
+Sans-IO cores (time comes in as ``now``; the network only through an injected
+``get``): ``announce`` builds what a game server signs, ``listing`` merges and caps,
+``merkle`` computes leaves, the state root and inclusion proofs (RFC 9162),
+``members`` encodes checkpoint member lists, ``policy`` decides which k-of-n
+checkpoints and rollbacks count, ``control`` and ``maintain`` sign them, ``history`` keeps the
+hash-chained commits, and ``sync`` runs one read-and-apply round.
+"""
+
+from fairdht.serverlist.announce import (
+    ANNOUNCE_TTL,
+    REANNOUNCE_EVERY,
+    announcement_record,
+    make_announcement,
+    server_subkey,
+    withdrawal_record,
+)
+from fairdht.serverlist.control import (
+    checkpoint_key,
+    checkpoint_record,
+    keyset_key,
+    member_list_of,
+    propose_checkpoint,
+    rollback_body,
+    rollback_key,
+    rollback_record,
+    shard_keys,
+)
+from fairdht.serverlist.history import BlameRow, Commit, CommitEntry, History, commit_id
+from fairdht.serverlist.listing import DEFAULT_CAPS, Caps, Entry, Listing, build_listing
+from fairdht.serverlist.maintain import SignOutcome, sign_checkpoint, sign_rollback
+from fairdht.serverlist.members import Member, MemberList, decode_members
+from fairdht.serverlist.merkle import (
+    EMPTY_ROOT,
+    inclusion_proof,
+    leaf_id,
+    state_root,
+    verify_inclusion,
+)
+from fairdht.serverlist.policy import OPEN_POLICY, Control, ControlDecision, Policy, decide
+from fairdht.serverlist.sync import SyncResult, fetch_announcements, fetch_controls, sync_network
+
+__all__ = [
+    "ANNOUNCE_TTL",
+    "DEFAULT_CAPS",
+    "EMPTY_ROOT",
+    "OPEN_POLICY",
+    "REANNOUNCE_EVERY",
+    "BlameRow",
+    "Caps",
+    "Commit",
+    "CommitEntry",
+    "Control",
+    "ControlDecision",
+    "Entry",
+    "History",
+    "Listing",
+    "Member",
+    "MemberList",
+    "Policy",
+    "SignOutcome",
+    "SyncResult",
+    "announcement_record",
+    "build_listing",
+    "checkpoint_key",
+    "checkpoint_record",
+    "commit_id",
+    "decide",
+    "decode_members",
+    "fetch_announcements",
+    "fetch_controls",
+    "inclusion_proof",
+    "keyset_key",
+    "leaf_id",
+    "make_announcement",
+    "member_list_of",
+    "propose_checkpoint",
+    "rollback_body",
+    "rollback_key",
+    "rollback_record",
+    "server_subkey",
+    "shard_keys",
+    "sign_checkpoint",
+    "sign_rollback",
+    "state_root",
+    "sync_network",
+    "verify_inclusion",
+    "withdrawal_record",
+]

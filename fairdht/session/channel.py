@@ -27,7 +27,7 @@ import nacl.exceptions
 import nacl.public
 import nacl.secret
 
-from fairdht.errors import BadSignature, ProtocolError
+from fairdht.errors import BadSignature, FairDHTError, ProtocolError
 from fairdht.game.frames import decode_payload
 from fairdht.identity.keys import PublicKey, SigningKey
 from fairdht.records.canonical import canonical_pack
@@ -74,14 +74,39 @@ def _derive(
     return keys[0], keys[1]
 
 
+def _data_digest(data: dict[str, Any] | None) -> bytes:
+    return b"" if data is None else hashlib.blake2b(canonical_pack(data), digest_size=32).digest()
+
+
 def make_hello(
-    key: SigningKey, referee: bytes, match_id: str, code_hash: bytes, *, now: float
+    key: SigningKey,
+    referee: bytes,
+    match_id: str,
+    code_hash: bytes,
+    *,
+    now: float,
+    players: tuple[bytes, ...] = (),
+    data: dict[str, Any] | None = None,
 ) -> tuple[bytes, _Pending]:
-    """The player's first frame and the state to finish the handshake with."""
+    """The player's first frame and the state to finish the handshake with.
+
+    ``players`` and ``data`` (map, mode, settings) tell a referee that has not seen the
+    match yet which attestations to check; they are signed with the rest.
+    """
     eph = nacl.public.PrivateKey.generate()
     ts = int(now)
+    players = tuple(sorted(players))
     signed = canonical_pack(
-        [match_id, code_hash, key.public_key.raw, referee, bytes(eph.public_key), ts]
+        [
+            match_id,
+            code_hash,
+            key.public_key.raw,
+            referee,
+            bytes(eph.public_key),
+            ts,
+            list(players),
+            _data_digest(data),
+        ]
     )
     frame = {
         "op": "hello",
@@ -90,6 +115,8 @@ def make_hello(
         "player": key.public_key.raw,
         "eph": bytes(eph.public_key),
         "ts": ts,
+        "players": list(players),
+        "data": data,
         "sig": key.sign(_HELLO + signed),
     }
     return _pack(frame), _Pending(match_id, code_hash, referee, eph)
@@ -103,6 +130,8 @@ class Hello:
     code_hash: bytes
     player: bytes
     eph: bytes
+    players: tuple[bytes, ...] = ()
+    data: dict[str, Any] | None = None
 
 
 def accept_hello(payload: bytes, referee: bytes, *, now: float) -> Hello:
@@ -124,11 +153,24 @@ def accept_hello(payload: bytes, referee: bytes, *, now: float) -> Hello:
         or not isinstance(sig, bytes)
     ):
         raise ProtocolError("malformed hello")
+    players, data = msg.get("players", []), msg.get("data")
+    if (
+        not isinstance(players, list)
+        or len(players) > 16
+        or not all(isinstance(p, bytes) and len(p) == 32 for p in players)
+        or players != sorted(set(players))
+        or not (data is None or isinstance(data, dict))
+    ):
+        raise ProtocolError("malformed hello: players must be sorted distinct keys, data a map")
     if abs(ts - now) > HANDSHAKE_SKEW:
         raise ProtocolError("hello is too old or from the future")
-    signed = canonical_pack([match_id, code, player, referee, eph, ts])
+    try:
+        digest = _data_digest(data)
+    except FairDHTError:
+        raise ProtocolError("malformed hello: match data is not canonical") from None
+    signed = canonical_pack([match_id, code, player, referee, eph, ts, players, digest])
     PublicKey(player).verify(_HELLO + signed, sig)
-    return Hello(match_id, code, player, eph)
+    return Hello(match_id, code, player, eph, tuple(players), data)
 
 
 def make_welcome(key: SigningKey, hello: Hello) -> tuple[bytes, SecureChannel]:

@@ -48,11 +48,15 @@ class PlayerClient:
         *,
         clock: Callable[[], float] = time.time,
         timeout: float = 10.0,
+        players: tuple[bytes, ...] = (),
+        data: dict[str, Any] | None = None,
     ) -> PlayerClient:
         """Open the channel; ProtocolError if the referee refuses or is not who it should be."""
         reader, writer = await asyncio.wait_for(asyncio.open_connection(*endpoint), timeout)
         try:
-            hello, pending = make_hello(key, referee, match_id, code_hash, now=clock())
+            hello, pending = make_hello(
+                key, referee, match_id, code_hash, now=clock(), players=players, data=data
+            )
             writer.write(encode_frame(hello))
             await writer.drain()
             reply = await asyncio.wait_for(read_frame(reader), timeout)

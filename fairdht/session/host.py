@@ -28,10 +28,10 @@ from fairdht.identity.keys import SigningKey
 from fairdht.records.canonical import canonical_pack
 from fairdht.records.envelope import Record, sign_record
 from fairdht.records.kinds.outcome import OUTCOME_KIND, MatchOutcome, outcome_subkey
-from fairdht.session.channel import SecureChannel, accept_hello, make_welcome
+from fairdht.session.channel import Hello, SecureChannel, accept_hello, make_welcome
 from fairdht.session.inputs import verify_input
 
-__all__ = ["CHEAT_THRESHOLD", "MatchHost", "MatchSpec", "PlayerReport"]
+__all__ = ["CHEAT_THRESHOLD", "MatchHost", "MatchSpec", "PlayerReport", "refuse"]
 
 log = logging.getLogger(__name__)
 
@@ -120,43 +120,50 @@ class MatchHost:
         return self.address
 
     async def _connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            first = await asyncio.wait_for(read_frame(reader), 10.0)
+            try:
+                hello = accept_hello(first, self.key.public_key.raw, now=self.clock())
+            except (ProtocolError, BadSignature) as exc:
+                await refuse(writer, str(exc))
+                self.refused_connections += 1
+                return
+            await self.serve_player(hello, reader, writer)
+        except (asyncio.IncompleteReadError, ConnectionError, FairDHTError, TimeoutError) as exc:
+            log.info("match %s: connection ended: %s", self.spec.match_id, exc)
+        finally:
+            writer.close()
+
+    async def serve_player(
+        self, hello: Hello, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
+        """Admit a verified hello's player to this match and relay its inputs until it leaves."""
         task = asyncio.current_task()
         if task is not None:
             self._tasks.add(task)
         try:
-            await self._serve_player(reader, writer)
-        except (asyncio.IncompleteReadError, ConnectionError, FairDHTError, TimeoutError) as exc:
-            log.info("match %s: connection ended: %s", self.spec.match_id, exc)
+            await self._serve_player(hello, reader, writer)
+        except (asyncio.IncompleteReadError, ConnectionError, FairDHTError) as exc:
+            log.info("match %s: player connection ended: %s", self.spec.match_id, exc)
         finally:
             if task is not None:
                 self._tasks.discard(task)
             writer.close()
 
-    async def _refuse(self, writer: asyncio.StreamWriter, reason: str) -> None:
-        self.refused_connections += 1
-        reply = msgpack.packb({"op": "refused", "reason": reason}, use_bin_type=True)
-        writer.write(encode_frame(reply))
-        with contextlib.suppress(ConnectionError):
-            await writer.drain()
-
     async def _serve_player(
-        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+        self, hello: Hello, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
     ) -> None:
-        first = await asyncio.wait_for(read_frame(reader), 10.0)
-        try:
-            hello = accept_hello(first, self.key.public_key.raw, now=self.clock())
-        except (ProtocolError, BadSignature) as exc:
-            await self._refuse(writer, str(exc))
-            return
         report = self.reports.get(hello.player)
+        reason = None
         if hello.match_id != self.spec.match_id or hello.code_hash != self.spec.code_hash:
-            await self._refuse(writer, "wrong match or code hash for this referee")
-            return
-        if report is None:
-            await self._refuse(writer, "not a player of this match")
-            return
-        if report.joined:
-            await self._refuse(writer, "player already connected")
+            reason = "wrong match or code hash for this referee"
+        elif report is None:
+            reason = "not a player of this match"
+        elif report.joined:
+            reason = "player already connected"
+        if reason is not None or report is None:
+            self.refused_connections += 1
+            await refuse(writer, reason or "refused")
             return
         welcome, channel = make_welcome(self.key, hello)
         writer.write(encode_frame(welcome))
@@ -298,6 +305,14 @@ class MatchHost:
                 task.cancel()
         if self._server is not None:
             await self._server.wait_closed()
+
+
+async def refuse(writer: asyncio.StreamWriter, reason: str) -> None:
+    """Tell a connecting player, in plaintext, why it is not admitted."""
+    reply = msgpack.packb({"op": "refused", "reason": reason[:200]}, use_bin_type=True)
+    writer.write(encode_frame(reply))
+    with contextlib.suppress(ConnectionError):
+        await writer.drain()
 
 
 def _int(value: Any) -> int:

@@ -39,10 +39,11 @@ class KeySetBody:
     def __post_init__(self) -> None:
         if self.role not in _ROLES:
             raise BadBody(f"unknown role {self.role!r}")
-        if list(self.keys) != sorted(set(self.keys)) or not self.keys:
-            raise BadBody("keyset keys must be distinct, sorted and non-empty")
+        # Types first: sorting mixed or unhashable items would raise TypeError.
         if any(not isinstance(k, bytes) or len(k) != 32 for k in self.keys):
             raise BadBody("keyset keys must be 32-byte public keys")
+        if list(self.keys) != sorted(set(self.keys)) or not self.keys:
+            raise BadBody("keyset keys must be distinct, sorted and non-empty")
         if not 1 <= self.threshold <= len(self.keys):
             raise BadBody("keyset threshold must be 1..number of keys")
 

@@ -1,0 +1,296 @@
+"""``fairdht referee serve`` and ``fairdht play``: host and play refereed matches (issue 6)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import signal
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from fairdht.cli.common import (
+    add_bootstrap_option,
+    add_data_dir_option,
+    add_json_option,
+    add_key_option,
+    data_dir_of,
+    listen_endpoint,
+    load_key_of,
+    print_json,
+)
+from fairdht.cli.referee import (
+    _capacity,
+    _code_hash,
+    _endpoint,
+    add_network_option,
+    game_id,
+    match_id,
+    parse_player_keys,
+)
+from fairdht.content.bundle import fetch_bundle, write_bundle
+from fairdht.dht import connect
+from fairdht.errors import UsageError
+from fairdht.identity.keys import PublicKey
+from fairdht.node.player import play_match
+from fairdht.node.referee_service import RefereeService
+from fairdht.records.kinds.outcome import MatchOutcome
+from fairdht.referee.codehash import code_hash
+from fairdht.session.bot import CHEATS
+from fairdht.trust import TrustStore
+
+__all__ = ["add_serve_parser", "register"]
+
+log = logging.getLogger(__name__)
+_TRUST_FILE = "trust.sqlite"
+
+
+def _public_key(text: str) -> bytes:
+    try:
+        return PublicKey.from_hex(text).raw
+    except UsageError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def add_serve_parser(sub: Any) -> None:
+    """Add ``referee serve`` to the ``referee`` command group."""
+    serve: argparse.ArgumentParser = sub.add_parser(
+        "serve", help="offer to referee a bundle's matches, host them, publish outcomes"
+    )
+    what = serve.add_mutually_exclusive_group(required=True)
+    what.add_argument("--bundle", type=Path, help="local game bundle directory to run")
+    what.add_argument(
+        "--code-hash",
+        type=_code_hash,
+        help="fetch this bundle from the network (signer must be in your content role)",
+    )
+    serve.add_argument(
+        "--trust-code",
+        metavar="HASH",
+        type=_code_hash,
+        action="append",
+        default=[],
+        help="a code hash you trust to run (repeatable); --bundle must match one",
+    )
+    serve.add_argument("--game", type=game_id, required=True, help="id of the game you play in")
+    serve.add_argument(
+        "--players",
+        metavar="K1,K2,...",
+        type=parse_player_keys,
+        default=[],
+        help="your own game's players (your cluster)",
+    )
+    serve.add_argument(
+        "--listen",
+        type=listen_endpoint,
+        default=listen_endpoint("127.0.0.1:0"),
+        help="TCP address for players (default 127.0.0.1:0)",
+    )
+    serve.add_argument("--endpoint", type=_endpoint, default=None, help="advertised IP:PORT")
+    serve.add_argument("--capacity", type=_capacity, default=2, help="matches at once")
+    serve.add_argument("--tick-ms", type=int, default=100, help="game tick (default 100 ms)")
+    serve.add_argument(
+        "--matches", type=int, default=0, help="exit after N matches (0: run until signalled)"
+    )
+    add_key_option(serve)
+    add_data_dir_option(serve)
+    add_bootstrap_option(serve, required=True)
+    add_network_option(serve)
+    add_json_option(serve)
+    serve.set_defaults(func=run_serve)
+
+
+def register(subparsers: Any) -> None:
+    """Add ``play``."""
+    play: argparse.ArgumentParser = subparsers.add_parser(
+        "play", help="play a refereed match of the example arena game with a bot"
+    )
+    play.add_argument("--match", type=match_id, required=True, help="match id")
+    play.add_argument("--code-hash", type=_code_hash, required=True, help="the game's code hash")
+    play.add_argument("--referee", type=_public_key, required=True, help="chosen referee (hex key)")
+    play.add_argument(
+        "--players",
+        metavar="K1,K2,...",
+        type=parse_player_keys,
+        required=True,
+        help="every player of the match, you included",
+    )
+    play.add_argument("--map", default="arena", help="map name (attested)")
+    play.add_argument("--mode", default="tag", help="mode (attested)")
+    play.add_argument("--seed", default="fairdht", help="match seed (attested setting)")
+    play.add_argument("--duration-ms", type=int, default=10_000, help="match length (attested)")
+    play.add_argument("--cheat", choices=CHEATS, default="none", help="make the bot cheat")
+    add_key_option(play)
+    add_data_dir_option(play)
+    add_bootstrap_option(play, required=True)
+    add_network_option(play)
+    add_json_option(play)
+    play.set_defaults(func=run_play)
+
+
+def _addrs(args: argparse.Namespace) -> list[tuple[str, int]]:
+    return [(e.host, e.port) for e in args.bootstrap]
+
+
+def _outcome_doc(record: Any) -> dict[str, Any]:
+    body = record.body_as(MatchOutcome)
+    return {
+        "match": body.match_id,
+        "referee": record.author.hex(),
+        "code_hash": body.code_hash.hex(),
+        "status": body.status,
+        "detail": body.detail,
+        "winner": body.players[body.winner].hex() if body.winner >= 0 else None,
+        "players": [
+            {"player": p.hex(), "score": s, "rejected": r, "finished": f}
+            for p, s, r, f in zip(
+                body.players, body.scores, body.rejected, body.finished, strict=True
+            )
+        ],
+        "issued_at": record.issued_at,
+    }
+
+
+def run_play(args: argparse.Namespace) -> int:
+    """Attest, play with the bot, print the signed outcome; exit 1 if none arrived."""
+    key = load_key_of(args)
+    if not 1_000 <= args.duration_ms <= 600_000:
+        raise UsageError("--duration-ms must be between 1000 and 600000")
+
+    async def go() -> dict[str, Any]:
+        async with connect(_addrs(args)) as node:
+            result = await play_match(
+                node,
+                key,
+                network=args.network,
+                match_id=args.match,
+                code_hash=args.code_hash,
+                referee=args.referee,
+                players=tuple(args.players),
+                map_name=args.map,
+                mode=args.mode,
+                settings={"seed": args.seed, "duration_ms": args.duration_ms},
+                cheat=args.cheat,
+            )
+        doc: dict[str, Any] = {
+            "ticks": result.bot.ticks,
+            "inputs_sent": result.bot.sent,
+            "referee_vote": result.referee_vote,
+            "outcome": None if result.outcome is None else _outcome_doc(result.outcome),
+        }
+        return doc
+
+    doc = asyncio.run(go())
+    if args.json:
+        print_json(doc)
+    elif doc["outcome"] is None:
+        sys.stdout.write(f"no outcome; rated the referee {doc['referee_vote']}\n")
+    else:
+        o = doc["outcome"]
+        sys.stdout.write(f"match {o['match']} {o['status']} winner {o['winner']}\n")
+        for p in o["players"]:
+            sys.stdout.write(
+                f"  {p['player'][:16]}  score {p['score']:>4}  refused inputs {p['rejected']}\n"
+            )
+        sys.stdout.write(f"rated the referee {doc['referee_vote']}\n")
+    if doc["outcome"] is None:
+        sys.stderr.write("fairdht: the referee sent no outcome\n")
+        return 1
+    return 0
+
+
+def run_serve(args: argparse.Namespace) -> int:
+    """Serve matches until a signal (or ``--matches`` N are done); withdraw the offer."""
+    key = load_key_of(args)
+    if not 10 <= args.tick_ms <= 1000:
+        raise UsageError("--tick-ms must be between 10 and 1000")
+
+    async def go() -> int:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        with tempfile.TemporaryDirectory(prefix="fairdht-serve-") as tmp:
+            async with connect(_addrs(args), key=key) as node:
+                if args.bundle is not None:
+                    bundle_dir = Path(args.bundle)
+                    digest = code_hash(bundle_dir)
+                    if digest not in args.trust_code:
+                        raise UsageError(
+                            f"refusing to run untrusted code {digest.hex()}: "
+                            f"pass --trust-code {digest.hex()} if you trust this bundle"
+                        )
+                else:
+                    digest = args.code_hash
+                    trust = TrustStore(data_dir_of(args) / _TRUST_FILE)
+                    trusted = trust.keys(args.network, "content")
+                    if not trusted and digest not in args.trust_code:
+                        raise UsageError(
+                            "no content signer is trusted: run `fairdht trust add KEY --role content`"
+                        )
+                    bundle = await fetch_bundle(node.get, args.network, digest, trusted=trusted)
+                    bundle_dir = Path(tmp) / "bundle"
+                    write_bundle(bundle, bundle_dir)
+                service = RefereeService(
+                    key,
+                    node,
+                    network=args.network,
+                    bundle_dir=bundle_dir,
+                    code_hash=digest,
+                    game=args.game,
+                    cluster=tuple(args.players),
+                    capacity=args.capacity,
+                    endpoint=args.endpoint,
+                    tick_ms=args.tick_ms,
+                )
+                host, port = await service.start(args.listen.host, args.listen.port)
+                start = {
+                    "referee": key.public_key.hex(),
+                    "code_hash": digest.hex(),
+                    "listen": f"{host}:{port}",
+                    "endpoint": service.offer.endpoint if service.offer else None,
+                }
+                if args.json:
+                    sys.stdout.write(json.dumps(start, sort_keys=True) + "\n")
+                else:
+                    sys.stdout.write(
+                        f"referee {start['referee']} serving {start['code_hash']} on {host}:{port}\n"
+                    )
+                sys.stdout.flush()
+                done = 0
+                try:
+                    while not stop.is_set():
+                        waiter = asyncio.ensure_future(service.finished.get())
+                        stopper = asyncio.ensure_future(stop.wait())
+                        finished, _ = await asyncio.wait(
+                            {waiter, stopper}, return_when=asyncio.FIRST_COMPLETED
+                        )
+                        stopper.cancel()
+                        if waiter not in finished:
+                            waiter.cancel()
+                            break
+                        served = waiter.result()
+                        done += 1
+                        if served.outcome is not None:
+                            doc = _outcome_doc(served.outcome)
+                            doc["votes"] = [
+                                {"subject": s.hex(), "action": a} for s, a in served.votes
+                            ]
+                            if args.json:
+                                sys.stdout.write(json.dumps(doc, sort_keys=True) + "\n")
+                            else:
+                                sys.stdout.write(
+                                    f"match {doc['match']} {doc['status']}: winner {doc['winner']}, "
+                                    f"votes {len(doc['votes'])}\n"
+                                )
+                            sys.stdout.flush()
+                        if args.matches and done >= args.matches:
+                            break
+                finally:
+                    await service.stop()
+        return 0
+
+    return asyncio.run(go())

@@ -1,0 +1,293 @@
+"""``fairdht referee serve``: offer to referee a code hash, accept matches, host them.
+
+The driver around the sans-IO cores (DESIGN.md "Referees"; fair hybrid P2P seed):
+
+1. keep a signed offer for the bundle's code hash alive in the DHT;
+2. accept TCP connections; a player's hello names the match, its players and match
+   data; the first hello of a match makes the referee read the players'
+   attestations from the DHT (retrying briefly while they arrive) and run code
+   consensus, then publish its signed answer;
+3. if all players attested the same code (its own offer's) and data, host the match
+   with the bundle's rules in the sandbox, else refuse naming who disagreed;
+4. publish the signed outcome and the karma that follows from it: a
+   ``session_completed`` vote for each player who finished and ``cheating`` for each
+   player whose refused inputs exceed the threshold (docs/game-rules.md).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from fairdht.dht import DHTNode
+from fairdht.errors import BadSignature, FairDHTError, ProtocolError, RecordError
+from fairdht.game.frames import read_frame
+from fairdht.game.sandbox import Limits
+from fairdht.identity.keys import SigningKey
+from fairdht.karma.publish import cast_vote
+from fairdht.records.envelope import Record
+from fairdht.records.kinds.match import ATTEST_KIND, MatchAnswer, match_key
+from fairdht.records.kinds.outcome import MatchOutcome
+from fairdht.records.kinds.referee import RefereeOffer
+from fairdht.referee.consensus import ConsensusCheck, match_data_hash
+from fairdht.referee.offers import sign_offer, withdraw_offer
+from fairdht.session.channel import Hello, accept_hello
+from fairdht.session.host import CHEAT_THRESHOLD, MatchHost, MatchSpec, refuse
+
+__all__ = ["RefereeService", "ServedMatch", "outcome_votes"]
+
+log = logging.getLogger(__name__)
+
+
+def outcome_votes(outcome: MatchOutcome) -> list[tuple[bytes, str]]:
+    """The karma votes a referee casts after a match: (subject, action) pairs."""
+    votes: list[tuple[bytes, str]] = []
+    for player, finished, rejected in zip(
+        outcome.players, outcome.finished, outcome.rejected, strict=True
+    ):
+        if rejected > CHEAT_THRESHOLD:
+            votes.append((player, "cheating"))
+        elif finished and outcome.status == "completed":
+            votes.append((player, "session_completed"))
+    return votes
+
+
+@dataclass(slots=True)
+class ServedMatch:
+    """One match this referee agreed to (or refused) and, later, its outcome."""
+
+    host: MatchHost | None
+    answer: MatchAnswer
+    task: asyncio.Task[Record] | None = None
+    outcome: Record | None = None
+    votes: list[tuple[bytes, str]] = field(default_factory=list)
+
+
+class RefereeService:
+    """Serves matches of one bundle on one TCP endpoint, with a DHT node for records."""
+
+    def __init__(
+        self,
+        key: SigningKey,
+        dht: DHTNode,
+        *,
+        network: str,
+        bundle_dir: Path,
+        code_hash: bytes,
+        game: str,
+        cluster: tuple[bytes, ...] = (),
+        capacity: int = 1,
+        endpoint: str | None = None,
+        limits: Limits | None = None,
+        tick_ms: int = 100,
+        attest_wait: float = 10.0,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.key = key
+        self.dht = dht
+        self.network = network
+        self.bundle_dir = bundle_dir
+        self.code_hash = code_hash
+        self.game = game
+        self.cluster = tuple(sorted(cluster))
+        self.capacity = capacity
+        self.endpoint = endpoint
+        self.offer: RefereeOffer | None = None
+        self.limits = limits or Limits()
+        self.tick_ms = tick_ms
+        self.attest_wait = attest_wait
+        self.clock = clock
+        self.matches: dict[str, ServedMatch] = {}
+        self.finished: asyncio.Queue[ServedMatch] = asyncio.Queue()
+        self._locks: dict[str, asyncio.Lock] = {}
+        self._server: asyncio.Server | None = None
+        self._offer_alive: Any = None
+        self.refused_connections = 0
+
+    async def start(self, host: str, port: int) -> tuple[str, int]:
+        """Listen for players, then offer the endpoint (the advertised one if given)."""
+        self._server = await asyncio.start_server(self._connection, host, port)
+        sock = self._server.sockets[0].getsockname()
+        address = (str(sock[0]), int(sock[1]))
+        self.offer = RefereeOffer(
+            game=self.game,
+            players=self.cluster,
+            endpoint=self.endpoint or f"{address[0]}:{address[1]}",
+            capacity=self.capacity,
+        )
+        offer = self.offer
+
+        def make(now: float) -> Record:
+            return sign_offer(self.key, self.network, self.code_hash, offer, now=now)
+
+        # The offer lives 1 h by default; re-sign it well before it expires.
+        self._offer_alive = self.dht.keep_alive(make, every=600)
+        await self._offer_alive.first()
+        return address
+
+    async def stop(self) -> None:
+        """Withdraw the offer, stop accepting, end running matches."""
+        if self._offer_alive is not None:
+            self._offer_alive.cancel()
+        with contextlib.suppress(FairDHTError):
+            await self.dht.put(
+                withdraw_offer(self.key, self.network, self.code_hash, now=self.clock())
+            )
+        if self._server is not None:
+            self._server.close()
+        for served in self.matches.values():
+            if served.host is not None:
+                await served.host.close()
+            if served.task is not None and not served.task.done():
+                served.task.cancel()
+                with contextlib.suppress(asyncio.CancelledError, FairDHTError):
+                    await served.task
+        if self._server is not None:
+            await self._server.wait_closed()
+
+    async def _connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            first = await asyncio.wait_for(read_frame(reader), 10.0)
+            try:
+                hello = accept_hello(first, self.key.public_key.raw, now=self.clock())
+            except (ProtocolError, BadSignature) as exc:
+                self.refused_connections += 1
+                await refuse(writer, str(exc))
+                return
+            served = await self._match_for(hello)
+            if served.host is None or not served.answer.accepted:
+                self.refused_connections += 1
+                await refuse(writer, _refusal_text(served.answer))
+                return
+            await served.host.serve_player(hello, reader, writer)
+        except (asyncio.IncompleteReadError, ConnectionError, TimeoutError, FairDHTError) as exc:
+            log.info("referee: connection ended: %s", exc)
+        finally:
+            writer.close()
+
+    async def _match_for(self, hello: Hello) -> ServedMatch:
+        lock = self._locks.setdefault(hello.match_id, asyncio.Lock())
+        async with lock:
+            served = self.matches.get(hello.match_id)
+            if served is None:
+                served = await self._agree(hello)
+                self.matches[hello.match_id] = served
+            return served
+
+    async def _agree(self, hello: Hello) -> ServedMatch:
+        """Run code consensus for a new match from the players' attestations in the DHT."""
+        players = hello.players or (hello.player,)
+        check = ConsensusCheck(
+            self.key,
+            self.network,
+            hello.match_id,
+            players=players,
+            offer_code_hash=self.code_hash,
+        )
+        deadline = self.clock() + self.attest_wait
+        while True:
+            for record in await self.dht.get(match_key(self.network, hello.match_id)):
+                if record.kind != ATTEST_KIND:
+                    continue
+                try:
+                    check.receive(record.raw, now=self.clock())
+                except RecordError as exc:
+                    log.info("match %s: attestation dropped: %s", hello.match_id, exc)
+            if len(check.attestations) == len(set(players)) or self.clock() >= deadline:
+                break
+            await asyncio.sleep(0.5)
+        answer_record = check.decide(now=self.clock())
+        with contextlib.suppress(FairDHTError):
+            await self.dht.put(answer_record)
+        answer = answer_record.body_as(MatchAnswer)
+        if not answer.accepted:
+            log.info("match %s refused: %s", hello.match_id, _refusal_text(answer))
+            return ServedMatch(host=None, answer=answer)
+        data = _match_data(hello.data, answer.data_hash)
+        if data is None:
+            answer = MatchAnswer(
+                accepted=False,
+                code_hash=answer.code_hash,
+                data_hash=answer.data_hash,
+                players_hash=answer.players_hash,
+                reason="match data in the hello differs from what the players attested",
+            )
+            return ServedMatch(host=None, answer=answer)
+        spec = MatchSpec(
+            network=self.network,
+            match_id=hello.match_id,
+            code_hash=self.code_hash,
+            players=tuple(sorted(set(players))),
+            match_data=data,
+        )
+        host = MatchHost(
+            self.key,
+            spec,
+            self.bundle_dir,
+            limits=self.limits,
+            tick_ms=self.tick_ms,
+            clock=self.clock,
+        )
+        served = ServedMatch(host=host, answer=answer)
+        served.task = asyncio.create_task(self._host(served))
+        return served
+
+    async def _host(self, served: ServedMatch) -> Record:
+        assert served.host is not None
+        record = await served.host.run()
+        served.outcome = record
+        outcome = record.body_as(MatchOutcome)
+        try:
+            await self.dht.put(record)
+        except FairDHTError as exc:
+            log.warning("match %s: outcome not stored: %s", outcome.match_id, exc)
+        for subject, action in outcome_votes(outcome):
+            try:
+                await cast_vote(
+                    self.dht.put,
+                    lambda k: self.dht.get(k, include_withdrawn=True),
+                    self.key,
+                    network=self.network,
+                    subject=subject,
+                    action=action,
+                    context=outcome.match_id,
+                    evidence=record.raw if len(record.raw) <= 640 else b"",
+                    now=self.clock(),
+                )
+                served.votes.append((subject, action))
+            except FairDHTError as exc:
+                log.warning("match %s: %s vote not stored: %s", outcome.match_id, action, exc)
+        await self.finished.put(served)
+        return record
+
+
+def _match_data(data: dict[str, Any] | None, attested: bytes) -> dict[str, Any] | None:
+    """The rules' match data (map, mode and the settings' keys) if it hashes as attested."""
+    if data is None:
+        return None
+    map_name, mode, settings = data.get("map"), data.get("mode"), data.get("settings")
+    if not isinstance(map_name, str) or not isinstance(mode, str) or not isinstance(settings, dict):
+        return None
+    try:
+        if match_data_hash(map_name, mode, settings) != attested:
+            return None
+    except FairDHTError:
+        return None
+    return {**settings, "map": map_name, "mode": mode}
+
+
+def _refusal_text(answer: MatchAnswer) -> str:
+    names = [p.hex()[:16] for p in answer.disagreed]
+    missing = [p.hex()[:16] for p in answer.missing]
+    parts = [answer.reason or "match refused"]
+    if names:
+        parts.append("disagreed: " + ", ".join(names))
+    if missing:
+        parts.append("missing: " + ", ".join(missing))
+    return "; ".join(parts)

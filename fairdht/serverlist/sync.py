@@ -1,0 +1,202 @@
+"""One round of reading a network's list from the DHT and applying the trust policy.
+
+The network is reached only through an injected ``get(key) -> list[Record]`` (normally
+``DHTNode.get``), so this runs the same over UDP, in ``fairdht.sim`` and in tests.
+Used by the light client (``fairdht servers``: policy only) and by a full node's
+follower (``fairdht.node.serverlist_replica``: policy and history commits).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import Counter
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+
+from fairdht.content.blobs import fetch_blob
+from fairdht.errors import NetworkError, RecordError
+from fairdht.records.envelope import Record, decode_record
+from fairdht.serverlist.control import checkpoint_key, keyset_key, rollback_key, shard_keys
+from fairdht.serverlist.history import Commit, History
+from fairdht.serverlist.listing import DEFAULT_CAPS, Caps, Listing, build_listing
+from fairdht.serverlist.members import MemberList, decode_members
+from fairdht.serverlist.policy import Control, Policy, decide
+from fairdht.trust.rotation import apply_rotations
+from fairdht.trust.store import TrustStore
+
+__all__ = [
+    "Getter",
+    "SyncResult",
+    "fetch_announcements",
+    "fetch_controls",
+    "load_members",
+    "sync_network",
+]
+
+log = logging.getLogger(__name__)
+
+Getter = Callable[[bytes], Awaitable[list[Record]]]
+_PARALLEL = 8
+
+
+@dataclass(frozen=True, slots=True)
+class SyncResult:
+    """The list after one round, what was applied and what was ignored."""
+
+    listing: Listing
+    policy: Policy
+    applied: tuple[Control, ...] = ()
+    ignored: dict[str, int] = field(default_factory=dict)
+    commits: tuple[Commit, ...] = ()
+
+
+async def _gather(get: Getter, keys: Sequence[bytes]) -> list[Record]:
+    gate = asyncio.Semaphore(_PARALLEL)
+
+    async def one(key: bytes) -> list[Record]:
+        async with gate:
+            return await get(key)
+
+    out: list[Record] = []
+    for records in await asyncio.gather(*(one(k) for k in keys)):
+        out.extend(records)
+    return out
+
+
+async def fetch_announcements(get: Getter, network: str) -> list[Record]:
+    """Every announcement record of ``network``, read from all its shards."""
+    return await _gather(get, shard_keys(network))
+
+
+async def fetch_controls(get: Getter, network: str) -> list[Record]:
+    """Every checkpoint and rollback record of ``network``."""
+    return await _gather(get, [checkpoint_key(network), rollback_key(network)])
+
+
+async def load_members(get: Getter, history: History, control: Control) -> MemberList:
+    """The member list a control names, from the cache or the network, checked against it.
+
+    Raises ``RecordError`` if the list does not match the control's network, version,
+    root or count, and ``NetworkError`` if it cannot be fetched.
+    """
+    data = history.member_list(control.members)
+    if data is None:
+        data = await fetch_blob(get, control.members)
+    members = decode_members(data)
+    if (
+        members.network != control.network
+        or members.version != control.members_version
+        or members.root != control.root
+        or len(members.members) != control.count
+    ):
+        raise RecordError("member list does not match the control record that names it")
+    history.put_member_list(control.members, data)
+    return members
+
+
+async def sync_network(
+    get: Getter,
+    network: str,
+    *,
+    history: History,
+    trust: TrustStore,
+    now: float,
+    caps: Caps = DEFAULT_CAPS,
+    record_history: bool = True,
+) -> SyncResult:
+    """Read ``network``, accept newer k-of-n controls, and build (and commit) its list.
+
+    Accepted controls are applied in version order, each as its own commit when
+    ``record_history``; then the current list is committed as a ``sync`` commit if it
+    changed. Ignored control records are counted by reason and logged.
+    """
+    ignored: Counter[str] = Counter()
+    try:
+        rotations = apply_rotations(
+            trust, network, "checkpoint", await get(keyset_key(network)), now=now
+        )
+    except RecordError as exc:
+        ignored["rotation_" + exc.code] += 1
+        rotations = []
+    for rotation in rotations:
+        log.info("network %s: maintainer key set rotated to version %d", network, rotation.version)
+    announcements, controls = await asyncio.gather(
+        fetch_announcements(get, network), fetch_controls(get, network)
+    )
+    held_raw = history.held_raw(network)
+    for raw in held_raw:  # a record the DHT lost still counts for replay detection
+        try:
+            controls.append(decode_record(raw))
+        except RecordError:
+            ignored["held_bad"] += 1
+    # One entry per signed record: the DHT's copy and the held copy are the same bytes.
+    controls = list({r.raw: r for r in controls}.values())
+    policy = history.policy(network)
+    decision = decide(
+        controls,
+        network=network,
+        trusted=trust.keys(network, "checkpoint"),
+        threshold=trust.threshold(network, "checkpoint"),
+        held_version=policy.version,
+        held_raw=held_raw,
+        now=now,
+    )
+    ignored.update(decision.ignored)
+    distrusted = trust.distrusted(network)
+    applied: list[Control] = []
+    commits: list[Commit] = []
+    for control in decision.accepted:
+        try:
+            members = await load_members(get, history, control)
+        except (RecordError, NetworkError) as exc:
+            ignored["members_" + exc.code] += 1
+            log.warning(
+                "network %s: cannot use %s v%d: %s", network, control.kind, control.version, exc
+            )
+            continue
+        policy = policy.after(control, frozenset(members.leaves))
+        history.save_control(control, members.encode(), policy)
+        applied.append(control)
+        log.info(
+            "network %s: applied %s v%d root %s",
+            network,
+            control.kind,
+            control.version,
+            control.root.hex(),
+        )
+        if record_history:
+            listing = build_listing(
+                announcements,
+                network=network,
+                now=now,
+                policy=policy,
+                caps=caps,
+                distrusted=distrusted,
+            )
+            note = (
+                control.reason
+                or f"{control.kind} v{control.version} by {len(control.signers)} keys"
+            )
+            commit = history.commit(
+                listing, now=now, kind=control.kind, version=control.version, note=note
+            )
+            if commit is not None:
+                commits.append(commit)
+    for reason, count in sorted(decision.ignored.items()):
+        # Records this node already applied come back on every read: not news.
+        log.log(
+            logging.DEBUG if reason == "replayed" else logging.INFO,
+            "network %s: ignored %d control records (%s)",
+            network,
+            count,
+            reason,
+        )
+    listing = build_listing(
+        announcements, network=network, now=now, policy=policy, caps=caps, distrusted=distrusted
+    )
+    if record_history:
+        commit = history.commit(listing, now=now, kind="sync", version=policy.version)
+        if commit is not None:
+            commits.append(commit)
+    return SyncResult(listing, policy, tuple(applied), dict(ignored), tuple(commits))

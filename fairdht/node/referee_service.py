@@ -126,8 +126,8 @@ class RefereeService:
         def make(now: float) -> Record:
             return sign_offer(self.key, self.network, self.code_hash, offer, now=now)
 
-        # The offer lives 1 h by default; re-sign it well before it expires.
-        self._offer_alive = self.dht.keep_alive(make, every=600)
+        # Offers live at most 15 min (kind referee_offer); re-sign at a third of that.
+        self._offer_alive = self.dht.keep_alive(make, every=300)
         await self._offer_alive.first()
         return address
 

@@ -1,0 +1,131 @@
+"""``fairdht node``: run a full node (routing, storage) with an optional local HTTP API."""
+
+from __future__ import annotations
+
+import argparse
+import ipaddress
+import logging
+from typing import Any
+
+from fairdht.cli.common import (
+    add_bootstrap_option,
+    add_data_dir_option,
+    add_key_option,
+    data_dir_of,
+    listen_endpoint,
+    parse_endpoint,
+)
+from fairdht.errors import NetworkError
+
+__all__ = ["http_endpoint", "register", "run"]
+
+log = logging.getLogger("fairdht.node")
+
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+
+
+def http_endpoint(text: str) -> tuple[str, int]:
+    """argparse type of ``--http``: ``IP:PORT``, or just ``PORT`` on 127.0.0.1."""
+    if text.strip().isdigit():
+        text = f"127.0.0.1:{text.strip()}"
+    return tuple(  # type: ignore[return-value]
+        parse_endpoint(text, what="HTTP address", allow_port_zero=True, allow_hostname=False)
+    )
+
+
+def _positive_seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if not 0 < value <= 3600:
+        raise argparse.ArgumentTypeError(f"{text!r} must be between 0 and 3600 seconds")
+    return value
+
+
+def register(subparsers: Any) -> None:
+    """Add the ``node`` command."""
+    parser: argparse.ArgumentParser = subparsers.add_parser(
+        "node", help="run a full node", description="Run a full fairdht node until SIGINT/SIGTERM."
+    )
+    parser.add_argument(
+        "--listen",
+        metavar="IP:PORT",
+        type=listen_endpoint,
+        default=listen_endpoint("127.0.0.1:0"),
+        help="UDP address to listen on (default 127.0.0.1:0, loopback with a free port)",
+    )
+    add_bootstrap_option(parser)
+    add_data_dir_option(parser)
+    add_key_option(parser)
+    parser.add_argument(
+        "--http",
+        metavar="IP:PORT",
+        type=http_endpoint,
+        default=None,
+        help="start the local HTTP API here (e.g. 127.0.0.1:8470; port 0 picks one)",
+    )
+    parser.add_argument(
+        "--rpc-timeout",
+        metavar="S",
+        type=_positive_seconds,
+        default=1.0,
+        help="seconds to wait for a peer's reply (default 1)",
+    )
+    parser.add_argument(
+        "--retry-cap",
+        metavar="S",
+        type=_positive_seconds,
+        default=60.0,
+        help="longest wait between bootstrap attempts (default 60)",
+    )
+    parser.add_argument(
+        "--stats-interval",
+        metavar="S",
+        type=_positive_seconds,
+        default=60.0,
+        help="seconds between statistics log lines (default 60)",
+    )
+    parser.add_argument(
+        "--log-level",
+        choices=LOG_LEVELS,
+        type=str.upper,
+        default="INFO",
+        help="log verbosity (default INFO)",
+    )
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run the node until a signal; 0 after a clean shutdown."""
+    # Imported here so `fairdht keygen` and `fairdht status` start without the DHT stack.
+    from fairdht.api.server import ApiServer
+    from fairdht.node.config import NodeConfig
+    from fairdht.node.process import run_main, run_until_signalled, setup_logging
+    from fairdht.node.runner import NodeRunner
+
+    setup_logging(args.log_level)
+    config = NodeConfig(
+        data_dir=data_dir_of(args),
+        listen=tuple(args.listen),
+        bootstrap=tuple(tuple(e) for e in args.bootstrap),
+        http=args.http,
+        key_path=args.key,
+        rpc_timeout=args.rpc_timeout,
+        retry_base=min(1.0, args.retry_cap),
+        retry_cap=args.retry_cap,
+        stats_interval=args.stats_interval,
+    )
+    if not config.bootstrap:
+        log.info("no --bootstrap given: starting as the first node of a network")
+    frontend = None
+    if config.http is not None:
+        if not ipaddress.ip_address(config.http[0]).is_loopback:
+            log.warning("the HTTP API listens on %s, beyond loopback", config.http[0])
+        frontend = ApiServer(*config.http)
+    runner = NodeRunner(config, frontend=frontend)
+    try:
+        run_main(run_until_signalled(runner))
+    except OSError as exc:
+        raise NetworkError(f"cannot start the node: {exc.strerror or exc}") from None
+    return 0

@@ -1,0 +1,42 @@
+"""``fairdht status --api URL``: ask a running node's HTTP API who it is and what it holds."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+from fairdht.api.client import ApiClient
+from fairdht.cli.common import add_json_option, print_json
+
+__all__ = ["register", "run"]
+
+FIELDS = ("node_id", "listen", "peers", "records", "uptime_s")
+
+
+def register(subparsers: Any) -> None:
+    """Add the ``status`` command."""
+    parser: argparse.ArgumentParser = subparsers.add_parser(
+        "status", help="show a running node's status through its HTTP API"
+    )
+    parser.add_argument(
+        "--api",
+        metavar="URL",
+        required=True,
+        help="the node's API, e.g. http://127.0.0.1:8470 (see node.json in its data dir)",
+    )
+    parser.add_argument(
+        "--timeout", metavar="S", type=float, default=5.0, help="seconds to wait (default 5)"
+    )
+    add_json_option(parser)
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Print the node's status; NetworkError (exit 1) if it does not answer."""
+    status = ApiClient(args.api, timeout=args.timeout).status()
+    if args.json:
+        print_json({name: status.get(name) for name in (*FIELDS, "public_key", "version")})
+    else:
+        sys.stdout.write("".join(f"{name} {status.get(name)}\n" for name in FIELDS))
+    return 0

@@ -1,0 +1,30 @@
+"""What a full node is told to do: addresses, data dir and timings (one frozen value)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+__all__ = ["NodeConfig"]
+
+
+@dataclass(frozen=True, slots=True)
+class NodeConfig:
+    """Settings of one full node; hosts are IP literals or names resolved when used."""
+
+    data_dir: Path
+    listen: tuple[str, int] = ("127.0.0.1", 0)
+    bootstrap: tuple[tuple[str, int], ...] = ()
+    http: tuple[str, int] | None = None
+    key_path: Path | None = None
+    rpc_timeout: float = 1.0
+    # Bootstrap retries while no entry node answers: exponential backoff from
+    # retry_base to retry_cap seconds, with jitter (see fairdht.node.backoff).
+    retry_base: float = 1.0
+    retry_cap: float = 60.0
+    # How often the runner checks that it still has contacts, saves peers.json and
+    # logs its counters.
+    check_interval: float = 5.0
+    peers_save_interval: float = 30.0
+    stats_interval: float = 60.0
+    max_saved_peers: int = 64

@@ -27,6 +27,9 @@ from fairdht.node.launcher import NodeProcess
 from fairdht.records import Record, sign_record
 from fairdht.records.kinds.server import SERVER_KIND, ServerAnnouncement
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from demo_phases import referee_each_other, sign_checkpoint
+
 NETWORK = "demo"
 ENTRY_NODES = 2
 # Announcements live at most 900 s (kind "server"); re-announce well before that.
@@ -58,6 +61,11 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--refresh", type=float, default=3.0, help="seconds between status tables (default 3)"
+    )
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="skip the checkpoint and the refereed matches (just nodes and servers)",
     )
     args = parser.parse_args(argv)
     if not 2 <= args.nodes <= 50:
@@ -259,6 +267,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         wait_joined(nodes)
         servers = example_servers()
         publish_servers(nodes[ENTRY_NODES], servers)
+        if not args.quick:
+            sign_checkpoint(root, nodes, say)
+            referee_each_other(root, nodes, say)
+        say(f"dashboard: {nodes[0].api_url}/   (API: {nodes[0].api_url}/api/status)")
         watch(nodes, servers, refresh=args.refresh, duration=args.duration)
     except KeyboardInterrupt:
         say()

@@ -36,6 +36,14 @@ def test_demo_runs_five_nodes_publishes_servers_and_stops_them_cleanly(tmp_path:
     assert {row[0] for row in rows} == {"1", "2", "3", "4", "5"}
     assert all(int(peers) >= 1 for _, peers, _ in rows)
     assert "servers visible from node 5: 3 of 3" in out
+    # The later phases: a checkpoint, then games A and B refereeing each other (seed appendix).
+    assert re.search(r"^signed checkpoint v1 of the demo server list", out, re.M)
+    assert "eligible referees for game A (12, 16, 45): 33" in out
+    assert "eligible referees for game B (49, 09, 33): 16" in out
+    assert "demo-match-a: refereed by 33, completed" in out
+    assert "demo-match-b: refereed by 16, completed" in out
+    assert "referee 16 voted cheating for player 09" in out
+    assert re.search(r"^dashboard: http://127\.0\.0\.1:\d+/", out, re.M)
     assert "stopped 5 nodes cleanly" in out
     for n in range(1, 6):
         node_dir = data / f"node{n}"

@@ -24,6 +24,7 @@ typecheck: $(STAMP)
 	$(VENV)/bin/mypy
 
 test: lint typecheck
+	sh scripts/ensure_chromium.sh
 	$(VENV)/bin/pytest -n 2 -m "not slow" --timeout 300
 
 test-slow: $(STAMP)

@@ -21,6 +21,16 @@ __all__ = ["MAX_BODY_BYTES", "ROUTE_MODULES", "create_app"]
 ROUTE_MODULES = [
     "fairdht.api.status",
     "fairdht.api.records",
+    "fairdht.api.servers",
+    "fairdht.api.history",
+    "fairdht.api.checkpoints",
+    "fairdht.api.karma",
+    "fairdht.api.referees",
+    "fairdht.api.events",
+    "fairdht.api.writes",
+    "fairdht.api.metrics",
+    "fairdht.api.openapi",
+    "fairdht.api.dashboard",
 ]
 
 # Records are at most 1 KiB; a hex JSON body of one is ~2 KiB. Anything far larger

@@ -15,7 +15,9 @@ from fairdht.cli.common import (
     listen_endpoint,
     parse_endpoint,
 )
-from fairdht.errors import NetworkError
+from fairdht.errors import BadBody, NetworkError
+from fairdht.records.envelope import check_network_name
+from fairdht.trust import DEMO_NETWORK
 
 __all__ = ["http_endpoint", "register", "run"]
 
@@ -41,6 +43,13 @@ def _positive_seconds(text: str) -> float:
     if not 0 < value <= 3600:
         raise argparse.ArgumentTypeError(f"{text!r} must be between 0 and 3600 seconds")
     return value
+
+
+def _network(text: str) -> str:
+    try:
+        return check_network_name(text)
+    except BadBody as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def register(subparsers: Any) -> None:
@@ -87,6 +96,14 @@ def register(subparsers: Any) -> None:
         help="seconds between statistics log lines (default 60)",
     )
     parser.add_argument(
+        "--follow",
+        metavar="NET",
+        type=_network,
+        action="append",
+        default=None,
+        help="keep a replica and history of this network's server list (repeatable; default demo)",
+    )
+    parser.add_argument(
         "--log-level",
         choices=LOG_LEVELS,
         type=str.upper,
@@ -115,6 +132,7 @@ def run(args: argparse.Namespace) -> int:
         retry_base=min(1.0, args.retry_cap),
         retry_cap=args.retry_cap,
         stats_interval=args.stats_interval,
+        follow=tuple(dict.fromkeys(args.follow or [DEMO_NETWORK])),
     )
     if not config.bootstrap:
         log.info("no --bootstrap given: starting as the first node of a network")

@@ -28,3 +28,5 @@ class NodeConfig:
     peers_save_interval: float = 30.0
     stats_interval: float = 60.0
     max_saved_peers: int = 64
+    # Networks whose server list this node replicates and keeps a history of.
+    follow: tuple[str, ...] = ("demo",)

@@ -74,6 +74,7 @@ class Subscription:
         self.network = network
         self.queue: asyncio.Queue[Event] = asyncio.Queue(size)
         self.closed = False
+        self.overflowed = False  # closed because its queue was full
         self._wake = asyncio.Event()
 
     def offer(self, event: Event) -> bool:
@@ -85,6 +86,7 @@ class Subscription:
         try:
             self.queue.put_nowait(event)
         except asyncio.QueueFull:
+            self.overflowed = True
             self.close()
             return False
         self._wake.set()

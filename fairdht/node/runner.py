@@ -159,7 +159,9 @@ class NodeRunner:
         stack.push_async_callback(dht.stop)
         listen = await dht.listen(cfg.listen[0], cfg.listen[1])
         events = EventBus()
-        live = LiveServerLists(dht, self.data_dir.root, bus=events, clock=self.clock)
+        live = LiveServerLists(
+            dht, self.data_dir.root, bus=events, networks=cfg.follow, clock=self.clock
+        )
         live.start()
         stack.push_async_callback(live.stop)
         node = RunningNode(

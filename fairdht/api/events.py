@@ -1,0 +1,100 @@
+"""``GET /api/events``: the node's event bus as server-sent events (WHATWG HTML, section 9.2).
+
+A game client keeps its server list live from this stream, as with OpenDHT's listen:
+``server.added``/``server.updated`` carry the full server object, ``server.expired``
+names the one that left. Each message has an ``id``; a client that reconnects with
+``Last-Event-ID`` (or ``?after=ID``) first gets the kept events it missed. A comment
+line goes out every ``keep-alive`` seconds so proxies and clients see a live socket.
+A client that falls ``DEFAULT_QUEUE`` events behind gets an ``overflow`` message and
+the stream ends; it reconnects with its last id.
+"""
+
+from __future__ import annotations
+
+import json
+
+from aiohttp import web
+
+from fairdht.api.context import NODE
+from fairdht.api.errors import ApiError
+from fairdht.api.params import network_param
+from fairdht.node.events import Event, Subscription
+
+__all__ = ["KEEPALIVE_SECONDS", "STREAMS", "format_event", "register", "stream_events"]
+
+KEEPALIVE_SECONDS = web.AppKey("fairdht.events.keepalive", float)
+STREAMS = web.AppKey("fairdht.events.streams", set[Subscription])
+# Below the common 30-60 s idle timeouts of proxies and load balancers.
+DEFAULT_KEEPALIVE = 15.0
+
+
+def format_event(event: Event) -> bytes:
+    """One SSE message: ``id``, ``event`` (the type) and one ``data`` line of JSON."""
+    data = json.dumps(
+        {"id": event.id, "type": event.type, "time": event.time, "data": event.data},
+        sort_keys=True,
+        separators=(",", ":"),
+    )
+    return f"id: {event.id}\nevent: {event.type}\ndata: {data}\n\n".encode()
+
+
+def _after(request: web.Request) -> int | None:
+    text = request.headers.get("Last-Event-ID") or request.query.get("after", "")
+    if not text:
+        return None
+    if not text.isdigit() or len(text) > 18:
+        raise ApiError(400, "Last-Event-ID (or after) must be an event id")
+    return int(text)
+
+
+async def stream_events(request: web.Request) -> web.StreamResponse:
+    """Stream events (of one network with ``network=``) until the client goes away."""
+    network = network_param(request, default=None) if request.query.get("network") else None
+    after = _after(request)
+    node = request.app[NODE]
+    keepalive = request.app[KEEPALIVE_SECONDS]
+    response = web.StreamResponse(
+        headers={
+            "Content-Type": "text/event-stream",
+            "Cache-Control": "no-cache",
+            "X-Accel-Buffering": "no",  # nginx: do not buffer the stream
+        }
+    )
+    # Subscribe before the headers go out: a client that saw the response misses nothing.
+    sub = node.events.subscribe(network=network, after=after)
+    streams = request.app[STREAMS]
+    streams.add(sub)
+    try:
+        await response.prepare(request)
+        await response.write(b"retry: 3000\n: connected\n\n")
+        while True:
+            event = await sub.next(keepalive)
+            if event is not None:
+                await response.write(format_event(event))
+            elif not sub.closed:
+                await response.write(b": keep-alive\n\n")
+            else:
+                break
+        if sub.overflowed:
+            await response.write(b'event: overflow\ndata: {"reconnect":true}\n\n')
+    except ConnectionResetError:
+        pass  # the client went away
+    finally:
+        sub.close()
+        streams.discard(sub)
+    return response
+
+
+async def _close_streams(app: web.Application) -> None:
+    streams = app[STREAMS]
+    for sub in list(streams):
+        streams.discard(sub)
+        sub.close()
+
+
+def register(app: web.Application) -> None:
+    """Add the event stream route and close open streams when the server shuts down."""
+    app[KEEPALIVE_SECONDS] = DEFAULT_KEEPALIVE
+    app[STREAMS] = set()
+    app.on_shutdown.append(_close_streams)
+    app.router.add_get("/api/events", stream_events)

@@ -3,7 +3,10 @@
 
 Usage: python scripts/publish_server.py --key PATH --bootstrap HOST:PORT --address IP:PORT
        --name NAME --network NET [--mode M] [--map M] [--players N] [--max-players N]
-       [--game-version V] [--tags a,b] [--once]
+       [--game-version V] [--tags a,b] [--once] [--no-probe-answer]
+
+Without --once it also answers reachability probes on the announced UDP port
+(docs/serverlist.md section 1.11).
 """
 
 from __future__ import annotations

@@ -101,6 +101,9 @@ SCHEMAS: dict[str, Schema] = {
             "expires_at": INT,
             "verified": BOOL,
             "leaf": HEX,
+            # docs/serverlist.md §1.11: true proven by a probe, false probed and not
+            # proven, null unknown (not probed yet, out of the node's scope, or stale).
+            "reachable": _nullable(BOOL),
         },
         {"karma": KARMA_BRIEF},
     ),

@@ -4,6 +4,8 @@ A network the node follows is answered from its replica (fairdht.node.live), at 
 one round old; any other network is read from the DHT on request with the data dir's
 trust policy, exactly as ``fairdht servers`` reads it. The document is the one of
 ``fairdht servers --json``; ``karma=1`` adds each author's karma in the node's view.
+Each server's ``reachable`` is the node's cached probe result (docs/serverlist.md
+§1.11): requests never send probes, the follower does, within its budget.
 """
 
 from __future__ import annotations
@@ -18,12 +20,20 @@ from fairdht.api.karmaview import install, read_view
 from fairdht.api.params import flag, network_param, public_key_param
 from fairdht.api.timing import timed_get
 from fairdht.karma.score import karma_of
+from fairdht.node.live import LiveServerLists
 from fairdht.serverlist.history import History
 from fairdht.serverlist.listing import Entry
 from fairdht.serverlist.sync import SyncResult, sync_network
 from fairdht.trust import TrustStore
 
-__all__ = ["current_list", "get_author", "get_servers", "list_document", "register"]
+__all__ = [
+    "current_list",
+    "get_author",
+    "get_servers",
+    "list_document",
+    "register",
+    "server_json",
+]
 
 
 async def current_list(request: web.Request, network: str) -> tuple[SyncResult, int | None]:
@@ -49,11 +59,22 @@ async def current_list(request: web.Request, network: str) -> tuple[SyncResult, 
     return result, None
 
 
-def list_document(result: SyncResult, network: str, now: float) -> dict[str, Any]:
+def server_json(entry: Entry, live: LiveServerLists | None) -> dict[str, Any]:
+    """One server object: ``Entry.to_json`` plus the cached ``reachable`` (null: unknown)."""
+    if live is not None:
+        return live.entry_json(entry)
+    doc = entry.to_json()
+    doc["reachable"] = None
+    return doc
+
+
+def list_document(
+    result: SyncResult, network: str, now: float, live: LiveServerLists | None = None
+) -> dict[str, Any]:
     """The document of ``fairdht servers --json``."""
     listing = result.listing
     return {
-        "servers": [e.to_json() for e in listing.listed],
+        "servers": [server_json(e, live) for e in listing.listed],
         "network": network,
         "state_root": listing.root.hex(),
         "checkpoint_version": result.policy.version,
@@ -79,15 +100,17 @@ async def get_servers(request: web.Request) -> web.Response:
     with_karma = flag(request, "karma")
     node = request.app[NODE]
     result, synced_at = await current_list(request, network)
-    doc = list_document(result, network, node.clock())
+    doc = list_document(result, network, node.clock(), node.live)
     doc["synced_at"] = synced_at
     if with_karma:
         await _add_karma(request, network, doc["servers"])
     return web.json_response(doc)
 
 
-def _of(entries: tuple[Entry, ...], author: bytes) -> list[dict[str, Any]]:
-    return [e.to_json() for e in entries if e.record.author == author]
+def _of(
+    entries: tuple[Entry, ...], author: bytes, live: LiveServerLists | None
+) -> list[dict[str, Any]]:
+    return [server_json(e, live) for e in entries if e.record.author == author]
 
 
 async def get_author(request: web.Request) -> web.Response:
@@ -97,11 +120,12 @@ async def get_author(request: web.Request) -> web.Response:
     with_karma = flag(request, "karma")
     result, synced_at = await current_list(request, network)
     listing = result.listing
-    servers = _of(listing.listed, author)
+    live = request.app[NODE].live
+    servers = _of(listing.listed, author, live)
     held = {
-        "quarantined": _of(listing.quarantined, author),
-        "capped": _of(listing.capped, author),
-        "distrusted": _of(listing.distrusted, author),
+        "quarantined": _of(listing.quarantined, author, live),
+        "capped": _of(listing.capped, author, live),
+        "distrusted": _of(listing.distrusted, author, live),
     }
     if not servers and not any(held.values()):
         raise ApiError(404, f"author {author.hex()} has no server on {network}")

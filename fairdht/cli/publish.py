@@ -3,13 +3,17 @@
 Checks every argument before touching the network (bad input: one sentence, exit 2,
 nothing published), joins as a light client, puts the signed announcement and says
 how many replicas accepted it. Without ``--once`` it re-announces every ``--every``
-seconds with a newer seq until Ctrl-C (or SIGTERM), then publishes a signed withdrawal.
+seconds with a newer seq until Ctrl-C (or SIGTERM), then publishes a signed withdrawal,
+and meanwhile answers reachability probes on the announced UDP port (docs/serverlist.md
+§1.11) unless ``--no-probe-answer``; when the port is taken (often by the game server
+itself) it says so: the game server must then answer probes itself.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import errno
 import signal
 import sys
 import time
@@ -21,6 +25,7 @@ from fairdht.cli.common import add_bootstrap_option, add_json_option, load_key_o
 from fairdht.dht import PutResult, connect
 from fairdht.errors import FairDHTError, KeyFileError, NetworkError, UsageError
 from fairdht.identity.keys import SigningKey
+from fairdht.node.prober import ProbeAnswerer
 from fairdht.records.envelope import Record
 from fairdht.records.kinds.server import ServerAnnouncement
 from fairdht.serverlist.announce import (
@@ -31,7 +36,7 @@ from fairdht.serverlist.announce import (
     withdrawal_record,
 )
 
-__all__ = ["add_publish_arguments", "main", "register", "run_publish"]
+__all__ = ["add_publish_arguments", "main", "register", "run_publish", "start_answerer"]
 
 
 def _int(text: str) -> int:
@@ -65,6 +70,12 @@ def add_publish_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--game-version", default="", help="game version (at most 32 characters)")
     parser.add_argument("--tags", default="", help="comma-separated tags (at most 8 of 1-16 chars)")
     parser.add_argument("--once", action="store_true", help="announce once and exit")
+    parser.add_argument(
+        "--no-probe-answer",
+        action="store_true",
+        help="do not answer reachability probes on the announced UDP port "
+        "(the game server answers them itself)",
+    )
     parser.add_argument(
         "--ttl",
         type=_int,
@@ -126,12 +137,66 @@ def _prepare(args: argparse.Namespace) -> tuple[SigningKey, ServerAnnouncement, 
     return key, body, first, every
 
 
+def _warn(text: str) -> None:
+    print(text, file=sys.stderr, flush=True)
+
+
+_SELF_ANSWER = (
+    "; players' nodes will list it as unproven unless the game server answers fairdht "
+    "probes on that port itself (docs/serverlist.md, section 1.11; Python: "
+    "fairdht.serverlist.probe.ProbeResponder)"
+)
+
+
+async def start_answerer(key: SigningKey, address: str) -> ProbeAnswerer | None:
+    """Answer probes on the announced port; warn and return None when that is impossible."""
+    answerer = ProbeAnswerer(key, address)
+    port = address.rsplit(":", 1)[1]
+    try:
+        bound = await answerer.start()
+    except OSError as exc:
+        if exc.errno == errno.EADDRINUSE:
+            _warn(f"warning: UDP port {port} is taken, probably by the game server{_SELF_ANSWER}")
+            return None
+        if exc.errno != errno.EADDRNOTAVAIL:
+            _warn(f"warning: cannot bind UDP port {port}: {exc.strerror}{_SELF_ANSWER}")
+            return None
+        # The announced IP is not on this host (NAT): listen on every address instead.
+        wildcard = "::" if address.startswith("[") else "0.0.0.0"
+        try:
+            bound = await answerer.start(wildcard)
+        except OSError as exc2:
+            _warn(f"warning: cannot bind UDP port {port}: {exc2.strerror}{_SELF_ANSWER}")
+            return None
+    _warn(f"answering reachability probes on udp {bound[0]}:{bound[1]}")
+    return answerer
+
+
 async def _publish(args: argparse.Namespace) -> int:
     key, body, first, every = _prepare(args)
+    answerer = None
+    if not args.once and not args.no_probe_answer:
+        answerer = await start_answerer(key, body.address)
+    try:
+        return await _announce(args, key, body, first, every)
+    finally:
+        if answerer is not None:
+            await answerer.close()
+
+
+async def _announce(
+    args: argparse.Namespace,
+    key: SigningKey,
+    body: ServerAnnouncement,
+    first: Record,
+    every: float,
+) -> int:
     async with connect(list(args.bootstrap)) as node:
         result = await node.put(first)
         _say(args, "announced", result, body)
         if args.once:
+            if not args.no_probe_answer:
+                _warn(f"note: with --once nothing answers probes for {body.address}{_SELF_ANSWER}")
             return 0
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()

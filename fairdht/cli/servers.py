@@ -2,7 +2,10 @@
 
 Reads every shard of the network, verifies every record, applies the trust policy of
 the data dir (accepted checkpoints and rollbacks, distrusted keys), merges, caps and
-sorts, then prints a table or ``{"servers": [...]}`` (docs/serverlist.md).
+sorts, then probes the listed addresses (docs/serverlist.md §1.11: at most
+``--probe-budget`` probes, ``--probe-timeout`` seconds, each address at most once a
+minute across runs thanks to ``probes.sqlite`` in the data dir; ``--no-probe`` skips
+it) and prints a table or ``{"servers": [...]}`` with ``reachable`` per server.
 """
 
 from __future__ import annotations
@@ -10,6 +13,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -22,18 +26,27 @@ from fairdht.cli.common import (
 )
 from fairdht.dht import connect
 from fairdht.errors import BadBody, UsageError
+from fairdht.node.prober import ProbeCache, Prober
 from fairdht.records.envelope import check_network_name
 from fairdht.serverlist.history import History
+from fairdht.serverlist.listing import Entry
+from fairdht.serverlist.probe import ProbeTable
+from fairdht.serverlist.probe_scope import ProbeScope
 from fairdht.serverlist.sync import SyncResult, sync_network
 from fairdht.trust import DEMO_NETWORK, TrustStore
 
 __all__ = [
+    "DEFAULT_PROBE_BUDGET",
+    "DEFAULT_PROBE_TIMEOUT",
     "HISTORY_FILE_NAME",
+    "PROBE_FILE_NAME",
     "TRUST_FILE_NAME",
+    "ProbedList",
     "add_network_option",
     "network_of",
     "open_history",
     "open_trust",
+    "read_and_probe",
     "read_network",
     "register",
     "render_table",
@@ -42,6 +55,10 @@ __all__ = [
 
 HISTORY_FILE_NAME = "history.sqlite"
 TRUST_FILE_NAME = "trust.sqlite"
+PROBE_FILE_NAME = "probes.sqlite"
+# A light client is short-lived: a few dozen probes and a second of waiting at most.
+DEFAULT_PROBE_BUDGET = 32
+DEFAULT_PROBE_TIMEOUT = 1.0
 
 
 def add_network_option(parser: argparse.ArgumentParser, *, required: bool = False) -> None:
@@ -84,6 +101,80 @@ async def read_network(
         )
 
 
+@dataclass(frozen=True, slots=True)
+class ProbedList:
+    """A network's list and the probe result of each listed entry (by leaf)."""
+
+    result: SyncResult
+    reachable: dict[bytes, bool | None] = field(default_factory=dict)
+    probes_sent: int = 0
+
+    def server_json(self, entry: Entry) -> dict[str, Any]:
+        """``Entry.to_json`` plus ``reachable`` (true, false, or null: unknown)."""
+        doc = entry.to_json()
+        doc["reachable"] = self.reachable.get(entry.leaf)
+        return doc
+
+
+async def read_and_probe(
+    bootstrap: list[tuple[str, int]],
+    network: str,
+    data_dir: Path,
+    *,
+    now: float,
+    probe: bool = True,
+    budget: int = DEFAULT_PROBE_BUDGET,
+    timeout: float = DEFAULT_PROBE_TIMEOUT,
+    scope: ProbeScope | None = None,
+) -> ProbedList:
+    """Read ``network`` as a light client, then probe its listed servers (bounded)."""
+    history, trust = open_history(data_dir), open_trust(data_dir)
+    async with connect(bootstrap) as node:
+        result = await sync_network(
+            node.get, network, history=history, trust=trust, now=now, record_history=False
+        )
+        if not probe or not result.listing.listed:
+            return ProbedList(result)
+        cache = ProbeCache(data_dir / PROBE_FILE_NAME)
+        prober = Prober(table=ProbeTable(timeout=timeout))
+        try:
+            prober.table.load(cache.load())
+            await prober.start(node.address[0])
+            targets: dict[str, set[bytes]] = {}
+            for entry in result.listing.listed:
+                targets.setdefault(entry.body.address, set()).add(entry.record.author)
+            reach = scope or ProbeScope.for_node(node.address[0], [h for h, _ in bootstrap])
+            outcome = await prober.probe(targets, scope=reach, budget=budget, timeout=timeout)
+            cache.save(prober.table.rows())
+        finally:
+            await prober.close()
+            cache.close()
+        reachable = {
+            e.leaf: prober.reachable(e.body.address, e.record.author) for e in result.listing.listed
+        }
+        return ProbedList(result, reachable, outcome.sent)
+
+
+def _budget(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if not 0 <= value <= 1024:
+        raise argparse.ArgumentTypeError("the probe budget must be between 0 and 1024")
+    return value
+
+
+def _timeout(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if not 0 < value <= 10:
+        raise argparse.ArgumentTypeError("the probe timeout must be between 0 and 10 seconds")
+    return value
+
+
 def register(subparsers: Any) -> None:
     """Add the ``servers`` command."""
     parser: argparse.ArgumentParser = subparsers.add_parser(
@@ -92,6 +183,21 @@ def register(subparsers: Any) -> None:
     add_bootstrap_option(parser, required=True)
     add_network_option(parser)
     add_data_dir_option(parser)
+    parser.add_argument("--no-probe", action="store_true", help="do not probe the listed addresses")
+    parser.add_argument(
+        "--probe-budget",
+        type=_budget,
+        default=DEFAULT_PROBE_BUDGET,
+        metavar="N",
+        help=f"probe at most N addresses (default {DEFAULT_PROBE_BUDGET})",
+    )
+    parser.add_argument(
+        "--probe-timeout",
+        type=_timeout,
+        default=DEFAULT_PROBE_TIMEOUT,
+        metavar="S",
+        help=f"wait at most S seconds for probe replies (default {DEFAULT_PROBE_TIMEOUT:g})",
+    )
     add_json_option(parser)
     parser.set_defaults(func=run_servers)
 
@@ -100,11 +206,22 @@ def _cut(text: str, width: int) -> str:
     return text if len(text) <= width else text[: width - 1] + "…"
 
 
-def render_table(result: SyncResult) -> str:
-    """The human table: one line per server, then a summary line."""
+_UP = {True: "yes", False: "NO", None: "?"}
+
+
+def render_table(probed: ProbedList | SyncResult) -> str:
+    """The human table: one line per server, then a summary line.
+
+    OK is the checkpoint mark; UP is the probe result: ``yes`` (the author answered a
+    probe at that address), ``NO`` (probed, not proven), ``?`` (not probed).
+    """
+    if isinstance(probed, SyncResult):
+        probed = ProbedList(probed)
+    result = probed.result
     listing = result.listing
     lines = [
-        f"{'ADDRESS':<24} {'NAME':<28} {'MODE':<12} {'MAP':<14} {'PLAYERS':>9} {'VERSION':<10} OK"
+        f"{'ADDRESS':<24} {'NAME':<28} {'MODE':<12} {'MAP':<14} {'PLAYERS':>9} {'VERSION':<10} "
+        "OK UP"
     ]
     for e in listing.listed:
         b = e.body
@@ -112,7 +229,7 @@ def render_table(result: SyncResult) -> str:
         lines.append(
             f"{_cut(b.address, 24):<24} {_cut(b.name, 28):<28} {_cut(b.mode, 12):<12} "
             f"{_cut(b.map, 14):<14} {players:>9} {_cut(b.game_version, 10):<10} "
-            f"{'✓' if e.verified else '-'}"
+            f"{'✓' if e.verified else '-':<2} {_UP[probed.reachable.get(e.leaf)]}"
         )
     policy = result.policy
     state = f"checkpoint v{policy.version}" if policy.version else "no checkpoint"
@@ -130,12 +247,23 @@ def run_servers(args: argparse.Namespace) -> int:
     """List servers; exit 1 (NoPeersError) when no peer answered."""
     network = network_of(args)
     now = time.time()
-    result = asyncio.run(read_network(list(args.bootstrap), network, data_dir_of(args), now=now))
+    probed = asyncio.run(
+        read_and_probe(
+            list(args.bootstrap),
+            network,
+            data_dir_of(args),
+            now=now,
+            probe=not args.no_probe,
+            budget=args.probe_budget,
+            timeout=args.probe_timeout,
+        )
+    )
+    result = probed.result
     if args.json:
         listing = result.listing
         print_json(
             {
-                "servers": [e.to_json() for e in listing.listed],
+                "servers": [probed.server_json(e) for e in listing.listed],
                 "network": network,
                 "state_root": listing.root.hex(),
                 "checkpoint_version": result.policy.version,
@@ -145,5 +273,5 @@ def run_servers(args: argparse.Namespace) -> int:
             }
         )
     else:
-        print(render_table(result))
+        print(render_table(probed))
     return 0

@@ -5,7 +5,8 @@ Sans-IO cores (time comes in as ``now``; the network only through an injected
 ``merkle`` computes leaves, the state root and inclusion proofs (RFC 9162),
 ``members`` encodes checkpoint member lists, ``policy`` decides which k-of-n
 checkpoints and rollbacks count, ``control`` and ``maintain`` sign them, ``history`` keeps the
-hash-chained commits, and ``sync`` runs one read-and-apply round.
+hash-chained commits, ``sync`` runs one read-and-apply round, and ``probe`` and
+``probe_scope`` decide when an announced address counts as reachable.
 """
 
 from fairdht.serverlist.announce import (
@@ -39,6 +40,16 @@ from fairdht.serverlist.merkle import (
     verify_inclusion,
 )
 from fairdht.serverlist.policy import OPEN_POLICY, Control, ControlDecision, Policy, decide
+from fairdht.serverlist.probe import (
+    PROBE_SIZE,
+    REPLY_SIZE,
+    ProbeError,
+    ProbeResponder,
+    ProbeTable,
+    answer_probe,
+    is_probe,
+)
+from fairdht.serverlist.probe_scope import ProbeScope
 from fairdht.serverlist.sync import SyncResult, fetch_announcements, fetch_controls, sync_network
 
 __all__ = [
@@ -46,7 +57,9 @@ __all__ = [
     "DEFAULT_CAPS",
     "EMPTY_ROOT",
     "OPEN_POLICY",
+    "PROBE_SIZE",
     "REANNOUNCE_EVERY",
+    "REPLY_SIZE",
     "BlameRow",
     "Caps",
     "Commit",
@@ -59,9 +72,14 @@ __all__ = [
     "Member",
     "MemberList",
     "Policy",
+    "ProbeError",
+    "ProbeResponder",
+    "ProbeScope",
+    "ProbeTable",
     "SignOutcome",
     "SyncResult",
     "announcement_record",
+    "answer_probe",
     "build_listing",
     "checkpoint_key",
     "checkpoint_record",
@@ -71,6 +89,7 @@ __all__ = [
     "fetch_announcements",
     "fetch_controls",
     "inclusion_proof",
+    "is_probe",
     "keyset_key",
     "leaf_id",
     "make_announcement",

@@ -130,6 +130,7 @@ def test_the_document_matches_fairdht_servers_json(tmp_path: Path) -> None:
         async with api_nodes(tmp_path) as (one, two):
             await _publish_two(one)
             await two.live.sync_once()
+            await two.live.probe_round()  # nobody answers there: reachable false in both
             host, port = one.node.listen
             # The nodes live in this event loop: run the command without blocking it.
             cli = await asyncio.create_subprocess_exec(
@@ -144,5 +145,6 @@ def test_the_document_matches_fairdht_servers_json(tmp_path: Path) -> None:
             from_api = await two.json(f"/api/servers?network={NET}")
             assert from_api.pop("synced_at") is not None
             assert from_api == from_cli
+            assert {s["reachable"] for s in from_cli["servers"]} == {False}
 
     run(body)

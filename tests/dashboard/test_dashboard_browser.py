@@ -28,6 +28,7 @@ from apikit import (
 )
 from playwright.async_api import Page, async_playwright, expect
 
+from fairdht.node.prober import ProbeAnswerer
 from fairdht.records.kinds.referee import RefereeOffer
 from fairdht.referee.offers import sign_offer
 
@@ -122,6 +123,21 @@ def test_dashboard_live_server_browser_and_history(tmp_path: Path) -> None:
                 await expect(coop.locator(".players")).to_have_text("12/16", timeout=WAIT_MS)
                 assert await page.evaluate("window.sameDocument") is True
                 await shot(page, "2-live-update")
+
+                # Reachability marks: nobody answered probes yet; then the newcomer's
+                # key answers one at its address and its mark turns live (● proven).
+                await expect(page.locator("#servers tbody td.up.unknown")).to_have_count(6)
+                answerer = ProbeAnswerer(key("srv-6"), "127.0.36.1:28785")
+                await answerer.start()
+                try:
+                    await two.live.probe_round()
+                finally:
+                    await answerer.close()
+                newcomer_row = page.locator("#servers tbody tr", has_text="Newcomer")
+                await expect(newcomer_row.locator("td.up.yes")).to_have_count(1, timeout=WAIT_MS)
+                await expect(page.locator("#servers tbody td.up.no")).to_have_count(
+                    5, timeout=WAIT_MS
+                )
 
                 # Sorting and filtering happen in the page.
                 await page.click("#servers th[data-sort=name]")

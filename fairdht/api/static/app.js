@@ -66,9 +66,18 @@ function karmaBadge(k) {
   return el("span", { class: `karma ${k.color}`, text: `${sign}${k.score.toFixed(2)}`, title: k.color });
 }
 
+// docs/serverlist.md §1.11: true = the author answered a probe at this address,
+// false = probed and not proven (maybe a fake entry naming someone else), null = not probed yet.
+function reachMark(reachable) {
+  if (reachable === true) return el("td", { class: "up yes", text: "●", title: "reachable: answered a probe signed by its key" });
+  if (reachable === false) return el("td", { class: "up no", text: "✗", title: "unproven: did not answer a probe at this address" });
+  return el("td", { class: "up unknown", text: "?", title: "not probed yet" });
+}
+
 function sortValue(s, key) {
   if (key === "karma") return (state.karma.get(s.author) || { score: 0 }).score;
   if (key === "verified") return s.verified ? 1 : 0;
+  if (key === "reachable") return s.reachable === true ? 2 : s.reachable === null || s.reachable === undefined ? 1 : 0;
   const v = s[key];
   return typeof v === "string" ? v.toLowerCase() : v;
 }
@@ -107,6 +116,7 @@ function renderServers() {
           class: [k ? `k-${k.color}` : "", s.verified ? "verified" : "", state.flash.has(s.leaf) ? "flash" : ""].join(" "),
         },
         el("td", { class: "ok", text: s.verified ? "✓" : "", title: s.verified ? "in the accepted checkpoint" : "not verified" }),
+        reachMark(s.reachable),
         el("td", {}, el("span", { class: "name", text: s.name }), ...s.tags.map((t) => el("span", { class: "tag", text: t }))),
         el("td", { class: "mono", text: s.address }),
         el("td", { text: s.mode }),

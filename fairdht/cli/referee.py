@@ -28,10 +28,8 @@ from fairdht.cli.common import (
 )
 from fairdht.dht import DHTNode, connect
 from fairdht.errors import BadBody, UsageError
-from fairdht.identity.keyfile import load_key
 from fairdht.identity.keys import PublicKey
-from fairdht.karma import fetch_view, karma_of
-from fairdht.node.karma_state import STATE_FILE_NAME, KarmaState, reader_inputs
+from fairdht.node.karma_reader import reader_karma
 from fairdht.records.envelope import Record
 from fairdht.records.kinds.match import match_key
 from fairdht.records.kinds.referee import (
@@ -265,32 +263,16 @@ def _trust(args: argparse.Namespace) -> TrustStore | None:
 async def _karma_scores(
     node: DHTNode, args: argparse.Namespace, subjects: list[bytes], now: float
 ) -> dict[bytes, float] | None:
-    """Karma of ``subjects`` in the asker's own view (as ``fairdht karma show`` reads it),
-    or None when the asker has no key file to read as."""
-    key_path = key_path_of(args)
-    if not subjects or not key_path.exists():
-        return None
-    data_dir = data_dir_of(args)
-    reader = load_key(key_path).public_key.raw
-    inputs = reader_inputs(data_dir, args.network, now=now)
-
-    async def get(key: bytes) -> list[Record]:
-        # Withdrawals too: they raise the replay marks (fairdht.node.karma_state).
-        return await node.get(key, include_withdrawn=True)
-
-    fetched = await fetch_view(
-        get,
+    """Karma of ``subjects`` in the asker's own view, or None without a key file."""
+    scores = await reader_karma(
+        lambda k: node.get(k, include_withdrawn=True),
+        data_dir=data_dir_of(args),
+        key_path=key_path_of(args),
         network=args.network,
-        reader=reader,
         subjects=subjects,
-        policy=inputs.policy,
         now=now,
-        trusted=inputs.trusted,
-        distrusted=inputs.distrusted,
-        high_water=inputs.high_water,
     )
-    KarmaState(data_dir / STATE_FILE_NAME).raise_marks(args.network, fetched.high_water, now=now)
-    return {s: karma_of(fetched.view, s)[0] for s in subjects}
+    return None if scores is None else {s: score for s, (score, _) in scores.items()}
 
 
 def _candidate_doc(c: Candidate) -> dict[str, Any]:

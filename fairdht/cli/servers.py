@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,11 +22,14 @@ from fairdht.cli.common import (
     add_bootstrap_option,
     add_data_dir_option,
     add_json_option,
+    add_key_option,
     data_dir_of,
+    key_path_of,
     print_json,
 )
 from fairdht.dht import connect
 from fairdht.errors import BadBody, UsageError
+from fairdht.node.karma_reader import reader_karma
 from fairdht.node.prober import ProbeCache, Prober
 from fairdht.records.envelope import check_network_name
 from fairdht.serverlist.history import History
@@ -108,12 +112,28 @@ class ProbedList:
     result: SyncResult
     reachable: dict[bytes, bool | None] = field(default_factory=dict)
     probes_sent: int = 0
+    # (score, color) per author in the reader's own view; None without a key to read as.
+    karma: dict[bytes, tuple[float, str]] | None = None
 
     def server_json(self, entry: Entry) -> dict[str, Any]:
-        """``Entry.to_json`` plus ``reachable`` (true, false, or null: unknown)."""
+        """``Entry.to_json`` plus ``reachable`` (true, false, null) and, with a reader key,
+        ``karma`` ({"score", "color"} in the reader's own view)."""
         doc = entry.to_json()
         doc["reachable"] = self.reachable.get(entry.leaf)
+        # Present when there is a reader key to score with (as the API's ?karma=1).
+        if self.karma is not None:
+            score, color = self.karma.get(entry.record.author, (0.0, "neutral"))
+            doc["karma"] = {"score": round(score, 6), "color": color}
         return doc
+
+    def ordered(self) -> list[Entry]:
+        """Listed entries, best karma first (the listing's order among equals), as the
+        Inexor seed lists a negative-karma server red and last."""
+        entries = list(self.result.listing.listed)
+        if self.karma is None:
+            return entries
+        karma = self.karma
+        return sorted(entries, key=lambda e: -karma.get(e.record.author, (0.0, ""))[0])
 
 
 async def read_and_probe(
@@ -126,15 +146,27 @@ async def read_and_probe(
     budget: int = DEFAULT_PROBE_BUDGET,
     timeout: float = DEFAULT_PROBE_TIMEOUT,
     scope: ProbeScope | None = None,
+    key_path: Path | None = None,
 ) -> ProbedList:
-    """Read ``network`` as a light client, then probe its listed servers (bounded)."""
+    """Read ``network`` as a light client, probe its listed servers (bounded), and score
+    their authors' karma as the reader at ``key_path`` (when that key file exists)."""
     history, trust = open_history(data_dir), open_trust(data_dir)
     async with connect(bootstrap) as node:
         result = await sync_network(
             node.get, network, history=history, trust=trust, now=now, record_history=False
         )
+        karma = None
+        if key_path is not None:
+            karma = await reader_karma(
+                lambda k: node.get(k, include_withdrawn=True),
+                data_dir=data_dir,
+                key_path=key_path,
+                network=network,
+                subjects=sorted({e.record.author for e in result.listing.listed}),
+                now=now,
+            )
         if not probe or not result.listing.listed:
-            return ProbedList(result)
+            return ProbedList(result, karma=karma)
         cache = ProbeCache(data_dir / PROBE_FILE_NAME)
         prober = Prober(table=ProbeTable(timeout=timeout))
         try:
@@ -152,7 +184,7 @@ async def read_and_probe(
         reachable = {
             e.leaf: prober.reachable(e.body.address, e.record.author) for e in result.listing.listed
         }
-        return ProbedList(result, reachable, outcome.sent)
+        return ProbedList(result, reachable, outcome.sent, karma)
 
 
 def _budget(text: str) -> int:
@@ -183,6 +215,7 @@ def register(subparsers: Any) -> None:
     add_bootstrap_option(parser, required=True)
     add_network_option(parser)
     add_data_dir_option(parser)
+    add_key_option(parser)
     parser.add_argument("--no-probe", action="store_true", help="do not probe the listed addresses")
     parser.add_argument(
         "--probe-budget",
@@ -209,7 +242,20 @@ def _cut(text: str, width: int) -> str:
 _UP = {True: "yes", False: "NO", None: "?"}
 
 
-def render_table(probed: ProbedList | SyncResult) -> str:
+_ANSI = {"red": "\x1b[31m", "green": "\x1b[32m"}
+
+
+def _karma_cell(karma: dict[bytes, tuple[float, str]] | None, author: bytes, *, color: bool) -> str:
+    if karma is None or author not in karma:
+        return "-"
+    score, name = karma[author]
+    text = f"{score:+.3f} {name}"
+    if color and name in _ANSI:
+        return f"{_ANSI[name]}{text}\x1b[0m"
+    return text
+
+
+def render_table(probed: ProbedList | SyncResult, *, color: bool = False) -> str:
     """The human table: one line per server, then a summary line.
 
     OK is the checkpoint mark; UP is the probe result: ``yes`` (the author answered a
@@ -221,15 +267,16 @@ def render_table(probed: ProbedList | SyncResult) -> str:
     listing = result.listing
     lines = [
         f"{'ADDRESS':<24} {'NAME':<28} {'MODE':<12} {'MAP':<14} {'PLAYERS':>9} {'VERSION':<10} "
-        "OK UP"
+        "OK UP  KARMA"
     ]
-    for e in listing.listed:
+    for e in probed.ordered():
         b = e.body
         players = f"{b.players}/{b.max_players}" if b.max_players else str(b.players)
         lines.append(
             f"{_cut(b.address, 24):<24} {_cut(b.name, 28):<28} {_cut(b.mode, 12):<12} "
             f"{_cut(b.map, 14):<14} {players:>9} {_cut(b.game_version, 10):<10} "
-            f"{'✓' if e.verified else '-':<2} {_UP[probed.reachable.get(e.leaf)]}"
+            f"{'✓' if e.verified else '-':<2} {_UP[probed.reachable.get(e.leaf)]:<4} "
+            f"{_karma_cell(probed.karma, e.record.author, color=color)}"
         )
     policy = result.policy
     state = f"checkpoint v{policy.version}" if policy.version else "no checkpoint"
@@ -256,6 +303,7 @@ def run_servers(args: argparse.Namespace) -> int:
             probe=not args.no_probe,
             budget=args.probe_budget,
             timeout=args.probe_timeout,
+            key_path=key_path_of(args),
         )
     )
     result = probed.result
@@ -263,7 +311,7 @@ def run_servers(args: argparse.Namespace) -> int:
         listing = result.listing
         print_json(
             {
-                "servers": [probed.server_json(e) for e in listing.listed],
+                "servers": [probed.server_json(e) for e in probed.ordered()],
                 "network": network,
                 "state_root": listing.root.hex(),
                 "checkpoint_version": result.policy.version,
@@ -273,5 +321,5 @@ def run_servers(args: argparse.Namespace) -> int:
             }
         )
     else:
-        print(render_table(probed))
+        print(render_table(probed, color=sys.stdout.isatty()))
     return 0

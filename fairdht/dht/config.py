@@ -1,0 +1,58 @@
+"""DHT tunables: one frozen value shared by a node and its protocol."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+__all__ = ["DHTConfig"]
+
+
+@dataclass(frozen=True, slots=True)
+class DHTConfig:
+    """Parameters of one DHT node; the defaults suit a real network."""
+
+    # k and alpha from the Kademlia paper (§2.3, §2.4).
+    ksize: int = 20
+    alpha: int = 3
+    # Seconds to wait for one reply. kademlia's fixed 5 s made a dead peer cost 5 s per
+    # lookup round (DESIGN.md pitfall 4); loopback and LAN replies take well under 10 ms.
+    rpc_timeout: float = 1.0
+    # A lookup stops waiting on a query after SRTT + 4 RTTVAR of the replies seen so far
+    # (RFC 6298), kept within [stall_min, stall_max] (and at most rpc_timeout): the node
+    # no longer holds one of the alpha slots or blocks an early end (§2.3), though its
+    # answer still counts if it comes before the RPC timeout.
+    stall_min: float = 0.05
+    stall_max: float = 0.25
+    # A get merges the full answers of at least this many of the closest replicas; more
+    # when their answers disagree (up to ksize).
+    read_replicas: int = 3
+    # Held records are pushed, unchanged, to the current k closest this often (§2.5).
+    replicate_interval: float = 600.0
+    # Buckets without a lookup for this long are refreshed with a random lookup (§2.3).
+    refresh_interval: float = 3600.0
+    # Light client: sends an empty sender id, never enters routing tables, holds no replicas.
+    client_mode: bool = False
+    # A reader follows at most this many find_value pages per replica (~7 KiB each).
+    max_pages: int = 64
+    # A contact leaves the routing table after this many consecutive unanswered RPCs.
+    max_failures: int = 2
+    # Identity-check pings (new contacts) in flight at once; more are skipped, not queued.
+    max_verify_in_flight: int = 16
+    # STORE RPCs in flight at once for replication, hand-over and repair.
+    store_concurrency: int = 8
+    # A lookup queries at most this many nodes (bounds hostile endless contact lists).
+    max_lookup_queries: int = 200
+
+    def __post_init__(self) -> None:
+        if self.ksize < 1 or self.alpha < 1 or self.read_replicas < 1:
+            raise ValueError("ksize, alpha and read_replicas must be positive")
+        if not 0 < self.rpc_timeout <= 60:
+            raise ValueError("rpc_timeout must be in (0, 60] seconds")
+        if not 0 < self.stall_min <= self.stall_max:
+            raise ValueError("need 0 < stall_min <= stall_max")
+        if self.replicate_interval <= 0 or self.refresh_interval <= 0:
+            raise ValueError("intervals must be positive")
+        if self.max_pages < 1 or self.max_failures < 1 or self.max_lookup_queries < 1:
+            raise ValueError("max_pages, max_failures and max_lookup_queries must be positive")
+        if self.max_verify_in_flight < 0 or self.store_concurrency < 1:
+            raise ValueError("max_verify_in_flight >= 0 and store_concurrency >= 1")

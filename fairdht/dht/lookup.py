@@ -1,0 +1,275 @@
+"""Iterative Kademlia lookups with alpha queries always in flight, and record merging.
+
+kademlia's crawler sends alpha queries per round and waits for all of them, so a
+dead peer costs a whole timeout every round (DESIGN.md pitfall 4). ``Lookup`` keeps
+up to alpha queries in flight and starts the next one as soon as any answers; a node
+silent past the stall time stops holding a slot, so dead peers met in successive
+rounds overlap instead of adding up: a lookup pays at most about one RPC timeout,
+and usually only the stall time.
+
+The merge helpers are the read rule of DESIGN.md "Records": newest record per
+(author, subkey) over every answer, a withdrawal hiding its slot.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import bisect
+import logging
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass, field
+from enum import Enum
+
+from kademlia.node import Node
+
+from fairdht.dht.metrics import Metrics
+from fairdht.records import Record
+
+__all__ = [
+    "Lookup",
+    "QueryResult",
+    "State",
+    "merge_newest",
+    "missing_from",
+    "newest_per_slot",
+]
+
+LOG = logging.getLogger(__name__)
+
+Slot = tuple[bytes, bytes]
+
+
+class State(Enum):
+    """Where a node of a lookup's shortlist stands."""
+
+    NEW = "new"
+    IN_FLIGHT = "in_flight"
+    STALLED = "stalled"  # asked, no answer within the stall time: out of consideration
+    ANSWERED = "answered"
+    FAILED = "failed"
+
+
+@dataclass(frozen=True, slots=True)
+class QueryResult:
+    """What one query returned: whether the node answered (fully), and its contacts."""
+
+    ok: bool
+    contacts: list[Node] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class _Entry:
+    distance: int
+    node: Node
+    state: State = State.NEW
+    started: float = 0.0
+
+
+Query = Callable[[Node], Awaitable[QueryResult]]
+
+_OUT = (State.FAILED, State.STALLED)
+
+
+class Lookup:
+    """The shortlist of one iterative lookup for ``target`` (Kademlia §2.3).
+
+    ``run`` keeps ``alpha`` queries in flight to the closest unqueried nodes and starts
+    the next as soon as one answers; once ``alpha`` answers in a row bring nobody closer
+    than the closest already seen, it asks all of the k closest not yet asked at once. A node silent for ``stall`` seconds is "removed from
+    consideration until and unless it does respond" (§2.3): it stops holding a slot and
+    stops blocking the end, while its answer still counts if it comes. The lookup ends
+    when the k closest responsive nodes have answered (waiting for stalled ones only
+    while fewer than k responsive nodes are known), when ``enough()`` holds, or after
+    ``max_queries`` queries. ``run`` may be called again to go on.
+    """
+
+    def __init__(
+        self,
+        target: bytes,
+        query: Query,
+        *,
+        k: int,
+        alpha: int,
+        max_queries: int,
+        metrics: Metrics,
+        stall: float | None = None,
+        skip: Iterable[bytes] = (),
+    ) -> None:
+        self.target = target
+        self._target_int = int.from_bytes(target, "big")
+        self._query = query
+        self.k = k
+        self.alpha = alpha
+        self.max_queries = max_queries
+        self.metrics = metrics
+        self.stall = stall
+        self._skip = set(skip)
+        self._entries: dict[bytes, _Entry] = {}
+        self._order: list[tuple[int, bytes]] = []
+        self._stalled_pending = 0
+        self.queries = 0
+        self.failures = 0
+        self.stalls = 0
+        # §2.3: once a round's answers bring nobody closer than the closest already
+        # seen, the remaining k closest are all asked at once.
+        self._no_progress = 0
+        self.final_phase = False
+
+    def distance(self, node_id: bytes) -> int:
+        """XOR distance of ``node_id`` to the target."""
+        return int.from_bytes(node_id, "big") ^ self._target_int
+
+    def add(self, nodes: Iterable[Node], *, force: bool = False) -> None:
+        """Add contacts to the shortlist (ids in ``skip`` only with ``force``)."""
+        for node in nodes:
+            if node.id in self._entries or (node.id in self._skip and not force):
+                continue
+            entry = _Entry(self.distance(node.id), node)
+            self._entries[node.id] = entry
+            bisect.insort(self._order, (entry.distance, node.id))
+
+    def live(self, n: int) -> list[_Entry]:
+        """The ``n`` closest entries that have neither failed nor stalled."""
+        out: list[_Entry] = []
+        for _, node_id in self._order:
+            entry = self._entries[node_id]
+            if entry.state not in _OUT:
+                out.append(entry)
+                if len(out) == n:
+                    break
+        return out
+
+    def closest_answered(self, n: int) -> list[Node]:
+        """The ``n`` closest nodes that answered, nearest first."""
+        out: list[Node] = []
+        for _, node_id in self._order:
+            entry = self._entries[node_id]
+            if entry.state is State.ANSWERED:
+                out.append(entry.node)
+                if len(out) == n:
+                    break
+        return out
+
+    def settled(self, n: int) -> bool:
+        """True when the ``n`` closest responsive nodes have all answered (and, if fewer
+        than ``n`` are known, no stalled node may still answer)."""
+        window = self.live(n)
+        if not all(e.state is State.ANSWERED for e in window):
+            return False
+        return len(window) >= n or self._stalled_pending == 0
+
+    def answered_count(self) -> int:
+        """How many nodes answered so far."""
+        return sum(1 for e in self._entries.values() if e.state is State.ANSWERED)
+
+    async def run(self, enough: Callable[[], bool] | None = None) -> None:
+        """Query until settled for k, or ``enough()``, or out of budget."""
+        loop = asyncio.get_running_loop()
+        in_flight: dict[asyncio.Task[QueryResult], _Entry] = {}
+        try:
+            while True:
+                if enough is not None and enough():
+                    return
+                if self.settled(self.k):
+                    return
+                active = sum(1 for e in in_flight.values() if e.state is State.IN_FLIGHT)
+                for entry in self.live(self.k):
+                    width = self.k if self.final_phase else self.alpha
+                    if active >= width or self.queries >= self.max_queries:
+                        break
+                    if entry.state is State.NEW:
+                        entry.state = State.IN_FLIGHT
+                        entry.started = loop.time()
+                        self.queries += 1
+                        active += 1
+                        in_flight[asyncio.ensure_future(self._query(entry.node))] = entry
+                if not in_flight:
+                    if self.queries >= self.max_queries:
+                        self.metrics.inc("lookup.query_limit")
+                    return
+                timeout = None
+                if self.stall is not None and active:
+                    first = min(e.started for e in in_flight.values() if e.state is State.IN_FLIGHT)
+                    timeout = max(0.0, first + self.stall - loop.time())
+                done, _ = await asyncio.wait(
+                    in_flight, timeout=timeout, return_when=asyncio.FIRST_COMPLETED
+                )
+                for task in done:
+                    entry = in_flight.pop(task)
+                    if entry.state is State.STALLED:
+                        self._stalled_pending -= 1
+                    result = self._result_of(task)
+                    entry.state = State.ANSWERED if result.ok else State.FAILED
+                    if not result.ok:
+                        self.failures += 1
+                    self._progress(result.contacts)
+                if self.stall is not None:
+                    now = loop.time()
+                    for entry in in_flight.values():
+                        if entry.state is State.IN_FLIGHT and now >= entry.started + self.stall:
+                            entry.state = State.STALLED
+                            self._stalled_pending += 1
+                            self.stalls += 1
+                            self.metrics.inc("lookup.stalled")
+        finally:
+            for task in in_flight:
+                task.cancel()
+            for entry in in_flight.values():
+                # A stalled node we stop waiting for is given up; others may be re-asked.
+                entry.state = State.FAILED if entry.state is State.STALLED else State.NEW
+                if entry.state is State.NEW:
+                    self.queries -= 1
+            self._stalled_pending = 0
+            if in_flight:
+                await asyncio.gather(*in_flight, return_exceptions=True)
+
+    def _progress(self, contacts: list[Node]) -> None:
+        closest = self._order[0][0] if self._order else None
+        self.add(contacts)
+        if self._order and (closest is None or self._order[0][0] < closest):
+            self._no_progress = 0
+        else:
+            self._no_progress += 1
+            if self._no_progress >= self.alpha and not self.final_phase:
+                self.final_phase = True
+                self.metrics.inc("lookup.final_phase")
+
+    def _result_of(self, task: asyncio.Task[QueryResult]) -> QueryResult:
+        exc = task.exception()
+        if exc is not None:
+            self.metrics.inc("errors.lookup_query")
+            LOG.error("lookup query failed", exc_info=exc)
+            return QueryResult(False)
+        return task.result()
+
+
+def _newer(a: Record, b: Record) -> bool:
+    # Strictly newer seq wins (the storage rule); equal seq with other bytes is an
+    # author's equivocation: pick the larger bytes so every reader picks the same one.
+    return (a.seq, a.raw) > (b.seq, b.raw)
+
+
+def newest_per_slot(records: Iterable[Record]) -> dict[Slot, Record]:
+    """The newest record of each (author, subkey) among ``records``."""
+    best: dict[Slot, Record] = {}
+    for record in records:
+        held = best.get(record.slot)
+        if held is None or _newer(record, held):
+            best[record.slot] = record
+    return best
+
+
+def merge_newest(answers: Iterable[Iterable[Record]]) -> dict[Slot, Record]:
+    """Merge several replicas' answers: newest per slot over all of them."""
+    return newest_per_slot(r for answer in answers for r in answer)
+
+
+def missing_from(answer: Iterable[Record], merged: dict[Slot, Record]) -> list[Record]:
+    """The merged records a replica lacks or holds an older seq of (what to push back)."""
+    held = newest_per_slot(answer)
+    out: list[Record] = []
+    for slot, record in merged.items():
+        mine = held.get(slot)
+        if mine is None or mine.seq < record.seq:
+            out.append(record)
+    return out

@@ -1,0 +1,646 @@
+"""``DHTNode``: put, get, bootstrap, replication and keep-alive over ``DHTProtocol``.
+
+Reads and writes follow DESIGN.md "Records" and the kademlia pitfalls it lists:
+
+- put: iterative lookup, STORE on the k closest that answered (plus locally when this
+  full node is one of them); ``PutResult`` counts acceptances and refusal codes,
+  ``NoPeersError`` / ``NotAcceptedError`` when nobody answered / nobody accepted.
+- get: iterative find_value lookup that pages every replica's answer, validates every
+  record, merges the newest per (author, subkey) over at least ``read_replicas`` of the
+  closest replicas (more when they disagree) and pushes the newest back to the ones
+  that answered stale or nothing (Kademlia §2.3 caching, generalised to record sets).
+- replication: every ``replicate_interval`` each held record goes, unchanged, to the
+  current k closest (§2.5); expired records are dropped by the store, never re-signed.
+- hand-over: a new contact closer to a held key gets its records (§2.5), in batches.
+
+Time: record validity uses the injected ``clock``; every wait uses the running loop
+(``asyncio.sleep`` / ``call_later``), so fairdht.sim can run nodes in virtual time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+import random
+import socket
+import time
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from kademlia.node import Node
+
+from fairdht.dht.config import DHTConfig
+from fairdht.dht.lookup import Lookup, QueryResult, merge_newest, missing_from
+from fairdht.dht.metrics import Metrics
+from fairdht.dht.protocol import DHTProtocol, RecordCache, cursor_of, store_batches
+from fairdht.dht.rpc import Address, TaskSet, normalize_ip
+from fairdht.dht.storage import RecordStore
+from fairdht.errors import NoPeersError, NotAcceptedError, RecordError, UsageError
+from fairdht.identity import SigningKey
+from fairdht.records import KEY_BYTES, Record
+
+__all__ = ["DHTNode", "KeepAlive", "PutResult"]
+
+LOG = logging.getLogger(__name__)
+
+# New contacts waiting for a hand-over of records; more are skipped (replication and
+# read repair cover them), so a burst of joins cannot queue unbounded work.
+_WELCOME_QUEUE = 256
+# Rounds of pings to the bootstrap addresses before giving up on all of them.
+_BOOTSTRAP_ATTEMPTS = 2
+# A replica whose answer holds more invalid records than this is not read further.
+_MAX_INVALID = 16
+
+
+@dataclass(frozen=True, slots=True)
+class PutResult:
+    """How a put went: replicas that accepted, replicas asked, refusals by code.
+
+    ``asked - accepted - sum(refusals.values())`` replicas did not answer.
+    """
+
+    accepted: int
+    asked: int
+    refusals: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class _Answer:
+    node: Node
+    records: list[Record]
+    complete: bool
+
+
+CreateEndpoint = Callable[..., Any]
+
+
+class DHTNode:
+    """One fairdht DHT node (or light client, with ``config.client_mode``)."""
+
+    # Like kademlia's Server.protocol_class: tests plug hostile peers in here.
+    protocol_class: type[DHTProtocol] = DHTProtocol
+
+    def __init__(
+        self,
+        key: SigningKey,
+        store: RecordStore,
+        *,
+        config: DHTConfig | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.key = key
+        self.node_id = key.node_id
+        self.store = store
+        self.config = config or DHTConfig()
+        self.clock = clock
+        self.metrics = Metrics()
+        self.records = RecordCache()
+        self.address: Address = ("", 0)
+        self.rng = random.Random(self.node_id)
+        self._protocol: DHTProtocol | None = None
+        self._loops = TaskSet(self.metrics, "loop")
+        self._jobs = TaskSet(self.metrics, "job")
+        self._welcome: asyncio.Queue[Node] = asyncio.Queue(_WELCOME_QUEUE)
+        self._welcome_pending = 0
+        self._store_slots = asyncio.Semaphore(self.config.store_concurrency)
+
+    # -- lifecycle ------------------------------------------------------------------------
+
+    @property
+    def protocol(self) -> DHTProtocol:
+        """The running protocol; RuntimeError before ``start``."""
+        if self._protocol is None:
+            raise RuntimeError("DHTNode is not started")
+        return self._protocol
+
+    @property
+    def client_mode(self) -> bool:
+        """True for a light client."""
+        return self.config.client_mode
+
+    async def listen(self, host: str = "127.0.0.1", port: int = 0) -> Address:
+        """Bind a real UDP socket on ``host``:``port`` (0 picks one) and start."""
+        loop = asyncio.get_running_loop()
+        return await self.start(loop.create_datagram_endpoint, local_addr=(host, port))
+
+    async def start(
+        self, create_endpoint: CreateEndpoint, local_addr: Address = ("127.0.0.1", 0)
+    ) -> Address:
+        """Start on an endpoint from ``create_endpoint`` (``loop.create_datagram_endpoint``
+        or fairdht.sim's); return the bound address."""
+        if self._protocol is not None:
+            raise RuntimeError("DHTNode is already started")
+        protocol = self.protocol_class(
+            self.node_id,
+            self.key.public_key.raw,
+            self.store,
+            config=self.config,
+            metrics=self.metrics,
+            clock=self.clock,
+            records=self.records,
+            rng=self.rng,
+        )
+        protocol.on_new_contact = self._on_new_contact
+        transport, _ = await create_endpoint(lambda: protocol, local_addr=local_addr)
+        self._protocol = protocol
+        sockname = transport.get_extra_info("sockname")
+        host, port = (sockname[0], sockname[1]) if sockname else local_addr
+        self.address = (str(host), int(port))
+        if not self.client_mode:
+            self._loops.spawn(self._replicate_loop(), name="replicate")
+            self._loops.spawn(self._welcome_loop(), name="welcome")
+        self._loops.spawn(self._refresh_loop(), name="refresh")
+        return self.address
+
+    async def stop(self) -> None:
+        """Stop every task and close the socket (the store stays open: its owner closes it)."""
+        await self._loops.cancel_all()
+        await self._jobs.cancel_all()
+        if self._protocol is not None:
+            await self._protocol.stop()
+        await asyncio.sleep(0)  # let the transport run connection_lost and close the socket
+
+    async def settle(self) -> None:
+        """Wait until background jobs (repairs, hand-overs, identity checks) are done and
+        none are left; the periodic loops keep running. For tests and simulations: under
+        steady traffic a node may never be quiet."""
+        while self._busy():
+            await self._jobs.join()
+            if self._protocol is not None:
+                await self._protocol.tasks.join()
+            if not self.client_mode and self._protocol is not None:
+                await self._welcome.join()
+
+    def _busy(self) -> bool:
+        if len(self._jobs) or self._welcome_pending:
+            return True
+        return self._protocol is not None and len(self._protocol.tasks) > 0
+
+    def peer_count(self) -> int:
+        """Contacts in the routing table."""
+        return 0 if self._protocol is None else len(self._protocol.router)
+
+    def contacts(self) -> list[Address]:
+        """(ip, port) of every routing-table contact."""
+        if self._protocol is None:
+            return []
+        return [(n.ip, n.port) for n in self._protocol.router.all_contacts()]
+
+    def _self_contact(self) -> Node:
+        return Node(self.node_id, self.address[0], self.address[1])
+
+    # -- bootstrap ------------------------------------------------------------------------
+
+    async def bootstrap(self, addrs: Sequence[Address]) -> int:
+        """Ping ``addrs``, look up our own id, refresh the far buckets (§2.3); return the
+        number of contacts.
+
+        Raises NoPeersError if none of ``addrs`` answered.
+        """
+        proto = self.protocol
+        resolved = [a for a in [await self._resolve(addr) for addr in addrs] if a is not None]
+        found: list[Node] = []
+        for _ in range(_BOOTSTRAP_ATTEMPTS):  # a lost ping or pong must not fail a join
+            pongs = await asyncio.gather(*(proto.call_ping(a) for a in resolved))
+            found = [n for n in pongs if n is not None]
+            if found or not resolved:
+                break
+        if not found:
+            raise NoPeersError(f"none of the {len(addrs)} bootstrap nodes answered")
+        lookup = self._node_lookup(self.node_id)
+        lookup.add(found)
+        await lookup.run()
+        await proto.tasks.wait_current()  # identity checks of the contacts the lookup met
+        # Kademlia §2.3 join: "u refreshes all k-buckets further away than its closest
+        # neighbor", so far regions of the id space are known before the first lookup.
+        me = Node(self.node_id)
+        far = [b for b in proto.router.buckets if not b.has_in_range(me)]
+        targets = [self.rng.randint(*b.range).to_bytes(20, "big") for b in far]
+        await asyncio.gather(*(self.find_nodes(t) for t in targets))
+        await proto.tasks.wait_current()
+        return self.peer_count()
+
+    async def _resolve(self, addr: Address) -> Address | None:
+        host, port = addr
+        if not isinstance(port, int) or isinstance(port, bool) or not 1 <= port <= 65535:
+            raise UsageError(f"bad port in bootstrap address {addr!r}")
+        try:
+            return (normalize_ip(host), port)
+        except ValueError:
+            pass
+        try:
+            infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_DGRAM)
+        except OSError as exc:
+            LOG.warning("cannot resolve bootstrap host %s: %s", host, exc)
+            return None
+        for family, _, _, _, sockaddr in infos:
+            if family in (socket.AF_INET, socket.AF_INET6):
+                return (str(sockaddr[0]), int(sockaddr[1]))
+        return None
+
+    # -- lookups --------------------------------------------------------------------------
+
+    def _lookup(self, target: bytes, query: Callable[[Node], Any]) -> Lookup:
+        cfg = self.config
+        return Lookup(
+            target,
+            query,
+            k=cfg.ksize,
+            alpha=cfg.alpha,
+            max_queries=cfg.max_lookup_queries,
+            metrics=self.metrics,
+            stall=self._stall_time(),
+            skip=(self.node_id,),
+        )
+
+    def _stall_time(self) -> float:
+        # RFC 6298's retransmission timeout over the replies seen so far, kept within
+        # the configured bounds and never above the RPC timeout.
+        cfg = self.config
+        cap = min(cfg.stall_max, cfg.rpc_timeout)
+        return min(cap, max(cfg.stall_min, self.protocol.rtt.timeout(cap)))
+
+    def _node_lookup(self, target: bytes) -> Lookup:
+        proto = self.protocol
+
+        async def query(node: Node) -> QueryResult:
+            contacts = await proto.call_find_node(node, target)
+            return QueryResult(False) if contacts is None else QueryResult(True, contacts)
+
+        lookup = self._lookup(target, query)
+        lookup.add(proto.router.find_neighbors(Node(target), k=self.config.ksize))
+        return lookup
+
+    async def find_nodes(self, target: bytes) -> list[Node]:
+        """The k closest live nodes to ``target`` (iterative find_node lookup)."""
+        self.metrics.inc("lookup.find_node")
+        lookup = self._node_lookup(target)
+        await lookup.run()
+        return lookup.closest_answered(self.config.ksize)
+
+    # -- put ------------------------------------------------------------------------------
+
+    async def put(self, record: Record) -> PutResult:
+        """Store ``record`` on the k closest nodes to its key.
+
+        Raises RecordError if the record is not valid now, NoPeersError if no peer
+        answered, NotAcceptedError if peers answered and none accepted.
+        """
+        now = self.clock()
+        key = record.key
+        self.records.validate(record.raw, now=now, key=key)
+        self.metrics.inc("put.calls")
+        targets = await self.find_nodes(key)
+        if not targets:
+            raise NoPeersError("no peer answered the lookup for the record's key")
+        k = self.config.ksize
+        accepted = asked = 0
+        refusals: Counter[str] = Counter()
+        target = Node(key)
+        if not self.client_mode and (
+            len(targets) < k
+            or Node(self.node_id).distance_to(target) < targets[-1].distance_to(target)
+        ):
+            asked += 1
+            try:
+                self.store.put(key, record, now=now)
+                accepted += 1
+            except RecordError as exc:
+                refusals[exc.code] += 1
+            except Exception:
+                LOG.exception("storing our own record locally failed")
+                refusals["error"] += 1
+        replies = await asyncio.gather(
+            *(self.protocol.call_store(n, key, [record.raw]) for n in targets)
+        )
+        answered = remote_accepted = 0
+        for reply in replies:
+            asked += 1
+            if reply is None:
+                continue
+            answered += 1
+            if reply[0] is True:
+                accepted += 1
+                remote_accepted += 1
+            else:
+                refusals[str(reply[0])] += 1
+        for code, n in refusals.items():
+            self.metrics.inc(f"put.refused.{code}", n)
+        if answered == 0:
+            self.metrics.inc("put.no_peers")
+            raise NoPeersError(f"none of the {len(targets)} closest nodes answered the STORE")
+        if remote_accepted == 0:
+            self.metrics.inc("put.not_accepted")
+            codes = ", ".join(f"{c} x{n}" for c, n in sorted(refusals.items()))
+            raise NotAcceptedError(f"no peer accepted the record ({codes})")
+        self.metrics.inc("put.ok")
+        return PutResult(accepted, asked, dict(refusals))
+
+    # -- get ------------------------------------------------------------------------------
+
+    async def get(self, key: bytes, *, include_withdrawn: bool = False) -> list[Record]:
+        """The live records under ``key``: validated, newest per (author, subkey), merged
+        over several replicas, sorted by slot; stale replicas are repaired in the background.
+
+        Raises NoPeersError if no peer answered.
+        """
+        if not isinstance(key, bytes) or len(key) != KEY_BYTES:
+            raise UsageError("a DHT key is 20 bytes")
+        proto = self.protocol
+        cfg = self.config
+        now = self.clock()
+        self.metrics.inc("get.calls")
+        answers: dict[bytes, _Answer] = {}
+        checked: dict[bytes, Record | None] = {}
+
+        def check(raw: bytes) -> Record | None:
+            if raw not in checked:
+                try:
+                    checked[raw] = self.records.validate(raw, now=now, key=key)
+                except RecordError as exc:
+                    self.metrics.inc(f"get.invalid.{exc.code}")
+                    checked[raw] = None
+            return checked[raw]
+
+        async def query(node: Node) -> QueryResult:
+            if node.id == self.node_id:
+                held = self.store.get(key, now=now, include_withdrawn=True)
+                answers[node.id] = _Answer(node, held, True)
+                return QueryResult(True)
+            page = await proto.call_find_value(node, key, b"")
+            if page is None:
+                return QueryResult(False)
+            answer = answers[node.id] = _Answer(node, [], False)
+            cursor, pages, invalid = page.next, 1, 0
+            raws = page.records
+            while True:
+                for raw in raws:
+                    record = check(raw)
+                    if record is None:
+                        invalid += 1
+                    else:
+                        answer.records.append(record)
+                if invalid > _MAX_INVALID:
+                    # Each bad record costs a signature check: stop reading this replica.
+                    self.metrics.inc("get.replica_dropped")
+                    break
+                if cursor is None:
+                    answer.complete = True
+                    break
+                if pages >= cfg.max_pages:
+                    self.metrics.inc("get.page_limit")
+                    break
+                more = await proto.call_find_value(node, key, cursor)
+                if more is None:
+                    break
+                raws, cursor, pages = more.records, more.next, pages + 1
+            self.metrics.inc("get.pages", pages)
+            return QueryResult(answer.complete, page.nodes)
+
+        lookup = self._lookup(key, query)
+        lookup.add(proto.router.find_neighbors(Node(key), k=cfg.ksize))
+        if not self.client_mode:
+            lookup.add([self._self_contact()], force=True)
+        replicas = cfg.read_replicas
+        while True:
+            await lookup.run(enough=functools.partial(lookup.settled, replicas))
+            merged = merge_newest(a.records for a in answers.values())
+            if not merged and replicas < cfg.ksize:
+                # The closest replicas hold nothing: a missed write (lost STOREs, a
+                # lookup that skipped them) or an absent key. Read the whole
+                # neighbourhood, like Kademlia's find_value, before answering "none".
+                replicas = cfg.ksize
+                self.metrics.inc("get.widened_empty")
+                continue
+            readers = lookup.closest_answered(replicas)
+            stale = [n for n in readers if missing_from(answers[n.id].records, merged)]
+            if not stale or replicas >= cfg.ksize or len(readers) < replicas:
+                break
+            # Answers disagree: read more of the closest before trusting the merge.
+            replicas = min(cfg.ksize, replicas + len(stale))
+            self.metrics.inc("get.widened")
+        if not any(node_id != self.node_id for node_id in answers):
+            self.metrics.inc("get.no_peers")
+            raise NoPeersError("no peer answered the lookup")
+        for node in stale:
+            self._repair(node, key, missing_from(answers[node.id].records, merged), now)
+        self.metrics.inc("get.ok")
+        records = [r for r in merged.values() if include_withdrawn or not r.withdrawn]
+        records.sort(key=cursor_of)
+        return records
+
+    def _repair(self, node: Node, key: bytes, records: list[Record], now: float) -> None:
+        self.metrics.inc("get.repair.replicas")
+        self.metrics.inc("get.repair.records", len(records))
+        if node.id == self.node_id:
+            for record in records:
+                try:
+                    self.store.put(key, record, now=now)
+                except RecordError as exc:
+                    self.metrics.inc(f"get.repair.refused.{exc.code}")
+                except Exception:
+                    self.metrics.inc("errors.repair")
+                    LOG.exception("repairing our own replica failed")
+            return
+        raws = [r.raw for r in records]
+        self._jobs.spawn(self._push(node, key, raws, "repair"), name="repair")
+
+    # -- pushing held records (repair, hand-over, replication) ----------------------------
+
+    async def _push(self, node: Node, key: bytes, raws: list[bytes], why: str) -> bool:
+        """STORE ``raws`` on ``node`` in datagram-sized batches; False if it went silent."""
+        for batch in store_batches(raws):
+            async with self._store_slots:
+                reply = await self.protocol.call_store(node, key, batch)
+            if reply is None:
+                self.metrics.inc(f"{why}.silent")
+                return False
+            for item in reply:
+                if item is True:
+                    self.metrics.inc(f"{why}.accepted")
+                else:
+                    self.metrics.inc(f"{why}.refused.{item}")
+        return True
+
+    def _on_new_contact(self, node: Node) -> None:
+        if self.client_mode or self._protocol is None:
+            return
+        try:
+            self._welcome.put_nowait(node)
+        except asyncio.QueueFull:
+            self.metrics.inc("welcome.skipped")
+            return
+        self._welcome_pending += 1
+
+    async def _welcome_loop(self) -> None:
+        while True:
+            node = await self._welcome.get()
+            try:
+                await self.welcome(node)
+            except Exception:
+                self.metrics.inc("errors.welcome")
+                LOG.exception("handing records to %s failed", node)
+            finally:
+                self._welcome_pending -= 1
+                self._welcome.task_done()
+
+    async def welcome(self, node: Node) -> int:
+        """Hand ``node`` the records it should hold (Kademlia §2.5); return keys handed.
+
+        A key is handed when ``node`` is among its k closest we know and we are closer
+        to it than every other contact, so one holder (not all k) does the hand-over.
+        Keys are the DHT keys themselves (kademlia hashed them a second time, pitfall 7).
+        """
+        if self.store.count() == 0:
+            return 0
+        router = self.protocol.router
+        me = Node(self.node_id)
+        k = self.config.ksize
+        handed = 0
+        keys = self.store.keys()
+        for key in keys:
+            target = Node(key)
+            others = [n for n in router.find_neighbors(target, k=k + 1) if n.id != node.id][:k]
+            if others:
+                if len(others) >= k and node.distance_to(target) >= others[-1].distance_to(target):
+                    continue
+                if me.distance_to(target) >= others[0].distance_to(target):
+                    continue
+            held = self.store.get(key, now=self.clock(), include_withdrawn=True)
+            if not held:
+                continue
+            if not await self._push(node, key, [r.raw for r in held], "welcome"):
+                break
+            handed += 1
+        return handed
+
+    async def _replicate_loop(self) -> None:
+        interval = self.config.replicate_interval
+        # Spread nodes' first rounds so a network started together does not push at once.
+        await asyncio.sleep(interval * (0.5 + 0.5 * self.rng.random()))
+        while True:
+            try:
+                await self.replicate()
+            except Exception:
+                self.metrics.inc("errors.replicate")
+                LOG.exception("replication round failed")
+            await asyncio.sleep(interval)
+
+    async def replicate(self) -> int:
+        """Push every held record, unchanged, to the current k closest; return keys done.
+
+        The signed bytes travel as they are, so ``expires_at`` still ends them (kademlia's
+        republish reset TTLs, pitfall 8). One failing key is logged and skipped.
+        """
+        now = self.clock()
+        try:
+            self.store.expire(now)
+        except Exception:
+            self.metrics.inc("errors.replicate")
+            LOG.exception("expiring records failed")
+        router = self.protocol.router
+        done = 0
+        keys = self.store.keys()
+        for key in keys:
+            try:
+                held = self.store.get(key, now=now, include_withdrawn=True)
+                if not held:
+                    continue
+                raws = [r.raw for r in held]
+                targets = router.find_neighbors(Node(key), k=self.config.ksize)
+                results = await asyncio.gather(
+                    *(self._push(n, key, raws, "replicate") for n in targets),
+                    return_exceptions=True,
+                )
+                for result in results:
+                    if isinstance(result, BaseException):
+                        self.metrics.inc("errors.replicate")
+                        LOG.error("replicating a key failed", exc_info=result)
+                done += 1
+            except Exception:
+                self.metrics.inc("errors.replicate")
+                LOG.exception("replicating key %s failed", key.hex())
+        self.metrics.inc("replicate.rounds")
+        return done
+
+    async def _refresh_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.config.refresh_interval)
+            try:
+                await self.refresh()
+            except Exception:
+                self.metrics.inc("errors.refresh")
+                LOG.exception("routing table refresh failed")
+
+    async def refresh(self) -> None:
+        """Look up a random id in every bucket unused for ``refresh_interval`` (§2.3)."""
+        for target in self.protocol.get_refresh_ids():
+            await self.find_nodes(target)
+
+    # -- keep-alive -----------------------------------------------------------------------
+
+    def keep_alive(self, make_record: Callable[[float], Record], *, every: float) -> KeepAlive:
+        """Re-sign (``make_record(now)``) and put every ``every`` seconds until cancelled.
+
+        Pick ``every`` well under the record's TTL; a failed put is logged, counted and
+        retried sooner, and never ends the loop.
+        """
+        if every <= 0:
+            raise UsageError("keep_alive interval must be positive")
+        keeper = KeepAlive(self, make_record, every)
+        keeper.task = self._loops.spawn(keeper.run(), name="keep-alive")
+        return keeper
+
+
+class KeepAlive:
+    """A publisher's loop that keeps its own record alive; ``cancel()`` ends it."""
+
+    def __init__(self, node: DHTNode, make_record: Callable[[float], Record], every: float) -> None:
+        self.node = node
+        self.make_record = make_record
+        self.every = every
+        self.puts = 0
+        self.failures = 0
+        self.last: PutResult | None = None
+        self.last_error: Exception | None = None
+        self.task: asyncio.Task[Any] | None = None
+        self._first = asyncio.Event()
+
+    async def run(self) -> None:
+        """Put, wait, repeat."""
+        while True:
+            delay = self.every
+            try:
+                record = self.make_record(self.node.clock())
+                self.last = await self.node.put(record)
+                self.last_error = None
+                self.puts += 1
+            except Exception as exc:
+                self.failures += 1
+                self.last_error = exc
+                self.node.metrics.inc("keep_alive.failed")
+                LOG.warning("keep-alive put failed: %s", exc)
+                delay = min(self.every, max(1.0, self.every / 4))
+            self._first.set()
+            await asyncio.sleep(delay)
+
+    async def first(self) -> PutResult:
+        """Wait for the first attempt; return its result or raise its error."""
+        await self._first.wait()
+        if self.last is None and self.last_error is not None:
+            raise self.last_error
+        assert self.last is not None
+        return self.last
+
+    def cancel(self) -> None:
+        """Stop re-publishing (the records stay until they expire)."""
+        if self.task is not None:
+            self.task.cancel()
+
+    @property
+    def cancelled(self) -> bool:
+        """True once cancelled (or its node stopped)."""
+        return self.task is not None and self.task.done()

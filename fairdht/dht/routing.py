@@ -1,0 +1,138 @@
+"""kademlia's routing table, timed by the event loop and with tracked head pings.
+
+kademlia's ``KBucket`` stamps buckets with ``time.monotonic()`` (so a virtual-time
+simulation never sees a stale bucket) and ``RoutingTable.add_contact`` starts an
+unreferenced task to ping a full bucket's head. This module keeps the table's
+structure (buckets, splitting per §4.2, replacement caches per §4.1) and changes only
+those two things, fixes an off-by-one in ``get_bucket_for`` (ranges are inclusive) and
+makes ``find_neighbors`` return the k closest contacts, not the first k it walks past.
+Which contacts may enter is decided by ``DHTProtocol.admit``, not here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import heapq
+import time
+from collections.abc import Callable
+from itertools import chain
+from typing import Any
+
+from kademlia.node import Node
+from kademlia.routing import KBucket, RoutingTable
+
+__all__ = ["Bucket", "DHTRoutingTable", "loop_time"]
+
+ID_SPACE = 2**160
+
+
+def loop_time() -> float:
+    """The running loop's clock (virtual under fairdht.sim), monotonic outside a loop."""
+    try:
+        return asyncio.get_running_loop().time()
+    except RuntimeError:
+        return time.monotonic()
+
+
+class Bucket(KBucket):  # type: ignore[misc]  # kademlia is untyped
+    """A k-bucket whose ``last_updated`` comes from an injected clock."""
+
+    def __init__(self, lo: int, hi: int, ksize: int, now: Callable[[], float]) -> None:
+        self._now = now
+        KBucket.__init__(self, lo, hi, ksize)
+
+    def touch_last_updated(self) -> None:
+        """Stamp the bucket as used now."""
+        self.last_updated = self._now()
+
+    def split(self) -> tuple[Bucket, Bucket]:
+        """Split at the midpoint (same as kademlia, but keeps this class and clock)."""
+        lo, hi = self.range
+        midpoint = (lo + hi) // 2
+        one = Bucket(lo, midpoint, self.ksize, self._now)
+        two = Bucket(midpoint + 1, hi, self.ksize, self._now)
+        for node in chain(self.nodes.values(), self.replacement_nodes.values()):
+            (one if node.long_id <= midpoint else two).add_node(node)
+        return one, two
+
+
+class DHTRoutingTable(RoutingTable):  # type: ignore[misc]  # kademlia is untyped
+    """The routing table of one node; ``protocol.check_head`` pings full buckets' heads."""
+
+    def __init__(
+        self, protocol: Any, ksize: int, node: Node, now: Callable[[], float] = loop_time
+    ) -> None:
+        self._now = now
+        RoutingTable.__init__(self, protocol, ksize, node)
+
+    def flush(self) -> None:
+        """Reset to one empty bucket covering the whole id space."""
+        self.buckets = [Bucket(0, ID_SPACE - 1, self.ksize, self._now)]
+
+    def lonely_buckets(self, age: float = 3600.0) -> list[Bucket]:
+        """Buckets without a lookup or update for ``age`` seconds (§2.3 refresh)."""
+        cutoff = self._now() - age
+        return [b for b in self.buckets if b.last_updated < cutoff]
+
+    def get_bucket_for(self, node: Node) -> int:
+        """Index of the bucket whose (inclusive) range holds ``node``."""
+        lo, hi = 0, len(self.buckets) - 1
+        target = node.long_id
+        while lo < hi:
+            mid = (lo + hi) // 2
+            if target <= self.buckets[mid].range[1]:
+                hi = mid
+            else:
+                lo = mid + 1
+        return lo
+
+    def add_contact(self, node: Node) -> None:
+        """Add or refresh ``node``; a full bucket splits (§4.2) or pings its head (§2.2)."""
+        index = self.get_bucket_for(node)
+        bucket = self.buckets[index]
+        if bucket.add_node(node):
+            return
+        if bucket.has_in_range(self.node) or bucket.depth() % 5 != 0:
+            self.split_bucket(index)
+            self.add_contact(node)
+        else:
+            self.protocol.check_head(bucket.head())
+
+    def find_neighbors(
+        self, node: Node, k: int | None = None, exclude: Node | None = None
+    ) -> list[Node]:
+        """The ``k`` contacts closest to ``node`` by XOR distance, nearest first.
+
+        kademlia walks buckets outward and stops at the first k contacts it meets,
+        which are not always the k closest; this ranks every contact (a few hundred).
+        """
+        k = k or self.ksize
+        self.buckets[self.get_bucket_for(node)].touch_last_updated()
+        target = node.long_id
+        candidates = [
+            n
+            for b in self.buckets
+            for n in b.nodes.values()
+            if n.id != node.id and (exclude is None or not n.same_home_as(exclude))
+        ]
+        return heapq.nsmallest(k, candidates, key=lambda n: n.long_id ^ target)
+
+    def has_room_for(self, node: Node) -> bool:
+        """True if ``node`` would enter the table now (its bucket has room or splits)."""
+        bucket = self.buckets[self.get_bucket_for(node)]
+        if len(bucket) < self.ksize or bucket.has_in_range(self.node):
+            return True
+        return bool(bucket.depth() % 5 != 0)
+
+    def contact(self, node_id: bytes) -> Node | None:
+        """The contact with ``node_id`` in the table (not the replacement cache), or None."""
+        probe = Node(node_id)
+        node: Node | None = self.buckets[self.get_bucket_for(probe)].nodes.get(node_id)
+        return node
+
+    def all_contacts(self) -> list[Node]:
+        """Every contact in the table, bucket by bucket."""
+        return [n for b in self.buckets for n in b.nodes.values()]
+
+    def __len__(self) -> int:
+        return sum(len(b.nodes) for b in self.buckets)

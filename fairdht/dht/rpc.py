@@ -1,0 +1,435 @@
+"""The hardened datagram/RPC path: rpcudp's framing with every peer input checked.
+
+Framing (rpcudp 5.0.1, docs/protocol.md "Wire format")::
+
+    request:  0x00 ‖ msg_id (20 bytes) ‖ msgpack([name, [arg, ...]])
+    response: 0x01 ‖ msg_id (20 bytes) ‖ msgpack(reply)
+
+rpcudp decodes untrusted bytes in tasks nobody awaits, dispatches any ``rpc_*``
+attribute with any arity, matches replies by id only and caps nothing but the
+sender's own requests (DESIGN.md pitfall 5). Here every datagram is decoded
+synchronously, checked against a per-RPC spec, and either answered or dropped and
+counted as ``dropped.<reason>``; replies must come from the address asked and parse
+under the RPC's reply parser. No exception escapes into the event loop.
+
+Invariant of the decoder: a datagram is dispatched, or dropped and counted, never
+anything else (fuzzed in tests/dht/test_fuzz.py).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import ipaddress
+import logging
+import os
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable, Coroutine, Mapping
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any, ClassVar, Final
+
+import msgpack
+from rpcudp.protocol import RPCProtocol
+
+from fairdht.dht.metrics import Metrics
+from fairdht.errors import ProtocolError
+
+__all__ = [
+    "HEADER_BYTES",
+    "MAX_DATAGRAM",
+    "MSG_ID_BYTES",
+    "NO_REPLY",
+    "REQUEST",
+    "RESPONSE",
+    "Address",
+    "Dropped",
+    "HardenedRPCProtocol",
+    "RPCResult",
+    "RPCSpec",
+    "RttEstimator",
+    "TaskSet",
+    "normalize_ip",
+    "pack",
+    "same_address",
+    "unpack",
+]
+
+LOG = logging.getLogger(__name__)
+
+MAX_DATAGRAM: Final = 8192
+MSG_ID_BYTES: Final = 20
+HEADER_BYTES: Final = 1 + MSG_ID_BYTES
+REQUEST: Final = 0x00
+RESPONSE: Final = 0x01
+
+Address = tuple[str, int]
+
+_ENDED_MEMORY: Final = 512
+
+
+class Dropped(ProtocolError):
+    """A peer's datagram, request or reply broke the wire protocol; ``reason`` is the counter."""
+
+    def __init__(self, reason: str, detail: str = "") -> None:
+        super().__init__(f"{reason}: {detail}" if detail else reason)
+        self.reason = reason
+
+
+class _NoReply:
+    """Returned by a handler that deliberately sends no reply."""
+
+    def __repr__(self) -> str:
+        return "NO_REPLY"
+
+
+NO_REPLY: Final = _NoReply()
+
+ArgCheck = Callable[[Any], None]
+ReplyParser = Callable[[Any, tuple[Any, ...]], Any]
+
+
+@dataclass(frozen=True, slots=True)
+class RPCSpec:
+    """One RPC: its argument checks (one per argument, raising ``Dropped``) and reply parser."""
+
+    name: str
+    args: tuple[ArgCheck, ...]
+    parse_reply: ReplyParser
+
+
+@dataclass(frozen=True, slots=True)
+class RPCResult:
+    """The outcome of one call: ``ok`` with the parsed reply, or a failure reason."""
+
+    ok: bool
+    value: Any = None
+    reason: str = ""
+
+
+def _no_ext(code: int, data: bytes) -> Any:
+    raise ValueError("msgpack ext types are not allowed")
+
+
+def unpack(data: bytes) -> Any:
+    """Decode one msgpack value from untrusted bytes; raise ``Dropped("undecodable")``."""
+    try:
+        return msgpack.unpackb(
+            data, raw=False, strict_map_key=True, use_list=True, ext_hook=_no_ext
+        )
+    except Exception as exc:  # msgpack raises ValueError, TypeError, StackError, ExtraData...
+        raise Dropped("undecodable", type(exc).__name__) from None
+
+
+def pack(value: Any) -> bytes:
+    """Encode a value as msgpack (str as str, bytes as bin, like umsgpack)."""
+    data: bytes = msgpack.packb(value, use_bin_type=True)
+    return data
+
+
+@lru_cache(maxsize=4096)
+def normalize_ip(text: str) -> str:
+    """Canonical text of an IP literal; ValueError if ``text`` is not one."""
+    return str(ipaddress.ip_address(text))
+
+
+def same_address(a: Address, b: Address) -> bool:
+    """True if two (ip, port) pairs name the same endpoint (IP literals compared as IPs)."""
+    if a[1] != b[1]:
+        return False
+    if a[0] == b[0]:
+        return True
+    try:
+        return normalize_ip(a[0]) == normalize_ip(b[0])
+    except (ValueError, TypeError):
+        return False
+
+
+class TaskSet:
+    """Keeps a reference to every task it starts; logs and counts their exceptions."""
+
+    def __init__(self, metrics: Metrics, label: str) -> None:
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._metrics = metrics
+        self._label = label
+
+    def spawn(self, coro: Coroutine[Any, Any, Any], *, name: str) -> asyncio.Task[Any]:
+        """Start ``coro`` as a task owned by this set."""
+        task = asyncio.get_running_loop().create_task(coro, name=name)
+        self._tasks.add(task)
+        task.add_done_callback(self._done)
+        return task
+
+    def _done(self, task: asyncio.Task[Any]) -> None:
+        self._tasks.discard(task)
+        if task.cancelled():
+            return
+        exc = task.exception()  # retrieving it also silences "never retrieved"
+        if exc is not None:
+            self._metrics.inc(f"errors.{self._label}")
+            LOG.error("%s task %s failed", self._label, task.get_name(), exc_info=exc)
+
+    def __len__(self) -> int:
+        return len(self._tasks)
+
+    async def join(self) -> None:
+        """Wait until every task (including ones started meanwhile) has finished."""
+        while self._tasks:
+            await asyncio.wait(list(self._tasks))
+
+    async def wait_current(self) -> None:
+        """Wait for the tasks running now (not for ones started meanwhile)."""
+        if self._tasks:
+            await asyncio.wait(list(self._tasks))
+
+    async def cancel_all(self) -> None:
+        """Cancel every task and wait for them to finish."""
+        while self._tasks:
+            tasks = list(self._tasks)
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+
+class RttEstimator:
+    """Smoothed round-trip time of answered calls (RFC 6298's SRTT and RTTVAR)."""
+
+    __slots__ = ("rttvar", "samples", "srtt")
+
+    def __init__(self) -> None:
+        self.srtt: float | None = None
+        self.rttvar = 0.0
+        self.samples = 0
+
+    def sample(self, rtt: float) -> None:
+        """Fold in one measured round trip (seconds)."""
+        self.samples += 1
+        if self.srtt is None:
+            self.srtt, self.rttvar = rtt, rtt / 2
+            return
+        self.rttvar = 0.75 * self.rttvar + 0.25 * abs(self.srtt - rtt)
+        self.srtt = 0.875 * self.srtt + 0.125 * rtt
+
+    def timeout(self, default: float) -> float:
+        """RFC 6298's RTO, SRTT + 4 RTTVAR; ``default`` before the first sample."""
+        if self.srtt is None:
+            return default
+        return self.srtt + 4 * self.rttvar
+
+
+@dataclass(slots=True)
+class _Pending:
+    future: asyncio.Future[RPCResult]
+    timer: asyncio.TimerHandle
+    address: Address
+    name: str
+    args: tuple[Any, ...]
+    sent_at: float
+
+
+class HardenedRPCProtocol(RPCProtocol):  # type: ignore[misc]  # rpcudp is untyped
+    """rpcudp's RPCProtocol with checked framing, dispatch, replies and timeouts.
+
+    Subclasses list their RPCs in ``specs`` and implement ``rpc_<name>(address, *args)``
+    (plain functions; a handler may return an awaitable, run as a tracked task).
+    """
+
+    specs: ClassVar[Mapping[str, RPCSpec]] = {}
+
+    def __init__(self, *, metrics: Metrics, timeout: float) -> None:
+        RPCProtocol.__init__(self, wait_timeout=timeout)
+        self.metrics = metrics
+        self.tasks = TaskSet(metrics, "task")
+        self.rtt = RttEstimator()
+        self.serving = True  # False: every request is dropped (light clients)
+        self._outstanding: dict[bytes, _Pending] = {}
+        # Ids of calls that ended without a reply (timed out, or abandoned by a lookup
+        # that had enough): a reply arriving later is late, not a peer's fault.
+        self._ended: OrderedDict[bytes, str] = OrderedDict()
+
+    # rpcudp turns any unknown attribute into a remote call; a typo must stay an error.
+    def __getattr__(self, name: str) -> Any:
+        raise AttributeError(f"{type(self).__name__!s} has no attribute {name!r}")
+
+    # -- transport events --------------------------------------------------------------
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        """Fail every outstanding call; nothing more will arrive."""
+        self.transport = None
+        for pending in list(self._outstanding.values()):
+            if not pending.future.done():
+                pending.future.set_result(RPCResult(False, reason="closed"))
+
+    def error_received(self, exc: Exception) -> None:
+        """ICMP errors (port unreachable, ...) surface here; the call times out as usual."""
+        self.metrics.inc("net.error")
+        LOG.debug("socket error: %s", exc)
+
+    def datagram_received(self, data: bytes, addr: Any) -> None:
+        """Handle one datagram now, in the loop's callback; never raise."""
+        try:
+            self._solve_datagram(data, addr)
+        except Dropped as drop:
+            self.metrics.inc(f"dropped.{drop.reason}")
+            LOG.debug("dropped datagram from %s: %s", addr, drop)
+        except Exception:
+            self.metrics.inc("errors.datagram")
+            LOG.exception("error handling a datagram from %s", addr)
+
+    # -- incoming ----------------------------------------------------------------------
+
+    def _solve_datagram(self, datagram: bytes, address: Any) -> None:
+        if len(datagram) <= HEADER_BYTES:
+            raise Dropped("too_short", f"{len(datagram)} bytes")
+        if len(datagram) > MAX_DATAGRAM:
+            raise Dropped("oversize", f"{len(datagram)} bytes")
+        if (
+            not isinstance(address, tuple)
+            or len(address) < 2
+            or not isinstance(address[0], str)
+            or not isinstance(address[1], int)
+        ):
+            raise Dropped("bad_address")
+        kind = datagram[0]
+        msg_id = datagram[1:HEADER_BYTES]
+        if kind == REQUEST:
+            if not self.serving:
+                raise Dropped("not_serving")
+            self._accept_request(msg_id, unpack(datagram[HEADER_BYTES:]), (address[0], address[1]))
+        elif kind == RESPONSE:
+            self._accept_response(msg_id, datagram[HEADER_BYTES:], (address[0], address[1]))
+        else:
+            raise Dropped("unknown_type", f"type byte {kind:#04x}")
+
+    def _accept_request(self, msg_id: bytes, data: Any, address: Address) -> None:
+        if not isinstance(data, list) or len(data) != 2:
+            raise Dropped("bad_request", "not [name, args]")
+        name, args = data
+        if not isinstance(name, str) or not isinstance(args, list):
+            raise Dropped("bad_request", "name must be a str and args a list")
+        spec = self.specs.get(name)
+        if spec is None:
+            raise Dropped("unknown_rpc", name[:32])
+        if len(args) != len(spec.args):
+            raise Dropped("bad_args", f"{name} takes {len(spec.args)} arguments, got {len(args)}")
+        for check, arg in zip(spec.args, args, strict=True):
+            check(arg)
+        self.metrics.inc(f"rpc.{name}.received")
+        handler = getattr(self, f"rpc_{name}")
+        reply = handler(address, *args)
+        if reply is NO_REPLY:
+            return
+        if inspect.isawaitable(reply):
+            self.tasks.spawn(self._reply_later(msg_id, reply, address), name=f"rpc-{name}")
+        else:
+            self._send_reply(msg_id, reply, address)
+
+    async def _reply_later(self, msg_id: bytes, reply: Awaitable[Any], address: Address) -> None:
+        try:
+            value = await reply
+        except Dropped as drop:
+            self.metrics.inc(f"dropped.{drop.reason}")
+            return
+        if value is not NO_REPLY:
+            self._send_reply(msg_id, value, address)
+
+    def _send_reply(self, msg_id: bytes, reply: Any, address: Address) -> None:
+        data = bytes([RESPONSE]) + msg_id + pack(reply)
+        if len(data) > MAX_DATAGRAM:
+            # Our own bug: handlers size their replies. Never send what peers must drop.
+            self.metrics.inc("dropped.oversize_reply")
+            LOG.error(
+                "reply of %d bytes to %s not sent (limit %d)", len(data), address, MAX_DATAGRAM
+            )
+            return
+        self._sendto(data, address)
+
+    def _accept_response(self, msg_id: bytes, payload: bytes, address: Address) -> None:
+        pending = self._outstanding.get(msg_id)
+        if pending is None or pending.future.done():
+            name = self._ended.pop(msg_id, None)
+            if name is None:
+                raise Dropped("unknown_reply")
+            self.metrics.inc(f"rpc.{name}.late")
+            return
+        if not same_address(address, pending.address):
+            # Keep waiting: the real peer may still answer (spoofed or misrouted reply).
+            raise Dropped("wrong_address", f"asked {pending.address}, reply from {address}")
+        try:
+            value = self.specs[pending.name].parse_reply(unpack(payload), pending.args)
+        except Dropped as drop:
+            self.metrics.inc(f"rpc.{pending.name}.bad_reply")
+            pending.future.set_result(RPCResult(False, reason=drop.reason))
+            raise
+        except Exception:
+            # A parser bug must still end the call (and is ours to fix).
+            pending.future.set_result(RPCResult(False, reason="bad_reply"))
+            raise
+        self.metrics.inc(f"rpc.{pending.name}.ok")
+        self.rtt.sample(asyncio.get_running_loop().time() - pending.sent_at)
+        pending.future.set_result(RPCResult(True, value))
+
+    def _timeout(self, msg_id: bytes) -> None:
+        pending = self._outstanding.get(msg_id)
+        if pending is None or pending.future.done():
+            return
+        self.metrics.inc(f"rpc.{pending.name}.timeout")
+        pending.future.set_result(RPCResult(False, reason="timeout"))
+
+    # -- outgoing ----------------------------------------------------------------------
+
+    def _sendto(self, data: bytes, address: Address) -> bool:
+        transport = self.transport
+        if transport is None or transport.is_closing():
+            self.metrics.inc("net.closed")
+            return False
+        try:
+            transport.sendto(data, address)
+        except (OSError, TypeError, ValueError) as exc:
+            self.metrics.inc("net.send_error")
+            LOG.debug("cannot send to %s: %s", address, exc)
+            return False
+        return True
+
+    def request(self, address: Address, name: str, *args: Any) -> asyncio.Future[RPCResult]:
+        """Call RPC ``name`` on ``address``; the future always resolves to an RPCResult.
+
+        Cancelling the future forgets the call (a late reply is dropped as unknown).
+        """
+        if name not in self.specs:
+            raise ValueError(f"unknown RPC {name!r}")
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[RPCResult] = loop.create_future()
+        data = bytes([REQUEST]) + (msg_id := os.urandom(MSG_ID_BYTES)) + pack([name, list(args)])
+        if len(data) > MAX_DATAGRAM:
+            raise ValueError(f"{name} request is {len(data)} bytes, limit {MAX_DATAGRAM}")
+        self.metrics.inc(f"rpc.{name}.sent")
+        if not self._sendto(data, address):
+            future.set_result(RPCResult(False, reason="unsent"))
+            return future
+        timer = loop.call_later(self._wait_timeout, self._timeout, msg_id)
+        self._outstanding[msg_id] = _Pending(future, timer, address, name, args, loop.time())
+        future.add_done_callback(lambda _f: self._forget(msg_id))
+        return future
+
+    def _forget(self, msg_id: bytes) -> None:
+        pending = self._outstanding.pop(msg_id, None)
+        if pending is None:
+            return
+        pending.timer.cancel()
+        future = pending.future
+        if future.cancelled() or not future.result().ok:
+            self._ended[msg_id] = pending.name
+            if len(self._ended) > _ENDED_MEMORY:
+                self._ended.popitem(last=False)
+
+    def outstanding(self) -> int:
+        """Number of calls waiting for a reply."""
+        return len(self._outstanding)
+
+    def close(self) -> None:
+        """Close the transport and fail outstanding calls."""
+        transport = self.transport
+        if transport is not None:
+            transport.close()
+        self.connection_lost(None)

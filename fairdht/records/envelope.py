@@ -14,6 +14,8 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
+import msgpack
+
 from fairdht.errors import (
     BadBody,
     Expired,
@@ -25,7 +27,7 @@ from fairdht.errors import (
     TTLTooLong,
     WrongKey,
 )
-from fairdht.identity.keys import PublicKey, SigningKey
+from fairdht.identity.keys import PublicKey, SigningKey, verify_detached
 from fairdht.records.canonical import canonical_pack, strict_unpack
 from fairdht.records.keys import derive_key
 from fairdht.records.registry import Body, KindSpec, kind_spec
@@ -270,22 +272,37 @@ def decode_record(data: bytes) -> Record:
             raise
         except Exception as exc:
             raise BadBody(f"record of kind {kind} fails its checks: {type(exc).__name__}") from None
-    unsigned = _unsigned_items(
-        kind,
-        network,
-        subkey,
-        author,
-        seq,
-        issued_at,
-        expires_at,
-        None if body is None else body.to_wire(),
-    )
-    if canonical_pack([*unsigned, sig]) != data:
+    # Canonical form, checked at C speed (docs/protocol.md, "Canonical encoding"):
+    # re-packing the decoded items gives back the same bytes only if every int, str, bin,
+    # array and map header was in its shortest form; maps must also have sorted keys;
+    # and the body must be exactly what its typed value writes, so one typed record has
+    # one byte form.
+    if (
+        msgpack.packb(items, use_bin_type=True) != data
+        or (body_wire is not None and not _keys_sorted(body_wire))
+        or (body is not None and body.to_wire() != body_wire)
+    ):
         raise NotCanonical("record is not in canonical form")
     # Canonical bytes are 0x9a (fixarray 10), the nine items, then 0xc4 0x40 sig; the
     # signed message is the same nine items under 0x99, so slice instead of re-packing.
-    PublicKey(author).verify(SIG_DOMAIN + b"\x99" + data[1:-66], sig)
+    verify_detached(author, SIG_DOMAIN + b"\x99" + data[1:-66], sig)
     return record
+
+
+def _keys_sorted(value: Any, depth: int = 0) -> bool:
+    """True if every map inside ``value`` has str keys in bytewise UTF-8 order."""
+    if type(value) is dict:
+        keys = list(value)
+        # For str keys, code-point order is UTF-8 byte order.
+        if not all(type(k) is str for k in keys) or keys != sorted(keys):
+            return False
+        inner: Any = value.values()
+    elif type(value) is list:
+        inner = value
+    else:
+        return True
+    nested = [v for v in inner if type(v) is dict or type(v) is list]
+    return not nested or (depth < 16 and all(_keys_sorted(v, depth + 1) for v in nested))
 
 
 def check_time(record: Record, now: float) -> None:

@@ -6,6 +6,7 @@ Every helper raises ``BadBody`` with the field's name; none raises anything else
 from __future__ import annotations
 
 import ipaddress
+import re
 from typing import Any
 
 from fairdht.errors import BadBody
@@ -19,6 +20,12 @@ __all__ = [
     "get_str",
     "parse_endpoint",
 ]
+
+
+_CONTROL = re.compile("[\x00-\x1f\x7f]")
+# Dotted-quad IPv4 without leading zeros and a port: the common case, parsed without
+# the ipaddress module (which costs more than the rest of a record's checks).
+_IPV4_PORT = re.compile(r"((?:0|[1-9][0-9]{0,2})(?:\.(?:0|[1-9][0-9]{0,2})){3}):([1-9][0-9]{0,4})")
 
 
 def expect_map(
@@ -46,7 +53,7 @@ def get_str(
         raise BadBody(f"{name} must be a string")
     if not min_len <= len(value) <= max_len:
         raise BadBody(f"{name} must be {min_len} to {max_len} characters")
-    if any(ord(c) < 32 or ord(c) == 127 for c in value):
+    if _CONTROL.search(value):
         raise BadBody(f"{name} must not contain control characters")
     return value
 
@@ -104,6 +111,9 @@ def parse_endpoint(text: str, *, what: str = "address") -> tuple[str, int]:
     """Parse ``IP:PORT`` or ``[IPv6]:PORT`` with an IP literal; a hostname is refused."""
     if not isinstance(text, str) or len(text) > 64:
         raise BadBody(f"{what} must be IP:PORT")
+    fast = _IPV4_PORT.fullmatch(text)
+    if fast and all(int(o) <= 255 for o in fast[1].split(".")) and int(fast[2]) <= 65535:
+        return fast[1], int(fast[2])
     if text.startswith("["):
         host, sep, port_text = text[1:].partition("]:")
         if not sep:

@@ -18,37 +18,13 @@ from fairdht.api.params import flag, json_body, network_param, public_key_param
 from fairdht.api.timing import timed_get
 from fairdht.errors import BadBody
 from fairdht.karma.publish import cast_vote
-from fairdht.karma.score import KarmaScore, score_subject
+from fairdht.karma.score import score_json, score_subject
 from fairdht.node.karma_state import STATE_FILE_NAME, KarmaState
 from fairdht.records.envelope import check_network_name
 from fairdht.records.kinds.karma import MAX_EVIDENCE_BYTES, KarmaVote
 from fairdht.trust import DEMO_NETWORK
 
 __all__ = ["get_karma", "post_vote", "register", "score_json"]
-
-
-def score_json(score: KarmaScore, *, explain: bool) -> dict[str, Any]:
-    """The score document of ``fairdht karma show --json`` (``votes`` with ``explain``)."""
-    doc: dict[str, Any] = {
-        "subject": score.subject.hex(),
-        "score": round(score.score, 6),
-        "color": score.color,
-        "votes_counted": sum(1 for v in score.votes if v.status == "counted"),
-    }
-    if explain:
-        doc["votes"] = [
-            {
-                "voter": v.voter.hex(),
-                "action": v.action,
-                "context": v.context,
-                "issued_at": v.issued_at,
-                "weight": round(v.weight, 6),
-                "contribution": round(v.contribution, 6),
-                "status": v.status,
-            }
-            for v in score.votes
-        ]
-    return doc
 
 
 async def get_karma(request: web.Request) -> web.Response:

@@ -30,7 +30,7 @@ from fairdht.identity.keys import PublicKey, SigningKey
 from fairdht.karma.fetch import FetchedView, fetch_view
 from fairdht.karma.policy import KarmaPolicy
 from fairdht.karma.publish import CastResult, cast_vote
-from fairdht.karma.score import KarmaScore, score_subject
+from fairdht.karma.score import KarmaScore, score_json, score_subject
 from fairdht.node.karma_state import POLICY_FILE_NAME, STATE_FILE_NAME, KarmaState, reader_inputs
 from fairdht.records.envelope import Record, check_network_name
 from fairdht.records.kinds.karma import ACTIONS, MAX_EVIDENCE_BYTES, KarmaVote
@@ -237,30 +237,6 @@ async def _show(
             distrusted=distrusted,
             high_water=high_water,
         )
-
-
-def score_json(score: KarmaScore, *, explain: bool) -> dict[str, Any]:
-    """The JSON document of a score: ``score``, ``color`` and with ``explain`` the ``votes``."""
-    doc: dict[str, Any] = {
-        "subject": score.subject.hex(),
-        "score": round(score.score, 6),
-        "color": score.color,
-        "votes_counted": sum(1 for v in score.votes if v.status == "counted"),
-    }
-    if explain:
-        doc["votes"] = [
-            {
-                "voter": v.voter.hex(),
-                "action": v.action,
-                "context": v.context,
-                "issued_at": v.issued_at,
-                "weight": round(v.weight, 6),
-                "contribution": round(v.contribution, 6),
-                "status": v.status,
-            }
-            for v in score.votes
-        ]
-    return doc
 
 
 def _print_text(score: KarmaScore, *, explain: bool) -> None:

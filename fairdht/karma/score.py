@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from fairdht.karma.policy import KarmaPolicy
 from fairdht.karma.trust import personalized_trust
@@ -24,6 +25,7 @@ __all__ = [
     "KarmaView",
     "build_view",
     "karma_of",
+    "score_json",
     "score_subject",
 ]
 
@@ -174,3 +176,27 @@ def karma_of(view: KarmaView, subject: bytes) -> tuple[float, str]:
     """(score, color) of ``subject`` in ``view``: what server lists and referee picks call."""
     result = score_subject(view, subject)
     return result.score, result.color
+
+
+def score_json(score: KarmaScore, *, explain: bool) -> dict[str, Any]:
+    """The JSON document of a score (``fairdht karma show --json``, ``GET /api/karma``)."""
+    doc: dict[str, Any] = {
+        "subject": score.subject.hex(),
+        "score": round(score.score, 6),
+        "color": score.color,
+        "votes_counted": sum(1 for v in score.votes if v.status == "counted"),
+    }
+    if explain:
+        doc["votes"] = [
+            {
+                "voter": v.voter.hex(),
+                "action": v.action,
+                "context": v.context,
+                "issued_at": v.issued_at,
+                "weight": round(v.weight, 6),
+                "contribution": round(v.contribution, 6),
+                "status": v.status,
+            }
+            for v in score.votes
+        ]
+    return doc

@@ -7,7 +7,7 @@ import sqlite3
 from pathlib import Path
 
 import pytest
-from content_net import cluster
+from loopnet import cluster
 
 from fairdht.cli.main import main
 from fairdht.identity.keyfile import write_key

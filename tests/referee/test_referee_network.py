@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from loopnet import Cluster, cluster
 from referee_appendix import (
     CODE,
     GAME_A,
@@ -28,7 +29,6 @@ from referee_appendix import (
     name_of,
     peer,
 )
-from referee_net import Cluster, cluster
 
 from fairdht.cli.main import main
 from fairdht.identity.keyfile import write_key

@@ -109,6 +109,11 @@ class MatchHost:
         self._tasks: set[asyncio.Task[None]] = set()
         self.address: tuple[str, int] | None = None
 
+    @property
+    def all_joined(self) -> bool:
+        """True once every player of the match has connected."""
+        return self._all_joined.is_set()
+
     def _now_ms(self) -> int:
         return int(self.clock() * 1000)
 

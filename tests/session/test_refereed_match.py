@@ -148,3 +148,70 @@ def test_player_with_other_code_is_named_and_match_refused() -> None:
     # Both players were turned away (nobody plays a match whose code is disputed).
     assert all(isinstance(r, Exception) for r in out["results"])
     assert not [r for r in out["match"] if r.kind == OUTCOME_KIND]
+
+
+def test_referee_that_vanishes_mid_match_gets_comm_issue() -> None:
+    async def go() -> tuple[list[Any], list[Any]]:
+        nodes = await network(3)
+        referee = key("vanishing-referee")
+        service_node = DHTNode(referee, MemoryRecordStore(), config=FAST)
+        await service_node.listen("127.0.5.1", 0)
+        await service_node.bootstrap([nodes[0].address])
+        service = RefereeService(
+            referee,
+            service_node,
+            network=NET,
+            bundle_dir=ARENA,
+            code_hash=code_hash(ARENA),
+            game="game-b",
+            tick_ms=50,
+            attest_wait=5.0,
+        )
+        players = [key("v1"), key("v2")]
+        player_keys = tuple(sorted(p.public_key.raw for p in players))
+        stopped = False
+        try:
+            await service.start("127.0.5.1", 0)
+
+            async def one(i: int) -> Any:
+                async with connect([nodes[i].address], config=FAST) as client:
+                    return await play_match(
+                        client,
+                        players[i],
+                        network=NET,
+                        match_id="vanish-1",
+                        code_hash=code_hash(ARENA),
+                        referee=referee.public_key.raw,
+                        players=player_keys,
+                        settings={"seed": "v", "duration_ms": 60_000},
+                    )
+
+            plays = asyncio.gather(*(one(i) for i in range(2)))
+            # The referee disappears once the match is under way.
+            for _ in range(100):
+                served = service.matches.get("vanish-1")
+                if (
+                    served is not None
+                    and served.host is not None
+                    and served.host._all_joined.is_set()
+                ):
+                    break
+                await asyncio.sleep(0.1)
+            await asyncio.sleep(0.5)
+            await service.stop()
+            stopped = True
+            results = await asyncio.wait_for(plays, 30)
+            async with connect([nodes[1].address], config=FAST) as reader:
+                votes = await reader.get(vote_key(NET, referee.public_key.raw))
+            return results, votes
+        finally:
+            if not stopped:
+                await service.stop()
+            for node in [*nodes, service_node]:
+                await node.stop()
+                node.store.close()
+
+    results, votes = asyncio.run(go())
+    assert all(r.outcome is None for r in results)
+    assert all(r.referee_vote == "comm_issue" for r in results)
+    assert {r.body_as(KarmaVote).action for r in votes} == {"comm_issue"}

@@ -205,12 +205,25 @@ def show_status(nodes: Sequence[NodeProcess], servers: Sequence[ExampleServer]) 
             f"{n:>4}  {node.udp:<21} {node.api_url:<28} {status['peers']:>5} "
             f"{status['records']:>7} {status['uptime_s']:>6}s"
         )
+    history_line(nodes[-1], len(nodes))
     published = sum(s.record is not None for s in servers)
     try:
         found = visible_servers(nodes[-1], servers)
         say(f"servers visible from node {len(nodes)}: {found} of {published}")
     except FairDHTError as exc:
         say(f"reading servers from node {len(nodes)} failed: {exc}")
+
+
+def history_line(node: NodeProcess, n: int) -> None:
+    """One line on the node's server-list history: commits, and the latest checkpoint."""
+    try:
+        commits = ApiClient(node.api_url, timeout=2.0).history(NETWORK, limit=200)["commits"]
+    except FairDHTError as exc:
+        say(f"history of node {n} unavailable: {exc}")
+        return
+    versions = [c["version"] for c in commits if c["kind"] == "checkpoint"]
+    latest = f"checkpoint v{max(versions)} applied" if versions else "no checkpoint yet"
+    say(f"history on node {n}: {len(commits)} commits, {latest} (see the dashboard's History)")
 
 
 def watch(

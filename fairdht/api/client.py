@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import urllib.error
+import urllib.parse
 import urllib.request
 from typing import Any
 
@@ -57,6 +58,12 @@ class ApiClient:
     def status(self) -> dict[str, Any]:
         """``GET /api/status``."""
         result: dict[str, Any] = self._call("GET", "/api/status")
+        return result
+
+    def history(self, network: str, *, limit: int = 50) -> dict[str, Any]:
+        """``GET /api/history``: the node's newest server-list commits of ``network``."""
+        query = urllib.parse.urlencode({"network": network, "limit": limit})
+        result: dict[str, Any] = self._call("GET", f"/api/history?{query}")
         return result
 
     def records(self, key: bytes, *, local: bool = False) -> list[dict[str, Any]]:

@@ -42,7 +42,7 @@ async def read_view(request: web.Request, network: str, subjects: Sequence[bytes
 
     # Withdrawals too: they raise the replay marks (fairdht.node.karma_state).
     fetched = await fetch_view(
-        timed_get(request, include_withdrawn=True),
+        timed_get(request, include_withdrawn=True, disjoint=True),
         network=network,
         reader=node.public_key.raw,
         subjects=list(subjects),

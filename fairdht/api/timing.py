@@ -22,13 +22,13 @@ def install(app: web.Application) -> None:
 
 
 def timed_get(
-    request: web.Request, *, include_withdrawn: bool = False
+    request: web.Request, *, include_withdrawn: bool = False, disjoint: bool = False
 ) -> Callable[[bytes], Awaitable[list[Record]]]:
     """The node's ``DHTNode.get``, each call observed in the app's lookup histogram."""
     dht = request.app[NODE].dht
 
     async def get(key: bytes) -> list[Record]:
-        return await dht.get(key, include_withdrawn=include_withdrawn)
+        return await dht.get(key, include_withdrawn=include_withdrawn, disjoint=disjoint)
 
     if LOOKUP_SECONDS not in request.app:
         return get

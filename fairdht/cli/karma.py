@@ -224,7 +224,8 @@ async def _show(
 
         async def get(key: bytes) -> list[Record]:
             # Withdrawals too: they raise the replay marks (fairdht.node.karma_state).
-            return await node.get(key, include_withdrawn=True)
+            # Disjoint paths: karma is a security-relevant read (S/Kademlia §4.4).
+            return await node.get(key, include_withdrawn=True, disjoint=True)
 
         return await fetch_view(
             get,

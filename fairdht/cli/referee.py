@@ -265,7 +265,7 @@ async def _karma_scores(
 ) -> dict[bytes, float] | None:
     """Karma of ``subjects`` in the asker's own view, or None without a key file."""
     scores = await reader_karma(
-        lambda k: node.get(k, include_withdrawn=True),
+        lambda k: node.get(k, include_withdrawn=True, disjoint=True),
         data_dir=data_dir_of(args),
         key_path=key_path_of(args),
         network=args.network,

@@ -101,7 +101,13 @@ async def read_network(
     history, trust = open_history(data_dir), open_trust(data_dir)
     async with connect(bootstrap) as node:
         return await sync_network(
-            node.get, network, history=history, trust=trust, now=now, record_history=False
+            node.get,
+            network,
+            history=history,
+            trust=trust,
+            now=now,
+            record_history=False,
+            control_get=node.secure_get,
         )
 
 
@@ -153,12 +159,18 @@ async def read_and_probe(
     history, trust = open_history(data_dir), open_trust(data_dir)
     async with connect(bootstrap) as node:
         result = await sync_network(
-            node.get, network, history=history, trust=trust, now=now, record_history=False
+            node.get,
+            network,
+            history=history,
+            trust=trust,
+            now=now,
+            record_history=False,
+            control_get=node.secure_get,
         )
         karma = None
         if key_path is not None:
             karma = await reader_karma(
-                lambda k: node.get(k, include_withdrawn=True),
+                lambda k: node.get(k, include_withdrawn=True, disjoint=True),
                 data_dir=data_dir,
                 key_path=key_path,
                 network=network,

@@ -42,6 +42,28 @@ class DHTConfig:
     store_concurrency: int = 8
     # A lookup queries at most this many nodes (bounds hostile endless contact lists).
     max_lookup_queries: int = 200
+    # S/Kademlia §4.1 static puzzle: BLAKE2b-256(node id) needs this many leading zero
+    # bits to enter a routing table or a lookup. A network parameter, the same for all
+    # nodes: 14 costs about a second per id on the reference machine (docs/security.md);
+    # 0 (off) here so that tests and simulations can use plain keys.
+    puzzle_bits: int = 0
+    # Eclipse resistance (libp2p kad-dht's IP diversity filter): at most this many
+    # contacts per /24 (IPv4) or /48 (IPv6) in one bucket (with its replacement cache)
+    # and in the whole table; 0 disables a limit.
+    subnet_bucket_limit: int = 2
+    subnet_table_limit: int = 10
+    # S/Kademlia §4.4 disjoint lookups: a get (and a put's replica lookup) runs this many
+    # lookups that never share a node; 0 or 1 is one ordinary lookup.
+    disjoint_paths: int = 0
+    # Address tokens (BEP 5): secrets rotate this often; a token lives 1-2 periods.
+    token_period: float = 300.0
+    # Per-IP token buckets (OpenDHT's per-IP limits): requests served, and record
+    # signatures verified for STOREs; rate 0 disables a limit. Bursts cover an honest
+    # bulk writer (500 puts, 16 in flight, cost a peer ~2,000 requests in about a second).
+    request_rate: float = 1000.0
+    request_burst: float = 4000.0
+    verify_rate: float = 500.0
+    verify_burst: float = 2000.0
 
     def __post_init__(self) -> None:
         if self.ksize < 1 or self.alpha < 1 or self.read_replicas < 1:
@@ -54,5 +76,11 @@ class DHTConfig:
             raise ValueError("intervals must be positive")
         if self.max_pages < 1 or self.max_failures < 1 or self.max_lookup_queries < 1:
             raise ValueError("max_pages, max_failures and max_lookup_queries must be positive")
+        if self.puzzle_bits < 0 or self.subnet_bucket_limit < 0 or self.subnet_table_limit < 0:
+            raise ValueError("puzzle_bits and subnet limits must be >= 0")
+        if self.disjoint_paths < 0 or self.token_period <= 0:
+            raise ValueError("disjoint_paths >= 0 and token_period > 0")
+        if min(self.request_rate, self.request_burst, self.verify_rate, self.verify_burst) < 0:
+            raise ValueError("rate limits must be >= 0")
         if self.max_verify_in_flight < 0 or self.store_concurrency < 1:
             raise ValueError("max_verify_in_flight >= 0 and store_concurrency >= 1")

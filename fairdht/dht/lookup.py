@@ -19,6 +19,7 @@ import logging
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from enum import Enum
+from typing import Any
 
 from kademlia.node import Node
 
@@ -94,6 +95,8 @@ class Lookup:
         metrics: Metrics,
         stall: float | None = None,
         skip: Iterable[bytes] = (),
+        claims: dict[tuple[Any, Any], int] | None = None,
+        path: int = 0,
     ) -> None:
         self.target = target
         self._target_int = int.from_bytes(target, "big")
@@ -104,6 +107,13 @@ class Lookup:
         self.metrics = metrics
         self.stall = stall
         self._skip = set(skip)
+        # Disjoint lookups (S/Kademlia §4.4): lookups sharing ``claims`` never query the
+        # same node; the first path to pick a node owns it, the others pass it by.
+        self._claims = claims
+        self.path = path
+        # One id per address: a hostile peer naming made-up ids at its own address (ids
+        # next to the target, S/Kademlia §4.1's threat) gets one place in the shortlist.
+        self._homes: dict[tuple[Any, Any], bytes] = {}
         self._entries: dict[bytes, _Entry] = {}
         self._order: list[tuple[int, bytes]] = []
         self._stalled_pending = 0
@@ -123,6 +133,10 @@ class Lookup:
         """Add contacts to the shortlist (ids in ``skip`` only with ``force``)."""
         for node in nodes:
             if node.id in self._entries or (node.id in self._skip and not force):
+                continue
+            home = (node.ip, node.port)
+            if node.ip is not None and self._homes.setdefault(home, node.id) != node.id:
+                self.metrics.inc("lookup.duplicate_address")
                 continue
             entry = _Entry(self.distance(node.id), node)
             self._entries[node.id] = entry
@@ -173,17 +187,24 @@ class Lookup:
                 if self.settled(self.k):
                     return
                 active = sum(1 for e in in_flight.values() if e.state is State.IN_FLIGHT)
+                skipped = False
                 for entry in self.live(self.k):
                     width = self.k if self.final_phase else self.alpha
                     if active >= width or self.queries >= self.max_queries:
                         break
-                    if entry.state is State.NEW:
+                    if entry.state is State.NEW and not self._claim(entry):
+                        entry.state = State.FAILED
+                        skipped = True
+                        self.metrics.inc("lookup.disjoint_skipped")
+                    elif entry.state is State.NEW:
                         entry.state = State.IN_FLIGHT
                         entry.started = loop.time()
                         self.queries += 1
                         active += 1
                         in_flight[asyncio.ensure_future(self._query(entry.node))] = entry
                 if not in_flight:
+                    if skipped:
+                        continue  # the window moved past nodes another path owns
                     if self.queries >= self.max_queries:
                         self.metrics.inc("lookup.query_limit")
                     return
@@ -222,6 +243,13 @@ class Lookup:
             self._stalled_pending = 0
             if in_flight:
                 await asyncio.gather(*in_flight, return_exceptions=True)
+
+    def _claim(self, entry: _Entry) -> bool:
+        if self._claims is None:
+            return True
+        # Claimed by address, so a machine behind several ids serves one path only.
+        home = (entry.node.ip, entry.node.port)
+        return self._claims.setdefault(home, self.path) == self.path
 
     def _progress(self, contacts: list[Node]) -> None:
         closest = self._order[0][0] if self._order else None

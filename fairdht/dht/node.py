@@ -142,6 +142,7 @@ class DHTNode:
             clock=self.clock,
             records=self.records,
             rng=self.rng,
+            key=self.key,
         )
         protocol.on_new_contact = self._on_new_contact
         transport, _ = await create_endpoint(lambda: protocol, local_addr=local_addr)
@@ -243,7 +244,13 @@ class DHTNode:
 
     # -- lookups --------------------------------------------------------------------------
 
-    def _lookup(self, target: bytes, query: Callable[[Node], Any]) -> Lookup:
+    def _lookup(
+        self,
+        target: bytes,
+        query: Callable[[Node], Any],
+        claims: dict[tuple[Any, Any], int] | None = None,
+        path: int = 0,
+    ) -> Lookup:
         cfg = self.config
         return Lookup(
             target,
@@ -254,7 +261,55 @@ class DHTNode:
             metrics=self.metrics,
             stall=self._stall_time(),
             skip=(self.node_id,),
+            claims=claims,
+            path=path,
         )
+
+    def _proving(self, query: Callable[[Node], Any]) -> Callable[[Node], Any]:
+        """``query``, counted only if the node also proves its id by a signed challenge.
+
+        A hostile node may name made-up ids next to a target at its own address
+        (S/Kademlia §4.1); in a secure lookup a contact not already verified at that
+        address is challenged in parallel with the query (no extra round trip), and an
+        answer from an id that does not sign is a failure.
+        """
+        proto = self.protocol
+
+        async def proved(node: Node) -> QueryResult:
+            known = proto.router.contact(node.id)
+            if node.id == self.node_id or (known is not None and known.same_home_as(node)):
+                result: QueryResult = await query(node)
+                return result
+            pong, result = await asyncio.gather(proto.call_ping((node.ip, node.port)), query(node))
+            if pong is None or pong.id != node.id:
+                self.metrics.inc("lookup.unproven_id")
+                return QueryResult(False)
+            return result
+
+        return proved
+
+    def _paths(self, target: bytes, query: Callable[[Node], Any], disjoint: int) -> list[Lookup]:
+        """``disjoint`` lookups sharing no node (S/Kademlia §4.4), seeded round-robin with
+        the k closest contacts, whose nodes must prove their ids; one ordinary lookup for
+        0 or 1."""
+        count = max(1, disjoint)
+        if count > 1:
+            query = self._proving(query)
+        claims: dict[tuple[Any, Any], int] | None = {} if count > 1 else None
+        paths = [self._lookup(target, query, claims, i) for i in range(count)]
+        seeds = self.protocol.router.find_neighbors(Node(target), k=self.config.ksize)
+        for i, node in enumerate(seeds):
+            paths[i % count].add([node])
+        if count > 1:
+            self.metrics.inc("lookup.disjoint", count)
+        return paths
+
+    def _disjoint(self, disjoint: int | bool | None) -> int:
+        if disjoint is None:
+            return self.config.disjoint_paths
+        if disjoint is True:
+            return max(3, self.config.disjoint_paths)
+        return int(disjoint)
 
     def _stall_time(self) -> float:
         # RFC 6298's retransmission timeout over the replies seen so far, kept within
@@ -274,17 +329,40 @@ class DHTNode:
         lookup.add(proto.router.find_neighbors(Node(target), k=self.config.ksize))
         return lookup
 
-    async def find_nodes(self, target: bytes) -> list[Node]:
-        """The k closest live nodes to ``target`` (iterative find_node lookup)."""
+    async def find_nodes(self, target: bytes, *, disjoint: int | bool | None = None) -> list[Node]:
+        """The k closest live nodes to ``target`` (iterative find_node lookup).
+
+        With ``disjoint`` (default ``config.disjoint_paths``; True means at least 3)
+        paths, the k closest over several lookups that share no node (S/Kademlia §4.4).
+        """
         self.metrics.inc("lookup.find_node")
-        lookup = self._node_lookup(target)
-        await lookup.run()
-        return lookup.closest_answered(self.config.ksize)
+        count = self._disjoint(disjoint)
+        if count <= 1:
+            lookup = self._node_lookup(target)
+            await lookup.run()
+            return lookup.closest_answered(self.config.ksize)
+        proto = self.protocol
+
+        async def query(node: Node) -> QueryResult:
+            contacts = await proto.call_find_node(node, target)
+            return QueryResult(False) if contacts is None else QueryResult(True, contacts)
+
+        paths = self._paths(target, query, count)
+        await asyncio.gather(*(p.run() for p in paths))
+        return self._closest_over(paths, target, self.config.ksize)
+
+    @staticmethod
+    def _closest_over(paths: Sequence[Lookup], target: bytes, n: int) -> list[Node]:
+        """The ``n`` closest answered nodes over all paths, nearest first."""
+        t = int.from_bytes(target, "big")
+        found = {node.id: node for p in paths for node in p.closest_answered(n)}
+        return sorted(found.values(), key=lambda node: int.from_bytes(node.id, "big") ^ t)[:n]
 
     # -- put ------------------------------------------------------------------------------
 
-    async def put(self, record: Record) -> PutResult:
-        """Store ``record`` on the k closest nodes to its key.
+    async def put(self, record: Record, *, disjoint: int | bool | None = None) -> PutResult:
+        """Store ``record`` on the k closest nodes to its key (found over ``disjoint``
+        paths, default ``config.disjoint_paths``, as in ``get``).
 
         Raises RecordError if the record is not valid now, NoPeersError if no peer
         answered, NotAcceptedError if peers answered and none accepted.
@@ -293,7 +371,7 @@ class DHTNode:
         key = record.key
         self.records.validate(record.raw, now=now, key=key)
         self.metrics.inc("put.calls")
-        targets = await self.find_nodes(key)
+        targets = await self.find_nodes(key, disjoint=disjoint)
         if not targets:
             raise NoPeersError("no peer answered the lookup for the record's key")
         k = self.config.ksize
@@ -341,10 +419,19 @@ class DHTNode:
 
     # -- get ------------------------------------------------------------------------------
 
-    async def get(self, key: bytes, *, include_withdrawn: bool = False) -> list[Record]:
+    async def get(
+        self,
+        key: bytes,
+        *,
+        include_withdrawn: bool = False,
+        disjoint: int | bool | None = None,
+    ) -> list[Record]:
         """The live records under ``key``: validated, newest per (author, subkey), merged
         over several replicas, sorted by slot; stale replicas are repaired in the background.
 
+        ``disjoint`` paths (default ``config.disjoint_paths``; True means at least 3)
+        each read ``read_replicas`` replicas through nodes no other path uses
+        (S/Kademlia §4.4), so one path of honest nodes finds the records.
         Raises NoPeersError if no peer answered.
         """
         if not isinstance(key, bytes) or len(key) != KEY_BYTES:
@@ -400,13 +487,14 @@ class DHTNode:
             self.metrics.inc("get.pages", pages)
             return QueryResult(answer.complete, page.nodes)
 
-        lookup = self._lookup(key, query)
-        lookup.add(proto.router.find_neighbors(Node(key), k=cfg.ksize))
+        paths = self._paths(key, query, self._disjoint(disjoint))
         if not self.client_mode:
-            lookup.add([self._self_contact()], force=True)
+            paths[0].add([self._self_contact()], force=True)
         replicas = cfg.read_replicas
         while True:
-            await lookup.run(enough=functools.partial(lookup.settled, replicas))
+            await asyncio.gather(
+                *(p.run(enough=functools.partial(p.settled, replicas)) for p in paths)
+            )
             merged = merge_newest(a.records for a in answers.values())
             if not merged and replicas < cfg.ksize:
                 # The closest replicas hold nothing: a missed write (lost STOREs, a
@@ -415,7 +503,7 @@ class DHTNode:
                 replicas = cfg.ksize
                 self.metrics.inc("get.widened_empty")
                 continue
-            readers = lookup.closest_answered(replicas)
+            readers = self._closest_over(paths, key, replicas * len(paths))
             stale = [n for n in readers if missing_from(answers[n.id].records, merged)]
             if not stale or replicas >= cfg.ksize or len(readers) < replicas:
                 break
@@ -431,6 +519,11 @@ class DHTNode:
         records = [r for r in merged.values() if include_withdrawn or not r.withdrawn]
         records.sort(key=cursor_of)
         return records
+
+    async def secure_get(self, key: bytes) -> list[Record]:
+        """``get`` over 3 disjoint, id-proving paths (S/Kademlia §4.4): a drop-in reader for
+        security-relevant records (checkpoints, rollbacks, key sets, karma)."""
+        return await self.get(key, disjoint=True)
 
     def _repair(self, node: Node, key: bytes, records: list[Record], now: float) -> None:
         self.metrics.inc("get.repair.replicas")

@@ -4,20 +4,27 @@
 refresh machinery) through ``HardenedRPCProtocol`` (for the checked datagram path),
 and replaces every RPC (docs/protocol.md, "RPCs"):
 
-- ``ping(sender_id, sender_pubkey) -> [node_id, pubkey]``: ids are BLAKE2b-160 of the
-  Ed25519 key (DESIGN.md pitfall 10); a ping is how a contact proves its key.
-- ``store(sender_id, key, [record, ...]) -> [True | refusal code, ...]``: every record
-  is validated (pitfall 1), then the store applies the slot rule and quotas.
-- ``find_node(sender_id, target) -> [[id, ip, port], ...]``.
-- ``find_value(sender_id, key, cursor) -> {"records", "next", "nodes"}``: one page of
-  whole records per reply, at most one datagram (pitfall 6).
+- ``ping(sender_id, sender_pubkey, nonce, to_ip, to_port, token) -> [node_id, pubkey,
+  signature, token]``: ids are BLAKE2b-160 of the Ed25519 key (DESIGN.md pitfall 10);
+  the signature over the verifier's fresh nonce, both ids and the address is how a
+  contact proves its key (S/Kademlia §4.1).
+- ``store(sender_id, key, [record, ...]) -> [True | refusal code, ...]``: only from an
+  address that proved itself (echoed a token, BEP 5); every record is validated
+  (pitfall 1), then the store applies the slot rule and quotas.
+- ``find_node(sender_id, target, token) -> [[id, ip, port], ...]``.
+- ``find_value(sender_id, key, cursor, token) -> {"records", "next", "nodes", "token"}``:
+  one page of whole records per reply, at most one datagram (pitfall 6).
 
-Which contacts may enter the routing table is decided in one place, ``admit``.
+Replies to a source that has not proven its address are at most 3x its request
+(RFC 9000 §8.1). Which contacts may enter the routing table is decided in one place,
+``admit``: only after a signed challenge, with a solved puzzle and within the
+per-subnet limits.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import random
 from collections import OrderedDict
 from collections.abc import Callable
@@ -26,10 +33,20 @@ from typing import Any, ClassVar, Final
 
 from kademlia.node import Node
 from kademlia.protocol import KademliaProtocol
+from kademlia.routing import KBucket
 
+from fairdht.dht.admission import (
+    NONCE_BYTES,
+    TOKEN_BYTES,
+    RateLimiter,
+    TokenMint,
+    challenge_message,
+    passes_puzzle,
+    subnet_of,
+)
 from fairdht.dht.config import DHTConfig
 from fairdht.dht.metrics import Metrics
-from fairdht.dht.routing import DHTRoutingTable
+from fairdht.dht.routing import DHTRoutingTable, loop_time
 from fairdht.dht.rpc import (
     HEADER_BYTES,
     MAX_DATAGRAM,
@@ -58,7 +75,7 @@ from fairdht.errors import (
     UnknownKind,
     WrongKey,
 )
-from fairdht.identity import NODE_ID_BYTES, node_id_of
+from fairdht.identity import NODE_ID_BYTES, PublicKey, SigningKey, node_id_of
 from fairdht.records import KEY_BYTES, Record, check_time, validate_record
 
 __all__ = [
@@ -68,12 +85,15 @@ __all__ = [
     "MAX_CURSOR_BYTES",
     "MAX_PAGE_RECORDS",
     "MAX_STORE_RECORDS",
+    "MAX_TOKEN_ARG",
+    "PAD_BYTES",
     "PING",
     "PUBKEY_BYTES",
     "REFUSAL_CODES",
     "STORE",
     "STORE_BUDGET",
     "DHTProtocol",
+    "Pong",
     "RecordCache",
     "ValuePage",
     "contact_wire",
@@ -95,6 +115,19 @@ MAX_STORE_RECORDS: Final = 32
 MAX_PAGE_RECORDS: Final = 128
 MAX_CURSOR_BYTES: Final = 128
 MAX_CODE_CHARS: Final = 32
+SIGNATURE_BYTES: Final = 64
+# The trailing token argument: a token (8 bytes) or zero padding of at most this many.
+MAX_TOKEN_ARG: Final = 1024
+# A requester without a token pads find_node/find_value to this many bytes, so that 3x
+# the request (RFC 9000 §8.1) still fits about 20 IPv4 contacts (QUIC pads its first
+# packet for the same reason).
+PAD_BYTES: Final = 256
+# Replies to an unproven source are at most this many times the request.
+AMPLIFICATION: Final = 3
+# Addresses remembered as proven, tokens received, tokens presented (each, LRU).
+_ADDRESS_MEMORY: Final = 4096
+TOKEN_REFUSAL: Final = "token"
+BUSY_REFUSAL: Final = "busy"
 # Request bytes left for records in one STORE: the datagram minus header and the
 # framing of ["store", [sender_id, key, [...]]] (under 64 bytes), minus 3 per record.
 STORE_BUDGET: Final = MAX_DATAGRAM - HEADER_BYTES - 64
@@ -122,6 +155,8 @@ REFUSAL_CODES: Final = frozenset(
                 QuotaExceeded,
             )
         ),
+        TOKEN_REFUSAL,
+        BUSY_REFUSAL,
         "error",
     ]
 )
@@ -152,6 +187,26 @@ def _check_records(value: Any) -> None:
         or not all(isinstance(r, bytes) for r in value)
     ):
         raise Dropped("bad_args", f"records must be a list of 1..{MAX_STORE_RECORDS} bin")
+
+
+def _check_nonce(value: Any) -> None:
+    if not isinstance(value, bytes) or len(value) != NONCE_BYTES:
+        raise Dropped("bad_args", f"nonce must be {NONCE_BYTES} bytes")
+
+
+def _check_ip(value: Any) -> None:
+    if not isinstance(value, str) or not 1 <= len(value) <= 45:
+        raise Dropped("bad_args", "to_ip must be an IP literal")
+
+
+def _check_port(value: Any) -> None:
+    if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= 65535:
+        raise Dropped("bad_args", "to_port must be 1..65535")
+
+
+def _check_token(value: Any) -> None:
+    if not isinstance(value, bytes) or len(value) > MAX_TOKEN_ARG:
+        raise Dropped("bad_args", f"token must be bin of at most {MAX_TOKEN_ARG} bytes")
 
 
 def _check_cursor(value: Any) -> None:
@@ -193,17 +248,36 @@ def contact_wire(node: Node) -> list[Any]:
     return [node.id, node.ip, node.port]
 
 
-def _parse_ping_reply(value: Any, args: tuple[Any, ...]) -> tuple[bytes, bytes]:
-    if not isinstance(value, list) or len(value) != 2:
-        raise Dropped("bad_reply", "ping reply is [node_id, pubkey]")
-    node_id, pubkey = value
+@dataclass(frozen=True, slots=True)
+class Pong:
+    """A checked ping reply: the responder's id and key (proved by its signature), a token."""
+
+    node_id: bytes
+    pubkey: bytes
+    token: bytes
+
+
+def _parse_ping_reply(value: Any, args: tuple[Any, ...]) -> Pong:
+    if not isinstance(value, list) or len(value) != 4:
+        raise Dropped("bad_reply", "ping reply is [node_id, pubkey, signature, token]")
+    node_id, pubkey, signature, token = value
     if not isinstance(node_id, bytes) or len(node_id) != NODE_ID_BYTES:
         raise Dropped("bad_node_id", "ping reply id must be 20 bytes")
     if not isinstance(pubkey, bytes) or len(pubkey) != PUBKEY_BYTES:
         raise Dropped("bad_reply", "ping reply key must be 32 bytes")
+    if not isinstance(signature, bytes) or len(signature) != SIGNATURE_BYTES:
+        raise Dropped("bad_reply", "ping reply signature must be 64 bytes")
+    if not isinstance(token, bytes) or len(token) != TOKEN_BYTES:
+        raise Dropped("bad_reply", f"ping reply token must be {TOKEN_BYTES} bytes")
     if node_id_of(pubkey) != node_id:
         raise Dropped("bad_identity", "node id is not BLAKE2b-160 of the key")
-    return node_id, pubkey
+    verifier_id, _key, nonce, to_ip, to_port, _token = args
+    message = challenge_message(nonce, verifier_id, node_id, to_ip, to_port)
+    try:
+        PublicKey(pubkey).verify(message, signature)
+    except BadSignature:
+        raise Dropped("bad_challenge", "challenge signature does not verify") from None
+    return Pong(node_id, pubkey, token)
 
 
 def _parse_store_reply(value: Any, args: tuple[Any, ...]) -> list[bool | str]:
@@ -233,6 +307,9 @@ class ValuePage:
     records: list[bytes]
     next: bytes | None
     nodes: list[Node]
+    token: bytes = b""
+    # The responder trimmed the page for an unproven asker: ask again with the token.
+    retry: bool = False
 
 
 def _parse_find_value_reply(value: Any, args: tuple[Any, ...]) -> ValuePage:
@@ -252,7 +329,11 @@ def _parse_find_value_reply(value: Any, args: tuple[Any, ...]) -> ValuePage:
             raise Dropped("bad_reply", "next must be a cursor after the one asked")
         if not records:
             raise Dropped("bad_reply", "a page with a next cursor must carry records")
-    return ValuePage(records, nxt, parse_contacts(value.get("nodes", [])))
+    token = value.get("token", b"")
+    if not isinstance(token, bytes) or len(token) > MAX_TOKEN_ARG:
+        raise Dropped("bad_reply", "token must be bin")
+    retry = value.get("retry", False) is True
+    return ValuePage(records, nxt, parse_contacts(value.get("nodes", [])), token, retry)
 
 
 # -- helpers ----------------------------------------------------------------------------
@@ -298,6 +379,10 @@ class RecordCache:
         self._cache: OrderedDict[bytes, Record] = OrderedDict()
         self.hits = 0
 
+    def known(self, raw: bytes) -> bool:
+        """True if ``raw`` verified before (checking it again costs no signature)."""
+        return raw in self._cache
+
     def validate(self, raw: bytes, *, now: float, key: bytes | None = None) -> Record:
         """Return the record in ``raw`` if valid at ``now`` under ``key``; raise RecordError."""
         record = self._cache.get(raw)
@@ -322,11 +407,19 @@ class DHTProtocol(HardenedRPCProtocol, KademliaProtocol):  # type: ignore[misc]
     """One node's side of the wire: serves the four RPCs and makes checked calls."""
 
     specs: ClassVar[dict[str, RPCSpec]] = {
-        PING: RPCSpec(PING, (_check_sender_id, _check_pubkey), _parse_ping_reply),
+        PING: RPCSpec(
+            PING,
+            (_check_sender_id, _check_pubkey, _check_nonce, _check_ip, _check_port, _check_token),
+            _parse_ping_reply,
+        ),
         STORE: RPCSpec(STORE, (_check_sender_id, _check_key, _check_records), _parse_store_reply),
-        FIND_NODE: RPCSpec(FIND_NODE, (_check_sender_id, _check_key), _parse_find_node_reply),
+        FIND_NODE: RPCSpec(
+            FIND_NODE, (_check_sender_id, _check_key, _check_token), _parse_find_node_reply
+        ),
         FIND_VALUE: RPCSpec(
-            FIND_VALUE, (_check_sender_id, _check_key, _check_cursor), _parse_find_value_reply
+            FIND_VALUE,
+            (_check_sender_id, _check_key, _check_cursor, _check_token),
+            _parse_find_value_reply,
         ),
     }
 
@@ -341,6 +434,7 @@ class DHTProtocol(HardenedRPCProtocol, KademliaProtocol):  # type: ignore[misc]
         clock: Callable[[], float],
         records: RecordCache,
         rng: random.Random | None = None,
+        key: SigningKey | None = None,
     ) -> None:
         HardenedRPCProtocol.__init__(self, metrics=metrics, timeout=config.rpc_timeout)
         self.config = config
@@ -348,6 +442,9 @@ class DHTProtocol(HardenedRPCProtocol, KademliaProtocol):  # type: ignore[misc]
         self.serving = not config.client_mode
         self.source_node = Node(node_id)
         self.public_key = public_key
+        self.signing_key = key
+        if key is not None and key.public_key.raw != public_key:
+            raise ValueError("signing key does not match the public key")
         # On the wire a light client has no id and no key (DESIGN.md, "client mode").
         self.wire_id = b"" if config.client_mode else node_id
         self.wire_key = b"" if config.client_mode else public_key
@@ -360,36 +457,58 @@ class DHTProtocol(HardenedRPCProtocol, KademliaProtocol):  # type: ignore[misc]
         self._failures: dict[bytes, int] = {}
         self._verifying: set[Address] = set()
         self._head_checks: set[bytes] = set()
+        # Address validation (RFC 9000 §8.1 with BEP 5 tokens), all timed by the loop.
+        self.tokens = TokenMint(config.token_period)
+        self._proven: OrderedDict[Address, float] = OrderedDict()  # source -> until
+        self._received_tokens: OrderedDict[Address, bytes] = OrderedDict()  # peer -> token
+        self._presented: OrderedDict[Address, float] = OrderedDict()  # peer -> until
+        self.request_limits = RateLimiter(config.request_rate, config.request_burst)
+        self.verify_limits = RateLimiter(config.verify_rate, config.verify_burst)
 
-    # -- routing-table admission (the one place; issue 9 adds challenges and /24 limits) --
+    # -- routing-table admission (the one place) ------------------------------------------
 
     def admit(self, node: Node, pubkey: bytes | None = None) -> bool:
         """Let ``node`` into the routing table if it may enter; True if it is (now) there.
 
-        A contact enters only with a key that hashes to its id (learned from its ping
-        or its pong). A claimed id without a key refreshes a matching contact, or starts
-        one identity-check ping; light clients (empty id) and our own id never enter.
+        ``pubkey`` is given only once ``node`` answered our signed challenge at its
+        address (``call_ping``, S/Kademlia §4.1). A contact enters only then, with an id
+        that solves the static puzzle and within the per-subnet limits. A sighting
+        without proof refreshes a matching contact, or starts one challenge; light
+        clients (empty id) and our own id never enter.
         """
         if len(node.id) != NODE_ID_BYTES or node.id == self.source_node.id:
             return False
         if node.ip is None or node.port is None:
             return False
+        if not passes_puzzle(node.id, self.config.puzzle_bits):
+            self.metrics.inc("routing.refused.puzzle")
+            return False
+        known = self.router.contact(node.id)
         if pubkey is None:
-            known = self.router.contact(node.id)
             if known is not None and known.same_home_as(node):
                 self.router.add_contact(known)  # moves it to the bucket's tail (§2.2)
                 return True
-            if known is None and not self.router.has_room_for(node):
-                return False  # its bucket is full: no identity check for a spare
+            if known is None:
+                if not self.router.has_room_for(node):
+                    return False  # its bucket is full: no challenge for a spare
+                refusal = self._subnet_refusal(node)
+                if refusal is not None:
+                    self.metrics.inc(f"routing.refused.{refusal}")
+                    return False  # it could not enter anyway: no challenge for it
             self.verify_later((node.ip, node.port))
             return False
         if node_id_of(pubkey) != node.id:
             self.metrics.inc("dropped.bad_identity")
             return False
-        known = self.router.contact(node.id)
         if known is not None and not known.same_home_as(node):
             # Same key, new address: the key proved itself at the new one.
             self.router.remove_contact(known)
+            known = None
+        if known is None:
+            refusal = self._subnet_refusal(node)
+            if refusal is not None:
+                self.metrics.inc(f"routing.refused.{refusal}")
+                return False
         self._failures.pop(node.id, None)
         self.router.add_contact(node)
         entered = known is None and self.router.contact(node.id) is not None
@@ -399,12 +518,33 @@ class DHTProtocol(HardenedRPCProtocol, KademliaProtocol):  # type: ignore[misc]
                 self.on_new_contact(node)
         return self.router.contact(node.id) is not None
 
+    def _subnet_refusal(self, node: Node) -> str | None:
+        """Why ``node`` may not enter for IP diversity, or None (libp2p kad-dht's filter)."""
+        cfg = self.config
+        group = subnet_of(node.ip)
+        if cfg.subnet_bucket_limit:
+            bucket: KBucket = self.router.buckets[self.router.get_bucket_for(node)]
+            # The replacement cache counts too, so a promotion cannot exceed the limit.
+            peers = [*bucket.nodes.values(), *bucket.replacement_nodes.values()]
+            same = sum(1 for n in peers if n.id != node.id and subnet_of(n.ip) == group)
+            if same >= cfg.subnet_bucket_limit:
+                return "subnet_bucket"
+        if cfg.subnet_table_limit:
+            same = sum(
+                1
+                for n in self.router.all_contacts()
+                if n.id != node.id and subnet_of(n.ip) == group
+            )
+            if same >= cfg.subnet_table_limit:
+                return "subnet_table"
+        return None
+
     def welcome_if_new(self, node: Node) -> None:
         """kademlia's hook: here, an unverified sighting of ``node`` (see ``admit``)."""
         self.admit(node)
 
     def verify_later(self, address: Address) -> None:
-        """Ping ``address`` once (bounded, deduplicated) so its pong can admit it."""
+        """Challenge ``address`` once (bounded, deduplicated) so its signed pong can admit it."""
         if address in self._verifying:
             return
         if len(self._verifying) >= self.config.max_verify_in_flight:
@@ -458,26 +598,112 @@ class DHTProtocol(HardenedRPCProtocol, KademliaProtocol):  # type: ignore[misc]
         self.admit(node)
         return node
 
+    # -- address validation and rate limits -------------------------------------------------
+
+    @staticmethod
+    def _remember(table: OrderedDict[Address, Any], address: Address, value: Any) -> None:
+        table[address] = value
+        table.move_to_end(address)
+        while len(table) > _ADDRESS_MEMORY:
+            table.popitem(last=False)
+
+    def proven(self, address: Address) -> bool:
+        """True if ``address`` echoed our token or answered our challenge lately."""
+        until = self._proven.get(address)
+        return until is not None and until > loop_time()
+
+    def _prove(self, address: Address) -> None:
+        self._remember(self._proven, address, loop_time() + self.config.token_period)
+
+    def _source_proven(self, sender: Address, token: bytes) -> bool:
+        """Check an echoed token; set the reply cap (3x the request) if still unproven."""
+        if token and self.tokens.check(token, sender[0], sender[1], loop_time()):
+            self._prove(sender)
+            return True
+        if self.proven(sender):
+            return True
+        self.metrics.inc("amplification.capped")
+        self.reply_cap = AMPLIFICATION * self.request_bytes
+        return False
+
+    def _token_for(self, sender: Address) -> bytes:
+        return self.tokens.mint(sender[0], sender[1], loop_time())
+
+    def allow_request(self, address: Address) -> bool:
+        """Per-IP token bucket over every request (OpenDHT-style per-IP limit)."""
+        if self.request_limits.allow(address[0], loop_time()):
+            return True
+        self.metrics.inc("ratelimit.requests")
+        return False
+
+    def _token_arg(self, address: Address, pad: int) -> bytes:
+        """The trailing token argument for a request to ``address``: its token, or padding."""
+        token = self._received_tokens.get(address)
+        if token is not None:
+            return token
+        return bytes(pad)
+
+    def _presented_now(self, address: Address) -> None:
+        self._remember(self._presented, address, loop_time() + self.config.token_period / 2)
+
+    def _note_token(self, address: Address, token: bytes) -> None:
+        if len(token) == TOKEN_BYTES:
+            self._remember(self._received_tokens, address, token)
+
     # -- RPC handlers ---------------------------------------------------------------------
 
-    def rpc_ping(self, sender: Address, sender_id: bytes, pubkey: bytes) -> list[bytes]:
-        """Answer with our id and key; a full node's ping admits it (its key is checked)."""
+    def rpc_ping(
+        self,
+        sender: Address,
+        sender_id: bytes,
+        pubkey: bytes,
+        nonce: bytes,
+        to_ip: str,
+        to_port: int,
+        token: bytes,
+    ) -> list[bytes]:
+        """Sign the challenge; a full node's ping is a sighting we challenge back."""
         if bool(sender_id) != bool(pubkey):
             raise Dropped("bad_args", "ping sends both id and key, or neither")
+        if self.signing_key is None:
+            raise Dropped("not_serving", "no signing key")
+        if sender_id and node_id_of(pubkey) != sender_id:
+            raise Dropped("bad_identity", "sender id is not BLAKE2b-160 of its key")
+        # The reply (154 bytes) fits 3x the smallest valid ping (55 bytes); the cap stays
+        # as the backstop, and a token echo proves the sender's address.
+        self._source_proven(sender, token)
         if sender_id:
-            if node_id_of(pubkey) != sender_id:
-                raise Dropped("bad_identity", "sender id is not BLAKE2b-160 of its key")
-            self.admit(Node(sender_id, sender[0], sender[1]), pubkey)
-        return [self.wire_id, self.wire_key]
+            # Its key is claimed, not proved: challenge it back (S/Kademlia §4.1).
+            self.admit(Node(sender_id, sender[0], sender[1]))
+        signature = self.signing_key.sign(
+            challenge_message(nonce, sender_id, self.wire_id, to_ip, to_port)
+        )
+        if sender_id:
+            # A full node challenges from its own socket; our signed answer proves our
+            # address to it (its verifier marks us proven), so STOREs need no token echo.
+            self._presented_now(sender)
+        return [self.wire_id, self.wire_key, signature, self._token_for(sender)]
 
     def rpc_store(
         self, sender: Address, sender_id: bytes, key: bytes, raws: list[bytes]
     ) -> list[bool | str]:
         """Validate and store each record; answer True or its refusal code, in order."""
+        if not self.proven(sender):
+            # BEP 5: a write needs a token bound to the writer's address, so a spoofed
+            # STORE costs us nothing but this reply (smaller than the request).
+            self.metrics.inc("store.refused.token", len(raws))
+            return [TOKEN_REFUSAL] * len(raws)
         self._note_sender(sender_id, sender)
         now = self.clock()
+        tick = loop_time()
         results: list[bool | str] = []
         for raw in raws:
+            if not self.records.known(raw) and not self.verify_limits.allow(sender[0], tick):
+                # Each unseen record costs an Ed25519 check: bounded per source IP.
+                self.metrics.inc("ratelimit.verifications")
+                self.metrics.inc(f"store.refused.{BUSY_REFUSAL}")
+                results.append(BUSY_REFUSAL)
+                continue
             try:
                 record = self.records.validate(raw, now=now, key=key)
                 self.storage.put(key, record, now=now)
@@ -493,34 +719,71 @@ class DHTProtocol(HardenedRPCProtocol, KademliaProtocol):  # type: ignore[misc]
                 results.append(True)
         return results
 
-    def rpc_find_node(self, sender: Address, sender_id: bytes, target: bytes) -> list[list[Any]]:
+    def rpc_find_node(
+        self, sender: Address, sender_id: bytes, target: bytes, token: bytes
+    ) -> list[list[Any]]:
         """The k closest contacts we know to ``target``, never the asker itself."""
+        proven = self._source_proven(sender, token)
         self._note_sender(sender_id, sender)
-        return [contact_wire(n) for n in self._neighbors(target, sender)]
+        contacts = [contact_wire(n) for n in self._neighbors(target, sender)]
+        if not proven:
+            cap = self._payload_cap()
+            while contacts and len(pack(contacts)) > cap:
+                contacts.pop()
+        return contacts
+
+    def _payload_cap(self) -> int:
+        cap = self.reply_cap if self.reply_cap is not None else MAX_DATAGRAM
+        return cap - HEADER_BYTES
 
     def rpc_find_value(
-        self, sender: Address, sender_id: bytes, key: bytes, cursor: bytes
+        self, sender: Address, sender_id: bytes, key: bytes, cursor: bytes, token: bytes
     ) -> dict[str, Any]:
-        """One page of the records under ``key`` after ``cursor``, plus contacts on page one."""
+        """One page of the records under ``key`` after ``cursor``, plus contacts on page one.
+
+        An unproven asker gets what fits 3x its request, the token to come back with,
+        and ``retry`` if not even one record fitted.
+        """
+        proven = self._source_proven(sender, token)
         self._note_sender(sender_id, sender)
         now = self.clock()
         held = self.storage.get(key, now=now, include_withdrawn=True)
         nodes = [] if cursor else [contact_wire(n) for n in self._neighbors(key, sender)]
-        budget = MAX_DATAGRAM - HEADER_BYTES - _PAGE_OVERHEAD - len(pack(nodes))
-        page: list[bytes] = []
+        reply: dict[str, Any] = {
+            "records": [],
+            "next": None,
+            "nodes": nodes,
+            "token": self._token_for(sender),
+        }
+        if not proven:
+            cap = self._payload_cap() - 16  # room for "retry": true
+            while nodes and len(pack(reply)) > cap:
+                nodes.pop()
+            budget = cap - len(pack(reply))
+        else:
+            budget = MAX_DATAGRAM - HEADER_BYTES - _PAGE_OVERHEAD - len(pack(nodes))
+        page: list[bytes] = reply["records"]
         last: Record | None = None
         nxt: bytes | None = None
+        truncated = False
         for record in sorted(held, key=cursor_of):
             if cursor and cursor_of(record) <= cursor:
                 continue
             size = _bin_size(len(record.raw))
+            if size > budget and not proven:
+                truncated = True
+                nxt = cursor_of(last) if last is not None else None
+                break
             if last is not None and (size > budget or len(page) >= MAX_PAGE_RECORDS):
                 nxt = cursor_of(last)
                 break
             page.append(record.raw)
             last = record
             budget -= size
-        return {"records": page, "next": nxt, "nodes": nodes}
+        reply["next"] = nxt
+        if truncated and nxt is None:
+            reply["retry"] = True
+        return reply
 
     def _neighbors(self, target: bytes, sender: Address) -> list[Node]:
         asker = Node(bytes(NODE_ID_BYTES), sender[0], sender[1])
@@ -542,38 +805,108 @@ class DHTProtocol(HardenedRPCProtocol, KademliaProtocol):  # type: ignore[misc]
         return result
 
     async def call_ping(self, address: Address) -> Node | None:
-        """Ping ``address``; on a valid pong admit the responder and return it."""
-        result = await self.request(address, PING, self.wire_id, self.wire_key)
+        """Challenge ``address``; on a validly signed pong admit the responder and return it."""
+        nonce = os.urandom(NONCE_BYTES)
+        token = self._received_tokens.get(address, b"")
+        result = await self.request(
+            address, PING, self.wire_id, self.wire_key, nonce, address[0], address[1], token
+        )
         if not result.ok:
+            if result.reason == "bad_challenge":
+                self.metrics.inc("routing.refused.bad_challenge")
             known = self._known_at(address)
             if known is not None:
                 self.note_failure(known, evict=result.reason not in ("timeout", "unsent"))
             return None
-        node_id, pubkey = result.value
-        node = Node(node_id, address[0], address[1])
-        if node_id == self.source_node.id:
+        pong: Pong = result.value
+        self._note_token(address, pong.token)
+        if token:
+            self._presented_now(address)
+        node = Node(pong.node_id, address[0], address[1])
+        if pong.node_id == self.source_node.id:
             return None  # we pinged ourselves
-        self.admit(node, pubkey)
+        # It signed our fresh nonce at this address: the address is proven as well.
+        self._prove(address)
+        self.admit(node, pong.pubkey)
         return node
+
+    def _usable(self, contacts: list[Node]) -> list[Node]:
+        """Drop contacts whose ids fail the static puzzle (S/Kademlia §4.1)."""
+        bits = self.config.puzzle_bits
+        if bits <= 0:
+            return contacts
+        kept = [n for n in contacts if passes_puzzle(n.id, bits)]
+        if len(kept) != len(contacts):
+            self.metrics.inc("lookup.refused.puzzle", len(contacts) - len(kept))
+        return kept
 
     async def call_find_node(self, node: Node, target: bytes) -> list[Node] | None:
         """Ask ``node`` for its closest contacts to ``target``; None if it failed."""
-        result = await self._call(node, FIND_NODE, target)
-        return result.value if result.ok else None
+        address = (node.ip, node.port)
+        token = self._token_arg(address, PAD_BYTES)
+        result = await self._call(node, FIND_NODE, target, token)
+        if not result.ok:
+            return None
+        if len(token) == TOKEN_BYTES:
+            self._presented_now(address)
+        return self._usable(result.value)
 
     async def call_find_value(
         self, node: Node, key: bytes, cursor: bytes = b""
     ) -> ValuePage | None:
-        """Ask ``node`` for one page of records under ``key``; None if it failed."""
-        result = await self._call(node, FIND_VALUE, key, cursor)
-        return result.value if result.ok else None
+        """Ask ``node`` for one page of records under ``key``; None if it failed.
+
+        A page trimmed for an unproven asker is asked again once, with the token.
+        """
+        address = (node.ip, node.port)
+        page: ValuePage | None = None
+        for _ in range(2):
+            token = self._token_arg(address, PAD_BYTES)
+            result = await self._call(node, FIND_VALUE, key, cursor, token)
+            if not result.ok:
+                return None
+            page = result.value
+            assert page is not None
+            self._note_token(address, page.token)
+            if len(token) == TOKEN_BYTES:
+                self._presented_now(address)
+            if not page.retry or len(token) == TOKEN_BYTES:
+                break
+        assert page is not None
+        if page.nodes:
+            page = ValuePage(page.records, page.next, self._usable(page.nodes), page.token)
+        return page
+
+    async def _present_token(self, address: Address) -> bool:
+        """Make sure ``address`` has seen our token lately (at most two pings)."""
+        for _ in range(2):
+            until = self._presented.get(address)
+            if until is not None and until > loop_time():
+                return True
+            if await self.call_ping(address) is None:
+                return False
+        return True
 
     async def call_store(
         self, node: Node, key: bytes, raws: list[bytes]
     ) -> list[bool | str] | None:
-        """Offer encoded records to ``node``; per record True or a refusal code; None if silent."""
-        result = await self._call(node, STORE, key, raws)
-        return result.value if result.ok else None
+        """Offer encoded records to ``node``; per record True or a refusal code; None if silent.
+
+        The receiver takes STOREs only from addresses that echoed its token (BEP 5), so
+        a ping presents ours first when needed; a "token" refusal is retried once.
+        """
+        address = (node.ip, node.port)
+        for attempt in range(2):
+            await self._present_token(address)
+            result = await self._call(node, STORE, key, raws)
+            if not result.ok:
+                return None
+            value: list[bool | str] = result.value
+            if attempt == 0 and value and all(v == TOKEN_REFUSAL for v in value):
+                self._presented.pop(address, None)
+                continue
+            return value
+        return value
 
     def _known_at(self, address: Address) -> Node | None:
         for node in self.router.all_contacts():

@@ -242,6 +242,8 @@ class HardenedRPCProtocol(RPCProtocol):  # type: ignore[misc]  # rpcudp is untyp
         self.tasks = TaskSet(metrics, "task")
         self.rtt = RttEstimator()
         self.serving = True  # False: every request is dropped (light clients)
+        self.request_bytes = 0  # size of the request being handled
+        self.reply_cap: int | None = None  # reply size limit set by its handler
         self._outstanding: dict[bytes, _Pending] = {}
         # Ids of calls that ended without a reply (timed out, or abandoned by a lookup
         # that had enough): a reply arriving later is late, not a peer's fault.
@@ -295,13 +297,21 @@ class HardenedRPCProtocol(RPCProtocol):  # type: ignore[misc]  # rpcudp is untyp
         if kind == REQUEST:
             if not self.serving:
                 raise Dropped("not_serving")
-            self._accept_request(msg_id, unpack(datagram[HEADER_BYTES:]), (address[0], address[1]))
+            source = (address[0], address[1])
+            if not self.allow_request(source):
+                # Checked before decoding: a flood costs one dict lookup per datagram.
+                raise Dropped("rate_limited")
+            self._accept_request(msg_id, unpack(datagram[HEADER_BYTES:]), source, len(datagram))
         elif kind == RESPONSE:
             self._accept_response(msg_id, datagram[HEADER_BYTES:], (address[0], address[1]))
         else:
             raise Dropped("unknown_type", f"type byte {kind:#04x}")
 
-    def _accept_request(self, msg_id: bytes, data: Any, address: Address) -> None:
+    def allow_request(self, address: Address) -> bool:
+        """Whether to serve one more request from ``address`` (subclasses rate-limit)."""
+        return True
+
+    def _accept_request(self, msg_id: bytes, data: Any, address: Address, size: int) -> None:
         if not isinstance(data, list) or len(data) != 2:
             raise Dropped("bad_request", "not [name, args]")
         name, args = data
@@ -316,25 +326,39 @@ class HardenedRPCProtocol(RPCProtocol):  # type: ignore[misc]  # rpcudp is untyp
             check(arg)
         self.metrics.inc(f"rpc.{name}.received")
         handler = getattr(self, f"rpc_{name}")
+        # A handler serving a source that has not proven its address sets reply_cap
+        # (RFC 9000 §8.1: at most 3x the request); _send_reply enforces it.
+        self.request_bytes = size
+        self.reply_cap = None
         reply = handler(address, *args)
+        cap, self.reply_cap = self.reply_cap, None
         if reply is NO_REPLY:
             return
         if inspect.isawaitable(reply):
-            self.tasks.spawn(self._reply_later(msg_id, reply, address), name=f"rpc-{name}")
+            self.tasks.spawn(self._reply_later(msg_id, reply, address, cap), name=f"rpc-{name}")
         else:
-            self._send_reply(msg_id, reply, address)
+            self._send_reply(msg_id, reply, address, cap)
 
-    async def _reply_later(self, msg_id: bytes, reply: Awaitable[Any], address: Address) -> None:
+    async def _reply_later(
+        self, msg_id: bytes, reply: Awaitable[Any], address: Address, cap: int | None
+    ) -> None:
         try:
             value = await reply
         except Dropped as drop:
             self.metrics.inc(f"dropped.{drop.reason}")
             return
         if value is not NO_REPLY:
-            self._send_reply(msg_id, value, address)
+            self._send_reply(msg_id, value, address, cap)
 
-    def _send_reply(self, msg_id: bytes, reply: Any, address: Address) -> None:
+    def _send_reply(
+        self, msg_id: bytes, reply: Any, address: Address, cap: int | None = None
+    ) -> None:
         data = bytes([RESPONSE]) + msg_id + pack(reply)
+        if cap is not None and len(data) > cap:
+            # Handlers trim replies to unproven sources; this is the backstop that keeps
+            # a spoofed request from ever being amplified (RFC 9000 §8.1).
+            self.metrics.inc("dropped.amplification")
+            return
         if len(data) > MAX_DATAGRAM:
             # Our own bug: handlers size their replies. Never send what peers must drop.
             self.metrics.inc("dropped.oversize_reply")

@@ -29,7 +29,8 @@ async def reader_karma(
 ) -> dict[bytes, tuple[float, str]] | None:
     """(score, color) per subject, or None when there is no key file to read as.
 
-    ``get`` must include withdrawals: they raise the replay marks.
+    ``get`` must include withdrawals: they raise the replay marks; karma is
+    security-relevant, so callers read it over disjoint paths (``disjoint=True``).
     """
     # One stat and one small read of a local key file: not worth a thread.
     if not subjects or not key_path.exists():  # noqa: ASYNC240

@@ -71,6 +71,7 @@ class ServerListReplica:
                     trust=self.trust,
                     now=self.clock(),
                     caps=self.caps,
+                    control_get=self.dht.secure_get,
                 )
             except FairDHTError as exc:
                 self.dht.metrics.inc("serverlist.round.failed")

@@ -104,17 +104,23 @@ async def sync_network(
     now: float,
     caps: Caps = DEFAULT_CAPS,
     record_history: bool = True,
+    control_get: Getter | None = None,
 ) -> SyncResult:
     """Read ``network``, accept newer k-of-n controls, and build (and commit) its list.
+
+    ``control_get`` reads the control records (key sets, checkpoints, rollbacks); pass a
+    disjoint-path reader (``DHTNode.secure_get``, S/Kademlia §4.4) so an eclipse of one
+    lookup path cannot hide a rollback. It defaults to ``get``.
 
     Accepted controls are applied in version order, each as its own commit when
     ``record_history``; then the current list is committed as a ``sync`` commit if it
     changed. Ignored control records are counted by reason and logged.
     """
     ignored: Counter[str] = Counter()
+    control_get = control_get or get
     try:
         rotations = apply_rotations(
-            trust, network, "checkpoint", await get(keyset_key(network)), now=now
+            trust, network, "checkpoint", await control_get(keyset_key(network)), now=now
         )
     except RecordError as exc:
         ignored["rotation_" + exc.code] += 1
@@ -122,7 +128,7 @@ async def sync_network(
     for rotation in rotations:
         log.info("network %s: maintainer key set rotated to version %d", network, rotation.version)
     announcements, controls = await asyncio.gather(
-        fetch_announcements(get, network), fetch_controls(get, network)
+        fetch_announcements(get, network), fetch_controls(control_get, network)
     )
     held_raw = history.held_raw(network)
     for raw in held_raw:  # a record the DHT lost still counts for replay detection

@@ -7,6 +7,7 @@ answering pings and its event loop's exception handler is never called.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import os
 import random
 import socket
@@ -54,7 +55,9 @@ class NodeThread:
 
     async def _start(self) -> None:
         for n in (30, 31):
-            node = DHTNode(det_key(f"fuzz-{n}"), MemoryRecordStore(), config=FAST)
+            # No per-IP request limit: this test is about the decoder, not the rate.
+            config = dataclasses.replace(FAST, request_rate=0)
+            node = DHTNode(det_key(f"fuzz-{n}"), MemoryRecordStore(), config=config)
             await node.listen(f"127.0.{n}.1", 0)
             self.nodes.append(node)
         await self.nodes[1].bootstrap([self.nodes[0].address])
@@ -109,14 +112,16 @@ class Fuzzer:
         """
         for _ in range(10):
             msg_id = os.urandom(20)
-            self.sock.sendto(request("ping", [b"", b""], msg_id), self.target)
+            ping = request("ping", [b"", b"", os.urandom(16), *self.target, b""], msg_id)
+            self.sock.sendto(ping, self.target)
             deadline = time.monotonic() + 0.5
             try:
                 while time.monotonic() < deadline:
                     data, _ = self.sock.recvfrom(65535)
                     if data[:21] == b"\x01" + msg_id:
-                        node_id, pubkey = msgpack.unpackb(data[21:])
+                        node_id, pubkey, signature, token = msgpack.unpackb(data[21:])
                         assert len(node_id) == 20 and len(pubkey) == 32
+                        assert len(signature) == 64 and len(token) == 8
                         self.pings += 1
                         return
                     if data[:1] == b"\x00":
@@ -139,14 +144,15 @@ class Fuzzer:
 def templates(record: Record) -> list[bytes]:
     """Valid requests of every RPC, as seeds for mutation."""
     sender = os.urandom(20)
+    nonce = os.urandom(16)
     return [
-        request("ping", [b"", b""]),
-        request("ping", [det_key("x").node_id, det_key("x").public_key.raw]),
-        request("find_node", [sender, os.urandom(20)]),
-        request("find_value", [b"", record.key, b""]),
-        request("find_value", [sender, record.key, record.author]),
+        request("ping", [b"", b"", nonce, "127.0.30.1", 9, b""]),
+        request("ping", [det_key("x").node_id, det_key("x").public_key.raw, nonce, "::1", 9, b""]),
+        request("find_node", [sender, os.urandom(20), b""]),
+        request("find_value", [b"", record.key, b"", bytes(256)]),
+        request("find_value", [sender, record.key, record.author, os.urandom(8)]),
         request("store", [b"", record.key, [record.raw]]),
-        b"\x01" + os.urandom(20) + msgpack.packb([os.urandom(20), os.urandom(32)]),
+        b"\x01" + os.urandom(20) + msgpack.packb([os.urandom(20), os.urandom(32), nonce, nonce]),
     ]
 
 

@@ -68,13 +68,15 @@ class HostileProtocol(DHTProtocol):
     payload: ClassVar[list[bytes]] = []
 
     def rpc_find_value(
-        self, sender: Address, sender_id: bytes, key: bytes, cursor: bytes
+        self, sender: Address, sender_id: bytes, key: bytes, cursor: bytes, token: bytes
     ) -> dict[str, Any]:
-        reply = super().rpc_find_value(sender, sender_id, key, cursor)
+        reply = super().rpc_find_value(sender, sender_id, key, cursor, token)
         reply["records"] = list(self.payload) + reply["records"]
         return reply
 
-    def rpc_find_node(self, sender: Address, sender_id: bytes, target: bytes) -> list[list[Any]]:
+    def rpc_find_node(
+        self, sender: Address, sender_id: bytes, target: bytes, token: bytes
+    ) -> list[list[Any]]:
         return [[b"short", "127.0.0.1", 1000]]
 
 
@@ -119,9 +121,9 @@ def test_reader_ignores_bad_records_served_by_a_hostile_replica() -> None:
 
 
 class LyingPingProtocol(DHTProtocol):
-    def rpc_ping(self, sender: Address, sender_id: bytes, pubkey: bytes) -> list[bytes]:
-        super().rpc_ping(sender, sender_id, pubkey)
-        return [os.urandom(20), self.public_key]
+    def rpc_ping(self, sender: Address, sender_id: bytes, *args: Any) -> list[bytes]:
+        reply = super().rpc_ping(sender, sender_id, *args)
+        return [os.urandom(20), *reply[1:]]
 
 
 class LyingNode(DHTNode):
@@ -136,7 +138,9 @@ def test_contact_with_a_key_that_does_not_match_its_id_never_enters() -> None:
             with pytest.raises(Exception, match="none of the 1 bootstrap nodes"):
                 await honest.bootstrap([liar.address])
             assert honest.peer_count() == 0
-            assert honest.metrics.get("dropped.bad_identity") == 2  # one per bootstrap round
+            # One per bootstrap round, plus the challenge sent back when the liar's own
+            # ping (its challenge of us) claimed a key.
+            assert honest.metrics.get("dropped.bad_identity") == 3
         finally:
             await stop_all([honest, liar])
 

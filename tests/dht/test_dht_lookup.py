@@ -34,7 +34,12 @@ def _chain_lookup(k: int, stall: float | None) -> tuple[float, Lookup]:
         for r in range(rounds)
     ]
     dead = {layer[0] for layer in layers}
-    nodes = {node_id: Node(node_id, "10.0.0.1", 1) for layer in layers for node_id in layer}
+    # One address per node: a lookup keeps one id per address.
+    nodes = {
+        node_id: Node(node_id, f"10.0.{r}.{i + 1}", 1)
+        for r, layer in enumerate(layers)
+        for i, node_id in enumerate(layer)
+    }
 
     async def main() -> tuple[float, Lookup]:
         loop = asyncio.get_running_loop()

@@ -11,6 +11,7 @@ from dhtkit import det_key, server_record, subkey_in_shard, withdrawal
 from kademlia.node import Node
 
 from fairdht.dht import DHTConfig, Metrics
+from fairdht.dht.admission import challenge_message
 from fairdht.dht.lookup import merge_newest, missing_from
 from fairdht.dht.protocol import (
     DHTProtocol,
@@ -19,6 +20,7 @@ from fairdht.dht.protocol import (
     parse_contacts,
     store_batches,
 )
+from fairdht.dht.routing import loop_time
 from fairdht.dht.rpc import HEADER_BYTES, MAX_DATAGRAM, Dropped, pack, unpack
 from fairdht.dht.storage import MemoryRecordStore
 from fairdht.errors import BadSignature, Expired, WrongKey
@@ -38,8 +40,14 @@ def make_protocol(
         metrics=Metrics(),
         clock=time.time,
         records=RecordCache(),
+        key=key,
     )
     return proto, store
+
+
+def token_of(proto: DHTProtocol, address: tuple[str, int]) -> bytes:
+    """The token ``proto`` hands to ``address`` now (what a proven requester echoes)."""
+    return proto.tokens.mint(address[0], address[1], loop_time())
 
 
 def test_config_rejects_nonsense() -> None:
@@ -81,8 +89,9 @@ def test_find_value_pages_carry_whole_records_within_one_datagram() -> None:
     seen: list[bytes] = []
     cursor = b""
     pages = 0
+    asker = ("127.0.0.1", 9)
     while True:
-        reply = proto.rpc_find_value(("127.0.0.1", 9), b"", key, cursor)
+        reply = proto.rpc_find_value(asker, b"", key, cursor, token_of(proto, asker))
         assert HEADER_BYTES + len(pack(reply)) <= MAX_DATAGRAM
         assert reply["records"]
         seen.extend(reply["records"])
@@ -93,10 +102,11 @@ def test_find_value_pages_carry_whole_records_within_one_datagram() -> None:
         cursor = reply["next"]
     assert pages >= 3
     assert seen == [r.raw for r in sorted(records, key=cursor_of)]
-    assert proto.rpc_find_value(("127.0.0.1", 9), b"", os.urandom(20), b"") == {
+    assert proto.rpc_find_value(asker, b"", os.urandom(20), b"", b"") == {
         "records": [],
         "next": None,
         "nodes": [],
+        "token": token_of(proto, asker),
     }
 
 
@@ -188,17 +198,30 @@ def test_admission_needs_a_key_that_hashes_to_the_id() -> None:
 
 
 def test_ping_from_a_light_client_is_answered_but_never_admitted() -> None:
-    proto, _ = make_protocol()
-    assert proto.rpc_ping(("127.0.7.1", 5), b"", b"") == [proto.wire_id, proto.wire_key]
-    assert len(proto.router) == 0
-    other = det_key("pinger")
-    proto.rpc_ping(("127.0.8.1", 5), other.node_id, other.public_key.raw)
-    assert len(proto.router) == 1
-    with pytest.raises(Dropped) as info:
-        proto.rpc_ping(("127.0.8.1", 5), det_key("x").node_id, other.public_key.raw)
-    assert info.value.reason == "bad_identity"
-    with pytest.raises(Dropped):
-        proto.rpc_ping(("127.0.8.1", 5), other.node_id, b"")
+    async def main() -> None:
+        proto, _ = make_protocol()
+        nonce = bytes(range(16))
+        reply = proto.rpc_ping(("127.0.7.1", 5), b"", b"", nonce, "127.0.0.1", 9, b"")
+        assert reply[:2] == [proto.wire_id, proto.wire_key]
+        # The signature covers the nonce, both ids and the address the ping went to.
+        message = challenge_message(nonce, b"", proto.wire_id, "127.0.0.1", 9)
+        det_key("unit").public_key.verify(message, reply[2])
+        assert reply[3] == token_of(proto, ("127.0.7.1", 5))
+        assert len(proto.router) == 0
+        other = det_key("pinger")
+        # A full node's ping only claims its key: it is challenged back, not admitted.
+        proto.rpc_ping(("127.0.8.1", 5), other.node_id, other.public_key.raw, nonce, "a", 9, b"")
+        assert len(proto.router) == 0 and len(proto.tasks) == 1
+        with pytest.raises(Dropped) as info:
+            proto.rpc_ping(
+                ("127.0.8.1", 5), det_key("x").node_id, other.public_key.raw, nonce, "a", 9, b""
+            )
+        assert info.value.reason == "bad_identity"
+        with pytest.raises(Dropped):
+            proto.rpc_ping(("127.0.8.1", 5), other.node_id, b"", nonce, "a", 9, b"")
+        await proto.stop()
+
+    asyncio.run(main())
 
 
 def test_routing_table_buckets_hold_their_ranges() -> None:

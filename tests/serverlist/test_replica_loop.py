@@ -26,6 +26,10 @@ class _FakeNode(MemoryDHT):
             raise NoPeersError("no peer answered")
         return await super().get(dht_key)
 
+    async def secure_get(self, dht_key: bytes) -> list[Record]:
+        """The disjoint-path reader the follower uses for control records."""
+        return await self.get(dht_key)
+
 
 def test_loop_commits_counts_failures_and_stops(tmp_path: Path) -> None:
     async def main() -> None:

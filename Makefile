@@ -31,6 +31,7 @@ test-slow: $(STAMP)
 	$(VENV)/bin/pytest -n 2 -m slow --timeout 3600
 
 bench: $(STAMP)
+	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[dev,bench]'
 	$(PY) scripts/bench/run_all.py
 
 clean:

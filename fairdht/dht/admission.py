@@ -16,6 +16,7 @@ Every function here takes time as ``now`` (seconds of the caller's clock).
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 import ipaddress
@@ -87,6 +88,9 @@ def challenge_message(
     )
 
 
+# Admission checks compare a newcomer with every contact of its bucket and table, so
+# this runs thousands of times per lookup on the same few hundred addresses.
+@functools.lru_cache(maxsize=65536)
 def subnet_of(ip: str) -> str:
     """The diversity group of an IP: its /24 for IPv4 (and IPv4-mapped IPv6), /48 for IPv6."""
     try:

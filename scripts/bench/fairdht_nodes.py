@@ -1,0 +1,104 @@
+"""fairdht's ``DHTNode`` behind the benchmark harness's node-group interface."""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from netnodes import CountingTransport, SocketCounters, node_host
+
+from fairdht.dht import DHTConfig, DHTNode
+from fairdht.dht.protocol import DHTProtocol
+from fairdht.dht.storage import MemoryRecordStore
+from fairdht.errors import NoPeersError
+from fairdht.identity import SigningKey
+from fairdht.records import decode_record
+
+__all__ = ["FairDHTGroup", "bench_key"]
+
+
+def bench_key(index: int) -> SigningKey:
+    """The deterministic key of benchmark node ``index``."""
+    return SigningKey(hashlib.blake2b(b"bench-node-%d" % index, digest_size=32).digest())
+
+
+class FairDHTGroup:
+    """fairdht nodes with the default DHTConfig, in-memory stores and counting sockets."""
+
+    def __init__(self, config: DHTConfig | None = None) -> None:
+        self.counters = SocketCounters()
+        self.config = config or DHTConfig()
+        self.nodes: dict[int, DHTNode] = {}
+        self.stores: list[MemoryRecordStore] = []
+        counters = self.counters
+
+        class CountingProtocol(DHTProtocol):
+            def connection_made(self, transport: Any) -> None:
+                super().connection_made(CountingTransport(transport, counters))
+
+            def datagram_received(self, data: bytes, addr: Any) -> None:
+                counters.received += 1
+                counters.received_bytes += len(data)
+                super().datagram_received(data, addr)
+
+        class CountingNode(DHTNode):
+            protocol_class = CountingProtocol
+
+        self._node_class = CountingNode
+
+    async def start(self, indices: Sequence[int]) -> list[tuple[str, int]]:
+        """Start one DHTNode per index on 127.0.N.1."""
+        addrs = []
+        for i in indices:
+            store = MemoryRecordStore()
+            self.stores.append(store)
+            node = self._node_class(bench_key(i), store, config=self.config)
+            addrs.append(await node.listen(node_host(i, "fairdht"), 0))
+            self.nodes[i] = node
+        return addrs
+
+    def adopt(self, index: int, node: DHTNode, store: MemoryRecordStore) -> None:
+        """Keep a node started elsewhere (a fresh node that joined) until ``stop``."""
+        self.nodes[index] = node
+        self.stores.append(store)
+
+    async def bootstrap(self, addrs: Sequence[tuple[str, int]]) -> int:
+        """DHTNode.bootstrap of every node (ping the entries, look up its own id)."""
+        ready = 0
+        for node in self.nodes.values():
+            peers = [a for a in addrs if tuple(a) != node.address]
+            if not peers:
+                continue
+            try:
+                if await node.bootstrap(peers):
+                    ready += 1
+            except NoPeersError:
+                pass
+        return ready
+
+    async def put(self, index: int, key: bytes, value: bytes) -> tuple[bool, int]:
+        """DHTNode.put of the decoded record; ok when at least one replica accepted."""
+        record = decode_record(value)
+        start = time.perf_counter_ns()
+        result = await self.nodes[index].put(record)
+        return result.accepted > 0, time.perf_counter_ns() - start
+
+    async def get(self, index: int, key: bytes) -> tuple[list[bytes], int]:
+        """DHTNode.get: every validated, merged record under ``key``."""
+        start = time.perf_counter_ns()
+        records = await self.nodes[index].get(key)
+        return [r.raw for r in records], time.perf_counter_ns() - start
+
+    async def holds(self, index: int, key: bytes) -> bool:
+        """The node's own store has a record under ``key``."""
+        node = self.nodes[index]
+        return bool(node.store.get(key, now=time.time()))
+
+    async def stop(self) -> None:
+        """Stop every node and close its store."""
+        for node in self.nodes.values():
+            await node.stop()
+        for store in self.stores:
+            store.close()

@@ -1,0 +1,342 @@
+"""Loopback network: puts and gets of multi-record keys, fairdht vs kademlia vs OpenDHT.
+
+Every system runs the same workload on the same harness in the same run: N nodes
+over a few worker processes on loopback UDP, K keys of R signed server records
+each, every record put from a random node, then gets from nodes that do not hold
+the key. Reports p50/p99 latency, success rate, and datagrams and bytes per
+operation counted at the socket level (a private network namespace per system).
+
+Plain kademlia keeps one value per key (the last write wins), so its gets check
+the newest of the R values; fairdht and OpenDHT must return all R.
+
+    .venv/bin/python scripts/bench/network.py [--quick] [--sizes 50,200] [--systems ...]
+"""
+
+from __future__ import annotations
+
+import asyncio
+import pstats
+import random
+import time
+from pathlib import Path
+from typing import Any
+
+from benchlib import (
+    Table,
+    bench_parser,
+    make_doc,
+    print_table,
+    ratio,
+    short_path,
+    write_doc,
+)
+from netcluster import Cluster, KeySet, Op, make_workload, phase_report, run_ops, worker_count
+from systems import available_systems
+
+
+async def measure_system(
+    system: str, nodes: int, settings: dict[str, Any], *, seed: int, progress: bool
+) -> dict[str, Any]:
+    """Boot a cluster of ``system``, run the workload once, return its phase reports."""
+    rng = random.Random(seed)
+    config = settings["fairdht_config"] if system == "fairdht" else None
+    cluster = Cluster(
+        system, nodes, worker_count(nodes), op_timeout=settings["op_timeout"], config=config
+    )
+    t0 = time.monotonic()
+    await cluster.start()
+    ready = await cluster.bootstrap()
+    await asyncio.sleep(settings["settle_s"])
+    boot_s = time.monotonic() - t0
+    try:
+        now = time.time()
+        warm = make_workload(2, settings["per_key"], seed=seed + 7919, now=now)
+        work = make_workload(settings["keys"], settings["per_key"], seed=seed, now=now)
+        # Warm-up: one put and get round on keys that are not measured.
+        await run_ops(cluster, put_ops(warm, nodes, rng), label="warm-up", progress=False)
+        await run_ops(
+            cluster, await get_ops(cluster, warm, 2, rng, system), label="warm-up", progress=False
+        )
+        # Background traffic (pings, refreshes) while idle, to read the per-op counts against.
+        i0 = await cluster.counters()
+        await asyncio.sleep(settings["idle_s"])
+        i1 = await cluster.counters()
+        c0 = await cluster.counters()
+        tp = time.monotonic()
+        puts = await run_ops(
+            cluster, put_ops(work, nodes, rng), label=f"{system} n={nodes} puts", progress=progress
+        )
+        c1 = await cluster.counters()
+        put_s = time.monotonic() - tp
+        plan_holders = {ks.key: await cluster.holders(ks.key) for ks in work}
+        gets_plan = await get_ops(cluster, work, settings["gets_per_key"], rng, system)
+        c1b = await cluster.counters()
+        if settings["profile_dir"]:
+            await asyncio.gather(*(cluster.call(w, "profile_start") for w in cluster.workers))
+        tg = time.monotonic()
+        gets = await run_ops(
+            cluster, gets_plan, label=f"{system} n={nodes} gets", progress=progress
+        )
+        c2 = await cluster.counters()
+        get_s = time.monotonic() - tg
+        profile = None
+        if settings["profile_dir"]:
+            profile = await collect_profile(cluster, Path(settings["profile_dir"]), nodes)
+        holders = [len(await cluster.holders(ks.key)) for ks in work]
+    finally:
+        await cluster.stop()
+    return {
+        "system": system,
+        "nodes": nodes,
+        "workers": cluster.w,
+        "nodes_joined": ready,
+        "boot_s": boot_s,
+        "network_namespace": cluster.in_netns,
+        "put": {**phase_report(puts, c0, c1, cluster.in_netns), "phase_s": put_s},
+        "get": {**phase_report(gets, c1b, c2, cluster.in_netns), "phase_s": get_s},
+        "gets_from_holders": sum(1 for op in gets_plan if op.node in plan_holders[op.key]),
+        "idle_datagrams_per_s": (
+            (i1.get("lo_tx_packets", 0) - i0.get("lo_tx_packets", 0)) / settings["idle_s"]
+            if cluster.in_netns
+            else None
+        ),
+        "holders_per_key_mean": sum(holders) / len(holders) if holders else None,
+        "get_profile": profile,
+    }
+
+
+async def collect_profile(cluster: Cluster, out: Path, nodes: int) -> list[dict[str, Any]]:
+    """Stop the workers' profilers; the functions with the most own time over all workers."""
+    paths = [out / f"{cluster.system}-n{nodes}-w{i}.pstats" for i in range(len(cluster.workers))]
+    await asyncio.gather(
+        *(
+            cluster.call(w, "profile_stop", path=str(p))
+            for w, p in zip(cluster.workers, paths, strict=True)
+        )
+    )
+    stats = pstats.Stats(*[str(p) for p in paths if p.exists()])
+    entries = stats.stats  # type: ignore[attr-defined]
+    total = sum(v[2] for v in entries.values()) or 1.0
+    rows = [
+        {
+            "function": f"{short_path(file)}:{line}({fn})",
+            "calls": ncalls,
+            "own_time_share": tottime / total,
+            "cumulative_share": cumtime / total,
+        }
+        for (file, line, fn), (_cc, ncalls, tottime, cumtime, _callers) in entries.items()
+    ]
+    rows.sort(key=lambda r: r["own_time_share"], reverse=True)
+    return rows[:25]
+
+
+def put_ops(work: list[KeySet], nodes: int, rng: random.Random) -> list[Op]:
+    """One put per record, each from a random node."""
+    return [Op("put", rng.randrange(nodes), ks.key, value=v) for ks in work for v in ks.values]
+
+
+def expected(ks: KeySet, system: str) -> tuple[bytes, ...]:
+    """What a complete get returns: every record, or for plain kademlia the newest value."""
+    return (ks.values[-1],) if system == "kademlia" else ks.values
+
+
+async def get_ops(
+    cluster: Cluster, work: list[KeySet], per_key: int, rng: random.Random, system: str
+) -> list[Op]:
+    """``per_key`` gets of each key, from distinct alive nodes that do not hold it."""
+    ops = []
+    alive = cluster.alive_nodes()
+    for ks in work:
+        held = await cluster.holders(ks.key)
+        readers = [i for i in alive if i not in held] or alive
+        for node in rng.sample(readers, min(per_key, len(readers))):
+            ops.append(Op("get", node, ks.key, expect=expected(ks, system)))
+    return ops
+
+
+HEADER = (
+    "nodes", "system", "get p50 ms", "get p99 ms", "get ok", "get datagrams", "get bytes",
+    "put p50 ms", "put p99 ms", "put ok", "put datagrams", "put bytes", "notes",
+)  # fmt: skip
+
+
+def notes(run: dict[str, Any]) -> str:
+    """Replicas per key and how failed gets failed."""
+    g = run["get"]
+    parts = [f"{run['holders_per_key_mean']:.1f} holders/key"]
+    if g.get("failed_incomplete"):
+        parts.append(f"{g['failed_incomplete']} gets stale or incomplete")
+    if g.get("failed_empty"):
+        parts.append(f"{g['failed_empty']} gets empty")
+    if g["errors"]:
+        parts.append("errors: " + ", ".join(f"{k} {v}" for k, v in g["errors"].items()))
+    return "; ".join(parts)
+
+
+def table_rows(runs: list[dict[str, Any]]) -> list[list[Any]]:
+    """One table row per (size, system)."""
+    rows = []
+    for r in runs:
+        if "skipped" in r:
+            rows.append([r["nodes"], r["system"], *["n/a"] * 10, r["skipped"]])
+            continue
+        p, g = r["put"], r["get"]
+        rows.append(
+            [
+                r["nodes"],
+                r["system"],
+                g["latency_ms"]["median"],
+                g["latency_ms"]["p99"],
+                g["success_rate"],
+                g["datagrams_per_op"],
+                g["bytes_per_op"],
+                p["latency_ms"]["median"],
+                p["latency_ms"]["p99"],
+                p["success_rate"],
+                p["datagrams_per_op"],
+                p["bytes_per_op"],
+                notes(r),
+            ]
+        )
+    return rows
+
+
+def ratios(runs: list[dict[str, Any]]) -> dict[str, dict[str, float]]:
+    """fairdht's get/put p50 and traffic relative to each anchor, per size."""
+    out: dict[str, dict[str, float]] = {}
+    by = {(r["nodes"], r["system"]): r for r in runs if "skipped" not in r}
+    for (nodes, system), r in by.items():
+        if system == "fairdht":
+            continue
+        f = by.get((nodes, "fairdht"))
+        if f is None:
+            continue
+        out[f"n{nodes}_fairdht_vs_{system}"] = {
+            "get_p50": ratio(f["get"]["latency_ms"]["median"], r["get"]["latency_ms"]["median"]),
+            "get_p99": ratio(f["get"]["latency_ms"]["p99"], r["get"]["latency_ms"]["p99"]),
+            "put_p50": ratio(f["put"]["latency_ms"]["median"], r["put"]["latency_ms"]["median"]),
+            "get_datagrams": ratio(
+                f["get"]["datagrams_per_op"] or float("nan"),
+                r["get"]["datagrams_per_op"] or float("nan"),
+            ),
+            "get_bytes": ratio(
+                f["get"]["bytes_per_op"] or float("nan"), r["get"]["bytes_per_op"] or float("nan")
+            ),
+        }
+    return out
+
+
+async def run(args: Any, settings: dict[str, Any]) -> dict[str, Any]:
+    """Every size, every system, one after the other in this run."""
+    systems, missing = available_systems(args.systems)
+    runs: list[dict[str, Any]] = []
+    for nodes in settings["sizes"]:
+        for system in systems:
+            print(f"\n{system}: {nodes} nodes", flush=True)
+            runs.append(
+                await measure_system(
+                    system, nodes, settings, seed=args.seed, progress=not args.no_progress
+                )
+            )
+        for system, why in missing.items():
+            runs.append({"system": system, "nodes": nodes, "skipped": why})
+    return {"runs": runs, "ratios": ratios(runs), "unavailable": missing}
+
+
+def parse_overrides(text: str) -> dict[str, float]:
+    """``name=value,...`` into a map of numbers (ints where they are whole)."""
+    out: dict[str, float] = {}
+    for item in filter(None, text.split(",")):
+        name, _, value = item.partition("=")
+        number = float(value)
+        out[name.strip()] = int(number) if number.is_integer() else number
+    return out
+
+
+def tables(doc: dict[str, Any]) -> list[Table]:
+    """The tables of a network.json document."""
+    res = doc["results"]
+    out: list[Table] = [
+        (
+            "Loopback network: gets from non-holders and puts of multi-record keys",
+            HEADER,
+            table_rows(res["runs"]),
+        )
+    ]
+    if res["ratios"]:
+        out.append(
+            (
+                "fairdht relative to the anchors (< 1 means fairdht is faster / leaner)",
+                ["comparison", "get p50", "get p99", "put p50", "get datagrams", "get bytes"],
+                [
+                    [
+                        n,
+                        r["get_p50"],
+                        r["get_p99"],
+                        r["put_p50"],
+                        r["get_datagrams"],
+                        r["get_bytes"],
+                    ]
+                    for n, r in res["ratios"].items()
+                ],
+            )
+        )
+    for run in res["runs"]:
+        if run.get("get_profile"):
+            out.append(
+                (
+                    f"Where {run['system']}'s workers spend the get phase "
+                    f"({run['nodes']} nodes, cProfile, own time)",
+                    ["function", "calls", "own time", "cumulative"],
+                    [
+                        [p["function"], p["calls"], p["own_time_share"], p["cumulative_share"]]
+                        for p in run["get_profile"][:15]
+                    ],
+                )
+            )
+    return out
+
+
+def main() -> int:
+    """Run the network benchmark, print the table and write results/network.json."""
+    parser = bench_parser(__doc__ or "")
+    parser.add_argument("--sizes", help="comma-separated node counts (default 50,200)")
+    parser.add_argument("--systems", help="comma-separated subset of fairdht,kademlia,opendht")
+    parser.add_argument(
+        "--fairdht-config",
+        default="",
+        help="DHTConfig overrides for fairdht, e.g. read_replicas=1,alpha=3 (default: shipped)",
+    )
+    parser.add_argument(
+        "--profile",
+        type=Path,
+        help="cProfile every worker during the gets and write .pstats files here "
+        "(profiling slows the gets: do not quote the latencies of such a run)",
+    )
+    args = parser.parse_args()
+    if args.quick:
+        settings: dict[str, Any] = {
+            "sizes": [30], "keys": 3, "per_key": 3, "gets_per_key": 3,
+            "settle_s": 1.0, "idle_s": 0.5, "op_timeout": 20.0,
+        }  # fmt: skip
+    else:
+        settings = {
+            "sizes": [50, 200], "keys": 50, "per_key": 4, "gets_per_key": 4,
+            "settle_s": 10.0, "idle_s": 2.0, "op_timeout": 30.0,
+        }  # fmt: skip
+    if args.sizes:
+        settings["sizes"] = [int(s) for s in args.sizes.split(",")]
+    settings["fairdht_config"] = parse_overrides(args.fairdht_config)
+    settings["profile_dir"] = str(args.profile) if args.profile else None
+    if args.profile:
+        args.profile.mkdir(parents=True, exist_ok=True)
+    results = asyncio.run(run(args, settings))
+    doc = make_doc("network", {**settings, "quick": args.quick}, results)
+    for table in tables(doc):
+        print_table(*table)
+    write_doc(args.out, doc)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,309 @@
+"""Scale: the real DHTNode code on the in-memory network in virtual time, N up to 10,000.
+
+For each N: build N nodes (MemoryRecordStore each, own /24 each), join them through
+earlier nodes (each join is DHTNode.bootstrap: own-id lookup plus the far-bucket refresh
+of Kademlia §2.3), put records, then measure from random nodes:
+
+- ``get`` of a stored key (stops once ``read_replicas`` of the closest answered) and
+  ``find_nodes`` of a random id (stops once the k closest answered);
+- hops = round trips on the lookup's critical path: during measurement every datagram
+  takes exactly ``HOP_DELAY`` one way, so a lookup's virtual duration / (2 * HOP_DELAY)
+  counts sequential round trips whatever the lookup's parallelism (rounded to 0.01:
+  virtual Unix time near 1.7e9 has a resolution of about 0.2 µs);
+- messages = datagrams the initiator sent plus those delivered to it;
+- memory per node = growth of the process's resident memory over the build, divided
+  by N (later sizes reuse memory freed by earlier ones, so this is a slight
+  undercount); with ``--tracemalloc`` also the Python heap traced by tracemalloc after
+  the build, divided by N (exact, but tracing makes the build about 5x slower).
+
+    .venv/bin/python scripts/bench/scale.py [--quick] [--sizes 1000,10000]
+
+Writes ``<out>/scale.json`` and, with matplotlib installed, ``<out>/scale.png`` (hops
+and messages vs N with the log2(N) curve).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import math
+import os
+import random
+import time
+import tracemalloc
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from benchlib import Progress, bench_parser, print_table, summarize, write_results
+
+from fairdht.dht import DHTConfig
+from fairdht.errors import NetworkError
+from fairdht.records import Record
+from fairdht.sim import run_virtual, virtual_clock
+from fairdht.sim.harness import SimSpec, Simulation
+from fairdht.sim.workload import server_record
+
+NAME = "scale"
+# --quick finishes in about 10 s (issue 8). Since DHTNode.bootstrap refreshes the far
+# buckets (§2.3) a join costs ~60 ms of CPU, so N = 1,000 alone takes about a minute and
+# is left to the full run.
+QUICK_SIZES = (100, 300)
+FULL_SIZES = (1000, 3000, 10000)
+# One-way delay of every datagram while measuring (build uses a random 5-20 ms).
+HOP_DELAY = 0.01
+
+
+def resident_bytes() -> int:
+    """The process's resident memory (Linux /proc/self/statm); 0 where unavailable."""
+    try:
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, IndexError):
+        return 0
+
+
+class _Bar:
+    """A ``progress(done, total)`` callback drawing a benchlib Progress line."""
+
+    def __init__(self, label: str, enabled: bool) -> None:
+        self.label = label
+        self.enabled = enabled
+        self.bar: Progress | None = None
+
+    def __call__(self, done: int, total: int) -> None:
+        if self.bar is None:
+            self.bar = Progress(self.label, total, enabled=self.enabled)
+        self.bar.step(done - self.bar.done)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+async def run_size(
+    n: int,
+    *,
+    seed: int,
+    lookups: int,
+    records: int,
+    refresh: bool,
+    memory: bool,
+    progress: bool,
+) -> dict[str, Any]:
+    """Build one network of ``n`` nodes, measure it, and return the numbers."""
+    spec = SimSpec(nodes=n, seed=seed, config=DHTConfig())
+    sim = Simulation(spec)
+    t0 = time.perf_counter()
+    rss0 = resident_bytes()
+    if memory:
+        tracemalloc.start()
+    bar = _Bar(f"N={n}: build", progress)
+    await sim.build(bar)
+    bar.close()
+    heap = tracemalloc.get_traced_memory()[0] if memory else 0
+    if memory:
+        tracemalloc.stop()
+    rss = resident_bytes() - rss0
+    build_s = time.perf_counter() - t0
+    build_datagrams = sim.net.counters.sent
+    if refresh:
+        bar = _Bar(f"N={n}: extra refresh (§2.3)", progress)
+        await sim.refresh_tables(bar)
+        bar.close()
+    refresh_datagrams = sim.net.counters.sent - build_datagrams
+    # Measurement: no loss, one fixed delay, so virtual duration counts round trips.
+    sim.net.loss = 0.0
+    sim.net.delay = (HOP_DELAY, HOP_DELAY)
+    await asyncio.sleep(1.0)  # let build traffic drain
+    rng = random.Random(f"scale|{seed}|{n}")
+    clock = virtual_clock()
+    stored: list[tuple[bytes, Record]] = []
+    for j in range(records):
+        i = rng.randrange(n)
+        record = server_record(sim.keys[i], now=clock(), subkey=b"bench%d" % j)
+        try:
+            await sim.nodes[i].put(record)
+        except NetworkError:
+            continue
+        stored.append((record.key, record))
+    get_hops: list[float] = []
+    get_msgs: list[float] = []
+    found = 0
+    find_hops: list[float] = []
+    find_msgs: list[float] = []
+    lookup_bar = Progress(f"N={n}: lookups", 2 * lookups, enabled=progress)
+    for _ in range(lookups):
+        key, record = stored[rng.randrange(len(stored))]
+        i = rng.randrange(n)
+        try:
+            got, cost = await sim.measure(i, sim.nodes[i].get(key))
+        except NetworkError:
+            got, cost = [], None
+        if record in got:
+            found += 1
+        if cost is not None:
+            get_hops.append(round(cost.elapsed / (2 * HOP_DELAY), 2))
+            get_msgs.append(cost.messages)
+        lookup_bar.step()
+        i = rng.randrange(n)
+        target = rng.randbytes(20)
+        _, cost = await sim.measure(i, sim.nodes[i].find_nodes(target))
+        find_hops.append(round(cost.elapsed / (2 * HOP_DELAY), 2))
+        find_msgs.append(cost.messages)
+        lookup_bar.step()
+    lookup_bar.close()
+    peers = [node.peer_count() for node in sim.nodes]
+    await sim.stop()
+    return {
+        "nodes": n,
+        "log2_n": math.log2(n),
+        "build_seconds": build_s,
+        "build_datagrams_per_node": build_datagrams / n,
+        "refresh": refresh,
+        "refresh_datagrams_per_node": refresh_datagrams / n,
+        "routing_contacts": summarize(peers),
+        "records_put": len(stored),
+        "get_success": found / lookups if lookups else math.nan,
+        "get_hops": summarize(get_hops),
+        "get_messages": summarize(get_msgs),
+        "find_node_hops": summarize(find_hops),
+        "find_node_messages": summarize(find_msgs),
+        "heap_bytes_per_node": heap / n if memory else math.nan,
+        "rss_bytes_per_node": rss / n if rss0 else math.nan,
+        "wall_seconds": time.perf_counter() - t0,
+    }
+
+
+def plot(rows: Sequence[dict[str, Any]], path: Path) -> Path | None:
+    """Hops and messages per lookup vs N (log x) with the log2(N) curve; None without matplotlib."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        print("matplotlib is not installed: no plot (pip install matplotlib)")
+        return None
+    ns = [r["nodes"] for r in rows]
+    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.2))
+    left.plot(ns, [r["get_hops"].median for r in rows], "o-", label="get: median round trips")
+    left.plot(ns, [r["find_node_hops"].median for r in rows], "s-", label="find_node: median")
+    curve = [min(ns) * 2**e for e in range(0, 1 + int(math.log2(max(ns) / min(ns))))] + [max(ns)]
+    left.plot(curve, [math.log2(x) for x in curve], "k--", label="log2(N)")
+    left.set_xscale("log")
+    left.set_xlabel("nodes N")
+    left.set_ylabel("round trips per lookup")
+    left.set_title("lookup hops vs N")
+    left.legend()
+    right.plot(ns, [r["get_messages"].median for r in rows], "o-", label="get")
+    right.plot(ns, [r["find_node_messages"].median for r in rows], "s-", label="find_node")
+    right.set_xscale("log")
+    right.set_xlabel("nodes N")
+    right.set_ylabel("datagrams per lookup (median)")
+    right.set_title("messages per lookup vs N")
+    right.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def main() -> int:
+    """Run the scale benchmark; print a table, write JSON (and a PNG)."""
+    parser = bench_parser(__doc__ or NAME)
+    parser.add_argument("--sizes", help="comma-separated node counts (default per mode)")
+    parser.add_argument("--lookups", type=int, help="lookups measured per N")
+    parser.add_argument("--records", type=int, default=20, help="records put per N")
+    parser.add_argument(
+        "--refresh",
+        action=argparse.BooleanOptionalAction,
+        default=False,
+        help="one more harness-driven far-bucket refresh round before measuring (default: off)",
+    )
+    parser.add_argument(
+        "--tracemalloc", action="store_true", help="also trace the Python heap (5x slower build)"
+    )
+    parser.add_argument("--no-plot", action="store_true")
+    args = parser.parse_args()
+    sizes = (
+        [int(s) for s in args.sizes.split(",")]
+        if args.sizes
+        else list(QUICK_SIZES if args.quick else FULL_SIZES)
+    )
+    lookups = args.lookups or (20 if args.quick else 100)
+    refresh = bool(args.refresh)
+    settings = {
+        "quick": args.quick,
+        "sizes": sizes,
+        "lookups_per_size": lookups,
+        "records_per_size": args.records,
+        "refresh": refresh,
+        "seed": args.seed,
+        "hop_delay_s": HOP_DELAY,
+        "tracemalloc": args.tracemalloc,
+        "config": {
+            "ksize": DHTConfig().ksize,
+            "alpha": DHTConfig().alpha,
+            "read_replicas": DHTConfig().read_replicas,
+        },
+    }
+    rows: list[dict[str, Any]] = []
+    for n in sizes:
+        rows.append(
+            run_virtual(
+                run_size(
+                    n,
+                    seed=args.seed,
+                    lookups=lookups,
+                    records=args.records,
+                    refresh=refresh,
+                    memory=args.tracemalloc,
+                    progress=not args.no_progress,
+                )
+            )
+        )
+    print_table(
+        "Scale: lookups over the in-memory network (virtual time)",
+        [
+            "N",
+            "log2 N",
+            "get hops p50",
+            "get hops p95",
+            "get msgs p50",
+            "find_node hops p50",
+            "find_node msgs p50",
+            "get success",
+            "contacts p50",
+            "RSS KiB/node",
+            "heap KiB/node",
+            "wall s",
+        ],
+        [
+            [
+                r["nodes"],
+                r["log2_n"],
+                r["get_hops"].median,
+                r["get_hops"].p95,
+                r["get_messages"].median,
+                r["find_node_hops"].median,
+                r["find_node_messages"].median,
+                r["get_success"],
+                r["routing_contacts"].median,
+                r["rss_bytes_per_node"] / 1024,
+                r["heap_bytes_per_node"] / 1024,
+                r["wall_seconds"],
+            ]
+            for r in rows
+        ],
+    )
+    write_results(args.out, NAME, settings, {"sizes": rows})
+    if not args.no_plot:
+        png = plot(rows, args.out / f"{NAME}.png")
+        if png is not None:
+            print(f"plot written to {png}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,134 @@
+"""Each benchmark script runs in --quick mode and writes a JSON result, so none can rot.
+
+These check what the scripts produce (every system measured or reported n/a, the
+operations ran, the fields the docs quote exist), never how fast anything was.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+BENCH = Path(__file__).resolve().parents[2] / "scripts" / "bench"
+
+
+def run_script(name: str, out: Path, *extra: str, prelude: str = "") -> dict[str, Any]:
+    """Run scripts/bench/<name>.py --quick; return its JSON document."""
+    script = BENCH / f"{name}.py"
+    argv = [str(script), "--quick", "--no-progress", "--out", str(out), *extra]
+    # runpy keeps the script's own directory first on sys.path, as running it directly does.
+    code = (
+        f"import runpy, sys\n{prelude}\nsys.argv = {argv!r}\n"
+        f"sys.path.insert(0, {str(BENCH)!r})\n"
+        f"runpy.run_path({str(script)!r}, run_name='__main__')\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=240, check=False
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    doc: dict[str, Any] = json.loads((out / f"{name}.json").read_text())
+    assert doc["benchmark"] == name
+    assert doc["settings"]["quick"] is True
+    assert doc["machine"]["nproc"] >= 1
+    return doc
+
+
+def test_records_quick(tmp_path: Path) -> None:
+    doc = run_script("records", tmp_path)
+    cases = doc["results"]["cases"]
+    assert set(cases) >= {"raw_verify", "validate_record", "decode_record", "sign_record"}
+    assert all(c["ops_per_s"] > 0 and c["ops_per_s_rep_median"] > 0 for c in cases.values())
+    assert cases["raw_verify"]["ratio_to_raw_verify"] == 1.0
+    assert doc["results"]["goal_met"] == (doc["results"]["validate_ratio_to_raw_verify"] >= 0.85)
+    functions = [p["function"] for p in doc["results"]["profile_validate_record"]]
+    assert any("crypto_sign_open" in f for f in functions)
+
+
+def test_network_quick_measures_every_available_system(tmp_path: Path) -> None:
+    doc = run_script("network", tmp_path)
+    runs = doc["results"]["runs"]
+    measured = {r["system"] for r in runs if "skipped" not in r}
+    assert "kademlia" in measured and "fairdht" in measured
+    assert {r["system"] for r in runs} == {"fairdht", "kademlia", "opendht"}
+    for r in runs:
+        if "skipped" in r:
+            continue
+        assert r["get"]["ops"] == 9 and r["put"]["ops"] == 9
+        assert r["get"]["succeeded"] > 0 and r["put"]["succeeded"] > 0
+        assert r["get"]["latency_ms"]["median"] > 0
+        # Gets must come from nodes that do not hold the key (30 nodes, k = 20).
+        assert r["gets_from_holders"] == 0
+        if r["network_namespace"]:
+            assert r["get"]["datagrams_per_op"] > 0
+    assert "n30_fairdht_vs_kademlia" in doc["results"]["ratios"]
+
+
+def test_network_reports_opendht_as_na_when_it_is_missing(tmp_path: Path) -> None:
+    # sys.modules[name] = None makes every import of it fail, as if not installed.
+    doc = run_script(
+        "network",
+        tmp_path,
+        "--systems",
+        "kademlia,opendht",
+        prelude="sys.modules['opendht'] = None",
+    )
+    runs = {r["system"]: r for r in doc["results"]["runs"]}
+    assert "opendht is not installed" in runs["opendht"]["skipped"]
+    assert runs["kademlia"]["get"]["ops"] == 9
+    assert "opendht" in doc["results"]["unavailable"]
+
+
+def test_churn_quick(tmp_path: Path) -> None:
+    doc = run_script("churn", tmp_path)
+    for run in doc["results"]["runs"]:
+        dead = [p["dead_nodes"] for p in run["phases"]]
+        assert dead == [0, 6, 12]  # 20% then 40% of 30 nodes
+        assert all(p["ops"] == 6 for p in run["phases"])
+        assert run["phases"][0]["succeeded"] > 0
+
+
+def test_sync_quick_fetches_the_whole_list(tmp_path: Path) -> None:
+    doc = run_script("sync", tmp_path)
+    runs = doc["results"]["runs"]
+    assert {r["mode"] for r in runs} == {"raw", "replica", "light"}
+    for r in runs:
+        assert r["servers"] == 100
+        assert r["received_bytes_median"] > 0
+        assert r["held_min"] <= r["published"] <= 100
+        assert r["held_min"] > 0
+
+
+def test_run_all_collects_results(tmp_path: Path) -> None:
+    proc = subprocess.run(
+        [
+            sys.executable,
+            str(BENCH / "run_all.py"),
+            "--quick",
+            "--only",
+            "records",
+            "--no-progress",
+            "--out",
+            str(tmp_path),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    summary = json.loads((tmp_path / "all.json").read_text())
+    assert summary["benchmarks"]["records"]["exit_code"] == 0
+    assert summary["benchmarks"]["records"]["result"]["benchmark"] == "records"
+    report = subprocess.run(
+        [sys.executable, str(BENCH / "report.py"), "--results", str(tmp_path), "--only", "records"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert report.returncode == 0, report.stderr[-2000:]
+    assert "| validate_record |" in report.stdout
+    assert "*records: " in report.stdout

@@ -927,7 +927,9 @@ class DHTProtocol(HardenedRPCProtocol, KademliaProtocol):  # type: ignore[misc]
         raise Dropped("unknown_rpc", "stun")
 
     def handle_call_response(self, result: Any, node: Node) -> Any:  # pragma: no cover
-        raise NotImplementedError("DHTProtocol tracks replies in _call")
+        # kademlia's reply hook (it removes silent nodes and welcomes answering ones)
+        # must never run: _call tracks replies, and admission needs a signed challenge.
+        raise AssertionError("DHTProtocol tracks replies in _call")
 
     async def stop(self) -> None:
         """Cancel tracked tasks and close the socket."""

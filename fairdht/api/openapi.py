@@ -11,6 +11,7 @@ from typing import Any
 from aiohttp import web
 
 from fairdht import __version__
+from fairdht.node.events import EVENT_TYPES
 
 __all__ = ["SCHEMAS", "openapi_document", "register"]
 
@@ -315,17 +316,7 @@ SCHEMAS: dict[str, Schema] = {
             "id": INT,
             "type": {
                 "type": "string",
-                "enum": [
-                    "server.added",
-                    "server.updated",
-                    "server.expired",
-                    "server.quarantined",
-                    "commit",
-                    "checkpoint",
-                    "rollback",
-                    "karma.vote",
-                    "karma.changed",
-                ],
+                "enum": list(EVENT_TYPES),
             },
             "time": INT,
             "data": {"type": "object"},

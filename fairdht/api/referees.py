@@ -31,16 +31,7 @@ __all__ = ["candidate_json", "get_referees", "register"]
 
 def candidate_json(c: Candidate) -> dict[str, Any]:
     """One referee as ``fairdht referees --json`` lists it."""
-    return {
-        "referee": c.view.referee.hex(),
-        "endpoint": c.view.offer.endpoint,
-        "game": c.view.offer.game,
-        "rank": c.rank,
-        "karma": c.karma,
-        "capacity": c.view.offer.capacity,
-        "load": c.view.offer.load,
-        "expires_at": c.view.expires_at,
-    }
+    return c.to_json()
 
 
 def _players(request: web.Request) -> list[bytes] | None:

@@ -43,7 +43,7 @@ from fairdht.records.kinds.referee import (
 from fairdht.referee.codehash import parse_code_hash
 from fairdht.referee.commit_reveal import Round, tally
 from fairdht.referee.offers import offer_views, sign_offer, withdraw_offer
-from fairdht.referee.selection import Candidate, Selection, select_referees
+from fairdht.referee.selection import Selection, select_referees
 from fairdht.trust import DEMO_NETWORK, TrustStore
 
 __all__ = [
@@ -275,19 +275,6 @@ async def _karma_scores(
     return None if scores is None else {s: score for s, (score, _) in scores.items()}
 
 
-def _candidate_doc(c: Candidate) -> dict[str, Any]:
-    return {
-        "referee": c.view.referee.hex(),
-        "endpoint": c.view.offer.endpoint,
-        "game": c.view.offer.game,
-        "rank": c.rank,
-        "karma": c.karma,
-        "capacity": c.view.offer.capacity,
-        "load": c.view.offer.load,
-        "expires_at": c.view.expires_at,
-    }
-
-
 def _document(
     args: argparse.Namespace, players: list[bytes], rnd: Round | None, sel: Selection
 ) -> dict[str, Any]:
@@ -302,12 +289,11 @@ def _document(
         "missing_commits": [] if rnd is None else [p.hex() for p in rnd.missing_commits],
         "pending_reveals": [] if rnd is None else [p.hex() for p in rnd.pending_reveals],
         "missing_reveals": [] if rnd is None else [p.hex() for p in rnd.missing_reveals],
-        "referees": [_candidate_doc(c) for c in sel.referees],
+        "referees": [c.to_json() for c in sel.referees],
     }
     if args.explain:
         doc["candidates"] = [
-            {**_candidate_doc(c), "status": c.status.value, "reason": c.reason}
-            for c in sel.candidates
+            {**c.to_json(), "status": c.status.value, "reason": c.reason} for c in sel.candidates
         ]
     return doc
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import Any
 
 from fairdht.referee.eligibility import check_eligibility
 from fairdht.referee.offers import OfferView
@@ -43,6 +44,19 @@ class Candidate:
     reason: str
     rank: int | None
     karma: float | None
+
+    def to_json(self) -> dict[str, Any]:
+        """One referee as ``fairdht referees --json`` and ``GET /api/referees`` list it."""
+        return {
+            "referee": self.view.referee.hex(),
+            "endpoint": self.view.offer.endpoint,
+            "game": self.view.offer.game,
+            "rank": self.rank,
+            "karma": self.karma,
+            "capacity": self.view.offer.capacity,
+            "load": self.view.offer.load,
+            "expires_at": self.view.expires_at,
+        }
 
 
 @dataclass(frozen=True, slots=True)

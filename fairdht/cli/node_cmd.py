@@ -45,6 +45,12 @@ def _positive_seconds(text: str) -> float:
     return value
 
 
+def _puzzle_bits(text: str) -> int:
+    if not text.isdigit() or not 0 <= int(text) <= 32:
+        raise argparse.ArgumentTypeError(f"{text!r} must be a whole number from 0 to 32")
+    return int(text)
+
+
 def _network(text: str) -> str:
     try:
         return check_network_name(text)
@@ -96,6 +102,14 @@ def register(subparsers: Any) -> None:
         help="seconds between statistics log lines (default 60)",
     )
     parser.add_argument(
+        "--puzzle-bits",
+        metavar="D",
+        type=_puzzle_bits,
+        default=0,
+        help="the network's id puzzle difficulty (S/Kademlia): refuse contacts whose id fails "
+        "it; a new key is made to pass it (default 0: off)",
+    )
+    parser.add_argument(
         "--follow",
         metavar="NET",
         type=_network,
@@ -133,6 +147,7 @@ def run(args: argparse.Namespace) -> int:
         retry_cap=args.retry_cap,
         stats_interval=args.stats_interval,
         follow=tuple(dict.fromkeys(args.follow or [DEMO_NETWORK])),
+        puzzle_bits=args.puzzle_bits,
     )
     if not config.bootstrap:
         log.info("no --bootstrap given: starting as the first node of a network")

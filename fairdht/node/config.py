@@ -28,5 +28,8 @@ class NodeConfig:
     peers_save_interval: float = 30.0
     stats_interval: float = 60.0
     max_saved_peers: int = 64
+    # The network's static-puzzle difficulty D (S/Kademlia §4.1): contacts whose id fails
+    # it are refused, and this node's own id must pass it.
+    puzzle_bits: int = 0
     # Networks whose server list this node replicates and keeps a history of.
     follow: tuple[str, ...] = ("demo",)

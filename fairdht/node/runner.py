@@ -19,13 +19,15 @@ import sys
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Protocol
 
 from fairdht import __version__
 from fairdht.dht import DHTConfig, DHTNode
+from fairdht.dht.admission import generate_key
 from fairdht.dht.storage import RecordStore, SQLiteRecordStore
-from fairdht.errors import NoPeersError
-from fairdht.identity import PublicKey, load_or_create_key
+from fairdht.errors import NoPeersError, UsageError
+from fairdht.identity import PublicKey, SigningKey, load_or_create_key, puzzle_bits, write_key
 from fairdht.node.backoff import backoff_delay
 from fairdht.node.config import NodeConfig
 from fairdht.node.datadir import DataDir, load_or_create_token
@@ -93,6 +95,19 @@ def summarize_metrics(snapshot: dict[str, int]) -> dict[str, int]:
     return totals
 
 
+def _node_key(path: Path, bits: int) -> SigningKey:
+    """Load the node's key, creating one whose id solves a ``bits``-bit puzzle on first run."""
+    if bits and not path.exists():
+        write_key(path, generate_key(bits))
+    key = load_or_create_key(path)
+    if puzzle_bits(key.node_id) < bits:
+        raise UsageError(
+            f"the key in {path} does not solve this network's {bits}-bit id puzzle; "
+            f"make one with: fairdht keygen --out NEW.key --puzzle-bits {bits}"
+        )
+    return key
+
+
 async def _resolve(addresses: Sequence[Address]) -> list[Address]:
     """Resolve host names to IPv4 addresses now (an entry node's name may come and go)."""
     loop = asyncio.get_running_loop()
@@ -151,11 +166,12 @@ class NodeRunner:
         """Open the key, token, store, DHT socket and frontend; write node.json."""
         cfg = self.config
         self.data_dir.create()
-        key = load_or_create_key(cfg.key_path or self.data_dir.key)
+        key = _node_key(cfg.key_path or self.data_dir.key, cfg.puzzle_bits)
         token = load_or_create_token(self.data_dir.api_token)
         store = SQLiteRecordStore(self.data_dir.records)
         stack.callback(store.close)
-        dht = DHTNode(key, store, config=DHTConfig(rpc_timeout=cfg.rpc_timeout), clock=self.clock)
+        dht_config = DHTConfig(rpc_timeout=cfg.rpc_timeout, puzzle_bits=cfg.puzzle_bits)
+        dht = DHTNode(key, store, config=dht_config, clock=self.clock)
         stack.push_async_callback(dht.stop)
         listen = await dht.listen(cfg.listen[0], cfg.listen[1])
         events = EventBus()

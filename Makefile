@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-dev
 
-.PHONY: demo test test-slow lint typecheck bench clean
+.PHONY: demo test test-slow lint typecheck bench fuzz clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -33,6 +33,13 @@ test-slow: $(STAMP)
 bench: $(STAMP)
 	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[dev,bench]'
 	$(PY) scripts/bench/run_all.py
+
+# Coverage-guided fuzzing of every decoder (issue 9's optional long run): 10 min each.
+fuzz: $(STAMP)
+	$(PY) -m pip install --quiet --disable-pip-version-check atheris
+	for t in record datagram frame probe hello; do \
+		$(PY) scripts/fuzz/fuzz_decoders.py $$t -max_total_time=600 || exit 1; \
+	done
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache build *.egg-info

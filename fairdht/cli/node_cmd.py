@@ -67,8 +67,9 @@ def register(subparsers: Any) -> None:
         "--listen",
         metavar="IP:PORT",
         type=listen_endpoint,
-        default=listen_endpoint("127.0.0.1:0"),
-        help="UDP address to listen on (default 127.0.0.1:0, loopback with a free port)",
+        default=None,
+        help="UDP address to listen on (default: 0.0.0.0, or [::] for IPv6 entry nodes, "
+        "with a free port); entry nodes want a fixed port, e.g. 0.0.0.0:4000",
     )
     add_bootstrap_option(parser)
     add_data_dir_option(parser)
@@ -138,7 +139,7 @@ def run(args: argparse.Namespace) -> int:
     setup_logging(args.log_level)
     config = NodeConfig(
         data_dir=data_dir_of(args),
-        listen=tuple(args.listen),
+        listen=None if args.listen is None else tuple(args.listen),
         bootstrap=tuple(tuple(e) for e in args.bootstrap),
         http=args.http,
         key_path=args.key,

@@ -29,6 +29,7 @@ from fairdht.cli.common import (
 )
 from fairdht.dht import connect
 from fairdht.errors import BadBody, UsageError
+from fairdht.localnet import LocalNetworks
 from fairdht.node.karma_reader import reader_karma
 from fairdht.node.prober import ProbeCache, Prober
 from fairdht.records.envelope import check_network_name
@@ -187,7 +188,9 @@ async def read_and_probe(
             targets: dict[str, set[bytes]] = {}
             for entry in result.listing.listed:
                 targets.setdefault(entry.body.address, set()).add(entry.record.author)
-            reach = scope or ProbeScope.for_node(node.address[0], [h for h, _ in bootstrap])
+            reach = scope or ProbeScope.for_node(
+                node.address[0], [h for h, _ in bootstrap], LocalNetworks.from_environ()
+            )
             outcome = await prober.probe(targets, scope=reach, budget=budget, timeout=timeout)
             cache.save(prober.table.rows())
         finally:

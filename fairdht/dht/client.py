@@ -7,10 +7,12 @@ import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 
+from fairdht.dht.addresses import bind_host_for, resolve_all
 from fairdht.dht.config import DHTConfig
 from fairdht.dht.node import DHTNode
 from fairdht.dht.rpc import Address
 from fairdht.dht.storage import MemoryRecordStore
+from fairdht.errors import NoPeersError
 from fairdht.identity import SigningKey
 
 __all__ = ["connect"]
@@ -21,7 +23,7 @@ async def connect(
     bootstrap: Sequence[Address],
     *,
     config: DHTConfig | None = None,
-    host: str = "127.0.0.1",
+    bind: str | None = None,
     key: SigningKey | None = None,
     clock: Callable[[], float] = time.time,
 ) -> AsyncIterator[DHTNode]:
@@ -29,14 +31,20 @@ async def connect(
 
     The client sends an empty sender id, so no node adds it to its routing table or
     hands it replicas (DESIGN.md, client mode); its key is throwaway unless given.
-    Raises NoPeersError if no bootstrap node answered.
+    It binds ``bind`` (an IP literal) or, by default, the wildcard address of the
+    first entry node's family, so it reaches entry nodes on any host (loopback too).
+    Raises NoPeersError if no bootstrap node answered, UsageError if ``bind`` cannot
+    reach any of them.
     """
     cfg = dataclasses.replace(config or DHTConfig(), client_mode=True)
     store = MemoryRecordStore()
     node = DHTNode(key or SigningKey.generate(), store, config=cfg, clock=clock)
     try:
+        host, entries = bind_host_for(await resolve_all(bootstrap), bind)
+        if bootstrap and not entries:
+            raise NoPeersError(f"none of the bootstrap hosts could be resolved: {bootstrap!r}")
         await node.listen(host, 0)
-        await node.bootstrap(bootstrap)
+        await node.bootstrap(entries or bootstrap)
         yield node
     finally:
         await node.stop()

@@ -23,7 +23,6 @@ import asyncio
 import functools
 import logging
 import random
-import socket
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
@@ -32,11 +31,12 @@ from typing import Any
 
 from kademlia.node import Node
 
+from fairdht.dht.addresses import family_of, resolve_all
 from fairdht.dht.config import DHTConfig
 from fairdht.dht.lookup import Lookup, QueryResult, merge_newest, missing_from
 from fairdht.dht.metrics import Metrics
 from fairdht.dht.protocol import DHTProtocol, RecordCache, cursor_of, store_batches
-from fairdht.dht.rpc import Address, TaskSet, normalize_ip
+from fairdht.dht.rpc import Address, TaskSet
 from fairdht.dht.storage import RecordStore
 from fairdht.errors import NoPeersError, NotAcceptedError, RecordError, UsageError
 from fairdht.identity import SigningKey
@@ -121,14 +121,15 @@ class DHTNode:
         """True for a light client."""
         return self.config.client_mode
 
-    async def listen(self, host: str = "127.0.0.1", port: int = 0) -> Address:
-        """Bind a real UDP socket on ``host``:``port`` (0 picks one) and start."""
+    async def listen(self, host: str, port: int = 0) -> Address:
+        """Bind a real UDP socket on ``host``:``port`` (0 picks one) and start.
+
+        ``host`` is an IP literal; "0.0.0.0" or "::" reach every network of the host.
+        """
         loop = asyncio.get_running_loop()
         return await self.start(loop.create_datagram_endpoint, local_addr=(host, port))
 
-    async def start(
-        self, create_endpoint: CreateEndpoint, local_addr: Address = ("127.0.0.1", 0)
-    ) -> Address:
+    async def start(self, create_endpoint: CreateEndpoint, local_addr: Address) -> Address:
         """Start on an endpoint from ``create_endpoint`` (``loop.create_datagram_endpoint``
         or fairdht.sim's); return the bound address."""
         if self._protocol is not None:
@@ -202,7 +203,12 @@ class DHTNode:
         Raises NoPeersError if none of ``addrs`` answered.
         """
         proto = self.protocol
-        resolved = [a for a in [await self._resolve(addr) for addr in addrs] if a is not None]
+        # Only entry nodes of the socket's own family can be reached from it.
+        try:
+            version: int | None = family_of(self.address[0])
+        except ValueError:
+            version = None
+        resolved = await resolve_all(addrs, version=version)
         found: list[Node] = []
         for _ in range(_BOOTSTRAP_ATTEMPTS):  # a lost ping or pong must not fail a join
             pongs = await asyncio.gather(*(proto.call_ping(a) for a in resolved))
@@ -210,7 +216,11 @@ class DHTNode:
             if found or not resolved:
                 break
         if not found:
-            raise NoPeersError(f"none of the {len(addrs)} bootstrap nodes answered")
+            raise NoPeersError(
+                "the bootstrap node did not answer"
+                if len(addrs) == 1
+                else f"none of the {len(addrs)} bootstrap nodes answered"
+            )
         lookup = self._node_lookup(self.node_id)
         lookup.add(found)
         await lookup.run()
@@ -223,24 +233,6 @@ class DHTNode:
         await asyncio.gather(*(self.find_nodes(t) for t in targets))
         await proto.tasks.wait_current()
         return self.peer_count()
-
-    async def _resolve(self, addr: Address) -> Address | None:
-        host, port = addr
-        if not isinstance(port, int) or isinstance(port, bool) or not 1 <= port <= 65535:
-            raise UsageError(f"bad port in bootstrap address {addr!r}")
-        try:
-            return (normalize_ip(host), port)
-        except ValueError:
-            pass
-        try:
-            infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_DGRAM)
-        except OSError as exc:
-            LOG.warning("cannot resolve bootstrap host %s: %s", host, exc)
-            return None
-        for family, _, _, _, sockaddr in infos:
-            if family in (socket.AF_INET, socket.AF_INET6):
-                return (str(sockaddr[0]), int(sockaddr[1]))
-        return None
 
     # -- lookups --------------------------------------------------------------------------
 

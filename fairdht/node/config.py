@@ -13,7 +13,8 @@ class NodeConfig:
     """Settings of one full node; hosts are IP literals or names resolved when used."""
 
     data_dir: Path
-    listen: tuple[str, int] = ("127.0.0.1", 0)
+    # None: the wildcard address of the entry nodes' family, any free port.
+    listen: tuple[str, int] | None = None
     bootstrap: tuple[tuple[str, int], ...] = ()
     http: tuple[str, int] | None = None
     key_path: Path | None = None

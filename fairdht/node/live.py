@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from fairdht.dht import DHTNode
+from fairdht.localnet import LocalNetworks
 from fairdht.node.events import EventBus, sync_events
 from fairdht.node.latency import Histogram
 from fairdht.node.prober import Prober, ProbeRound
@@ -113,7 +114,9 @@ class LiveServerLists:
         if self.probe_scope is not None:
             return self.probe_scope
         dht = self.replica.dht
-        return ProbeScope.for_node(dht.address[0], [host for host, _ in dht.contacts()])
+        return ProbeScope.for_node(
+            dht.address[0], [host for host, _ in dht.contacts()], LocalNetworks.from_environ()
+        )
 
     async def probe_round(self) -> ProbeRound | None:
         """Probe the listed servers of every followed network (bounded), then announce changes.

@@ -10,11 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ipaddress
 import logging
 import os
 import random
-import socket
 import sys
 import time
 from collections.abc import Awaitable, Callable, Sequence
@@ -24,6 +22,7 @@ from typing import Protocol
 
 from fairdht import __version__
 from fairdht.dht import DHTConfig, DHTNode
+from fairdht.dht.addresses import check_reach, family_of, resolve_all, wildcard_for
 from fairdht.dht.admission import generate_key
 from fairdht.dht.storage import RecordStore, SQLiteRecordStore
 from fairdht.errors import NoPeersError, UsageError
@@ -108,23 +107,20 @@ def _node_key(path: Path, bits: int) -> SigningKey:
     return key
 
 
-async def _resolve(addresses: Sequence[Address]) -> list[Address]:
-    """Resolve host names to IPv4 addresses now (an entry node's name may come and go)."""
-    loop = asyncio.get_running_loop()
-    resolved: list[Address] = []
-    for host, port in addresses:
-        with contextlib.suppress(ValueError):
-            resolved.append((ipaddress.ip_address(host).compressed, port))
-            continue
-        try:
-            infos = await loop.getaddrinfo(
-                host, port, family=socket.AF_INET, type=socket.SOCK_DGRAM
-            )
-        except OSError as exc:
-            log.warning("cannot resolve bootstrap host %s: %s", host, exc)
-            continue
-        resolved.extend((str(info[4][0]), int(info[4][1])) for info in infos)
-    return merge_peers(resolved)
+async def _resolve(addresses: Sequence[Address], listen_host: str) -> list[Address]:
+    """Resolve host names now (an entry node's name may come and go), keeping only
+    addresses of the listening socket's family."""
+    return merge_peers(await resolve_all(addresses, version=family_of(listen_host)))
+
+
+async def _listen_host(cfg: NodeConfig) -> str:
+    """The address to bind: ``--listen``'s, checked against the entry nodes, or else the
+    wildcard of the entry nodes' family (0.0.0.0 with none), so other hosts reach us."""
+    entries = await resolve_all(cfg.bootstrap)
+    if cfg.listen is not None:
+        check_reach(cfg.listen[0], entries)
+        return cfg.listen[0]
+    return wildcard_for(family_of(entries[0][0]) if entries else 4)
 
 
 class NodeRunner:
@@ -173,7 +169,7 @@ class NodeRunner:
         dht_config = DHTConfig(rpc_timeout=cfg.rpc_timeout, puzzle_bits=cfg.puzzle_bits)
         dht = DHTNode(key, store, config=dht_config, clock=self.clock)
         stack.push_async_callback(dht.stop)
-        listen = await dht.listen(cfg.listen[0], cfg.listen[1])
+        listen = await dht.listen(await _listen_host(cfg), cfg.listen[1] if cfg.listen else 0)
         events = EventBus()
         live = LiveServerLists(
             dht, self.data_dir.root, bus=events, networks=cfg.follow, clock=self.clock
@@ -261,7 +257,7 @@ class NodeRunner:
                 attempt = 0
                 await asyncio.sleep(cfg.check_interval)
                 continue
-            entries = await _resolve(cfg.bootstrap)
+            entries = await _resolve(cfg.bootstrap, self.node.listen[0])
             candidates = self._candidates(entries)
             if not candidates:
                 if not said_alone:

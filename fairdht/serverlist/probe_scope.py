@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import ipaddress
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from fairdht.errors import RecordError
+from fairdht.localnet import LocalNetworks
 from fairdht.records.schema import parse_endpoint
 
 __all__ = ["LOOPBACK", "PRIVATE", "ProbeScope"]
@@ -49,6 +50,8 @@ class ProbeScope:
     versions: frozenset[int]
     networks: tuple[IPNetwork, ...] = ()
     global_ok: bool = False
+    # Ranges counted as public unicast (a testbed's, see fairdht.localnet).
+    local: LocalNetworks = field(default_factory=LocalNetworks)
 
     @classmethod
     def only(cls, *networks: str) -> ProbeScope:
@@ -57,19 +60,28 @@ class ProbeScope:
         return cls(frozenset(n.version for n in nets), nets)
 
     @classmethod
-    def for_node(cls, bind_host: str, peers: Iterable[str] = ()) -> ProbeScope:
+    def for_node(
+        cls, bind_host: str, peers: Iterable[str] = (), local: LocalNetworks | None = None
+    ) -> ProbeScope:
         """What a socket bound to ``bind_host`` may reach, given the hosts of its peers.
 
         Bound to loopback: loopback only. Otherwise public unicast of the socket's
-        family, plus private networks when the bound host or a peer is private.
+        family (and the ranges ``local`` counts as public), plus loopback when the node
+        or a peer is on loopback (a network on one machine: a wildcard socket reaches
+        it), plus private networks when the bound host or a peer is private.
         """
+        local = local or LocalNetworks()
         bound = _ip(bind_host)
         if bound is not None and bound.is_loopback:
-            return cls(frozenset({bound.version}), LOOPBACK)
+            return cls(frozenset({bound.version}), LOOPBACK, local=local)
         versions = frozenset({bound.version if bound is not None else 4})
         hosts = [h for h in (_ip(p) for p in [bind_host, *peers]) if h is not None]
-        private = any(any(h in n for n in PRIVATE) for h in hosts)
-        return cls(versions, PRIVATE if private else (), global_ok=True)
+        networks: tuple[IPNetwork, ...] = ()
+        if any(h.is_loopback for h in hosts):
+            networks += LOOPBACK
+        if any(any(h in n for n in PRIVATE) and not local.is_public(h) for h in hosts):
+            networks += PRIVATE
+        return cls(versions, networks, global_ok=True, local=local)
 
     def allows(self, address: str) -> bool:
         """True when ``address`` (``IP:PORT`` or ``[IPv6]:PORT``) may be probed."""
@@ -86,4 +98,4 @@ class ProbeScope:
             return False
         if any(ip in n for n in self.networks):
             return True
-        return self.global_ok and ip.is_global
+        return self.global_ok and self.local.is_public(ip)

@@ -184,7 +184,7 @@ def test_light_client_reads_writes_and_stays_out_of_routing_tables() -> None:
         try:
             await join(nodes)
             record = server_record(det_key("client-author"))
-            async with connect([nodes[0].address], config=FAST, host="127.0.9.1") as client:
+            async with connect([nodes[0].address], config=FAST, bind="127.0.9.1") as client:
                 assert client.peer_count() >= 5
                 result = await client.put(record)
                 assert result.accepted == 6  # every full node; the client holds nothing

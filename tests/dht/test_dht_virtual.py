@@ -34,7 +34,7 @@ async def network(
     nodes = []
     for i in range(count):
         node = DHTNode(sim_key(i, seed=11), store(), config=CONFIG, clock=virtual_clock())
-        await node.start(net.endpoint_factory(sim_host(i)))
+        await node.start(net.endpoint_factory(sim_host(i)), (sim_host(i), 0))
         nodes.append(node)
     for node in nodes[1:]:
         await node.bootstrap([nodes[0].address])

@@ -92,7 +92,7 @@ def test_no_answering_peer_exits_1(tmp_path: Path) -> None:
         assert code == 1
         assert out == ""
         assert len(err.strip().splitlines()) == 1
-        assert "answered" in err
+        assert "did not answer" in err
 
     run(main)
 

@@ -86,8 +86,10 @@ def add_serve_parser(sub: Any) -> None:
     serve.add_argument(
         "--listen",
         type=listen_endpoint,
-        default=listen_endpoint("127.0.0.1:0"),
-        help="TCP address for players (default 127.0.0.1:0)",
+        default=None,
+        help="TCP address for players (default: 0.0.0.0, or [::] for IPv6 entry nodes, "
+        "any free port); without --endpoint a wildcard advertises this host's address "
+        "towards the entry node",
     )
     serve.add_argument("--endpoint", type=_endpoint, default=None, help="advertised IP:PORT")
     serve.add_argument("--capacity", type=_capacity, default=2, help="matches at once")
@@ -246,7 +248,9 @@ def run_serve(args: argparse.Namespace) -> int:
                     endpoint=args.endpoint,
                     tick_ms=args.tick_ms,
                 )
-                host, port = await service.start(args.listen.host, args.listen.port)
+                # Default: the wildcard the light client bound for the entry nodes' family.
+                listen = args.listen or (node.address[0], 0)
+                host, port = await service.start(listen[0], listen[1])
                 start = {
                     "referee": key.public_key.hex(),
                     "code_hash": digest.hex(),

@@ -25,6 +25,7 @@ __all__ = [
     "bind_host_for",
     "check_reach",
     "family_of",
+    "format_address",
     "resolve",
     "resolve_all",
     "source_address_toward",
@@ -103,12 +104,12 @@ def check_reach(bind_host: str, targets: Sequence[Address]) -> None:
         return
     if not any(_same_family(bind_host, t[0]) for t in targets):
         raise UsageError(
-            f"a socket on {bind_host} cannot reach {_show(targets[0])}: "
+            f"a socket on {bind_host} cannot reach {format_address(targets[0])}: "
             "it is of the other IP family"
         )
     if _is_loopback(bind_host) and not any(_is_loopback(t[0]) for t in targets):
         raise UsageError(
-            f"a socket on the loopback address {bind_host} cannot reach {_show(targets[0])} "
+            f"a socket on the loopback address {bind_host} cannot reach {format_address(targets[0])} "
             "on another machine; listen on 0.0.0.0 (or [::]) or on this host's own address"
         )
 
@@ -120,7 +121,8 @@ def _same_family(a: str, b: str) -> bool:
         return False
 
 
-def _show(addr: Address) -> str:
+def format_address(addr: Address) -> str:
+    """``HOST:PORT``, with brackets around an IPv6 host."""
     host, port = addr
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 

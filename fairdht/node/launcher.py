@@ -11,7 +11,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import IO
 
@@ -35,11 +35,13 @@ class NodeProcess:
         self,
         data_dir: Path,
         *,
-        listen: str = "127.0.0.1:0",
+        listen: str | None = "127.0.0.1:0",
         bootstrap: Sequence[str] = (),
         http: str | None = "127.0.0.1:0",
         extra_args: Sequence[str] = (),
         log_path: Path | None = None,
+        wrap: Sequence[str] = (),
+        env: Mapping[str, str] | None = None,
     ) -> None:
         self.data_dir = DataDir(Path(data_dir))
         self.listen = listen
@@ -47,14 +49,20 @@ class NodeProcess:
         self.http = http
         self.extra_args = list(extra_args)
         self.log_path = log_path or self.data_dir.root / "node.log"
+        # A command prefix that runs the node elsewhere (``ip netns exec HOST``: another
+        # host of a test lab) and extra environment for it.
+        self.wrap = list(wrap)
+        self.env = dict(env or {})
         self.process: subprocess.Popen[bytes] | None = None
         self.info: NodeInfo | None = None
         self._log: IO[bytes] | None = None
 
     def command(self) -> list[str]:
         """The command line that starts this node."""
-        argv = [sys.executable, "-m", "fairdht", "node", "--data-dir", str(self.data_dir.root)]
-        argv += ["--listen", self.listen]
+        argv = [*self.wrap, sys.executable, "-m", "fairdht", "node"]
+        argv += ["--data-dir", str(self.data_dir.root)]
+        if self.listen is not None:  # None: the node's default (the wildcard address)
+            argv += ["--listen", self.listen]
         for entry in self.bootstrap:
             argv += ["--bootstrap", entry]
         if self.http is not None:
@@ -68,7 +76,7 @@ class NodeProcess:
         self.data_dir.create()
         self.info = None
         self._log = open(self.log_path, "ab")  # noqa: SIM115 - closed in _reap
-        env = dict(os.environ, PYTHONUNBUFFERED="1")
+        env = dict(os.environ, PYTHONUNBUFFERED="1", **self.env)
         # A session of its own: Ctrl-C in a terminal reaches only the parent, which
         # then stops each child with SIGTERM in order.
         self.process = subprocess.Popen(

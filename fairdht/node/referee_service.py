@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from fairdht.dht import DHTNode
+from fairdht.dht.addresses import advertised_host, format_address
 from fairdht.errors import BadSignature, FairDHTError, ProtocolError, RecordError
 from fairdht.game.frames import read_frame
 from fairdht.game.sandbox import Limits
@@ -115,10 +116,13 @@ class RefereeService:
         self._server = await asyncio.start_server(self._connection, host, port)
         sock = self._server.sockets[0].getsockname()
         address = (str(sock[0]), int(sock[1]))
+        # A wildcard listener advertises this host's address towards its DHT contacts
+        # (docs/protocol.md, "Addresses"); a loopback one only to loopback networks.
+        advertised = (advertised_host(address[0], self.dht.contacts()), address[1])
         self.offer = RefereeOffer(
             game=self.game,
             players=self.cluster,
-            endpoint=self.endpoint or f"{address[0]}:{address[1]}",
+            endpoint=self.endpoint or format_address(advertised),
             capacity=self.capacity,
         )
         offer = self.offer

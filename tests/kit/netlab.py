@@ -1,0 +1,293 @@
+"""Hosts on one machine: Linux network namespaces joined by bridges (a multi-host testbed).
+
+A *host* is a network namespace with its own addresses; a *segment* is a bridge inside
+one "switch" namespace, and each host joins a segment through a veth pair whose other
+end sits in the switch. Nothing is linked into the machine's own namespace, so test
+traffic stays inside namespaces this kit made (the test's sandbox rule). Routers for NAT
+tests are hosts on two segments with forwarding on (``Host.forwarding``; nftables rules
+are theirs to add).
+
+Addresses come from ranges reserved for testing: 198.18.0.0/15 (RFC 2544 benchmarking)
+and 2001:db8::/32 (RFC 3849 documentation). Python's ``ipaddress`` calls both
+non-global, so every process started through the kit gets ``FAIRDHT_PUBLIC_NETS`` and
+treats them as the public internet: diversity limits, probes and per-source limits
+apply as between real machines (fairdht.localnet).
+
+Namespace names carry a per-run prefix ``fdl<pid>-``; namespaces left by a run whose
+process is gone (a crash, a kill -9) are deleted when the next lab starts.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import ipaddress
+import os
+import re
+import subprocess
+import sys
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+from fairdht.localnet import PUBLIC_NETS_ENV
+from fairdht.node.launcher import NodeProcess
+
+__all__ = [
+    "PUBLIC_NETS",
+    "Host",
+    "NetLab",
+    "Segment",
+    "netlab",
+    "netns_unavailable",
+]
+
+T = TypeVar("T")
+
+PUBLIC_NETS = "198.18.0.0/15,2001:db8::/32"
+FAIRDHT = [sys.executable, "-m", "fairdht"]
+_PREFIX_RE = re.compile(r"^fdl(\d+)-")
+_CLONE_NEWNET = 0x40000000
+
+
+def _ip(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(["ip", *args], capture_output=True, text=True, check=check, timeout=30)
+
+
+def netns_unavailable() -> str | None:
+    """Why this machine cannot make network namespaces, or None when it can."""
+    probe = f"fdl{os.getpid()}-probe"
+    try:
+        made = _ip("netns", "add", probe, check=False)
+    except FileNotFoundError:
+        return "the ip command (iproute2) is not installed"
+    if made.returncode != 0:
+        return f"cannot create network namespaces: {made.stderr.strip() or 'ip netns add failed'}"
+    _ip("netns", "del", probe, check=False)
+    return None
+
+
+def remove_stale_namespaces() -> list[str]:
+    """Delete lab namespaces whose creating process is gone; return their names."""
+    listing = _ip("netns", "list", check=False).stdout
+    removed = []
+    for line in listing.splitlines():
+        name = line.split()[0] if line.split() else ""
+        found = _PREFIX_RE.match(name)
+        if found and not Path(f"/proc/{found.group(1)}").exists():
+            _ip("netns", "del", name, check=False)
+            removed.append(name)
+    return removed
+
+
+@dataclass(frozen=True)
+class Segment:
+    """One L2 segment (a bridge in the switch namespace) and its address ranges."""
+
+    name: str
+    bridge: str
+    v4: ipaddress.IPv4Network
+    v6: ipaddress.IPv6Network
+
+
+@dataclass
+class Host:
+    """One machine of the lab: a network namespace with its interfaces and addresses."""
+
+    lab: NetLab
+    name: str
+    ns: str
+    v4: str | None = None
+    v6: str | None = None
+    interfaces: list[str] = field(default_factory=list)
+
+    def endpoint(self, port: int, *, family: int | None = None) -> str:
+        """``IP:PORT`` (or ``[IPv6]:PORT``) of this host in ``family`` (default: IPv4 if any)."""
+        version = family or (4 if self.v4 else 6)
+        ip = self.v4 if version == 4 else self.v6
+        if ip is None:
+            raise ValueError(f"host {self.name} has no IPv{version} address")
+        return f"[{ip}]:{port}" if version == 6 else f"{ip}:{port}"
+
+    def wrap(self, argv: Sequence[str]) -> list[str]:
+        """``argv`` run inside this host's namespace."""
+        return ["ip", "netns", "exec", self.ns, *argv]
+
+    def env(self, extra: dict[str, str] | None = None) -> dict[str, str]:
+        """The environment of a process on this host (testbed ranges count as public)."""
+        return {
+            **os.environ,
+            "PYTHONUNBUFFERED": "1",
+            PUBLIC_NETS_ENV: PUBLIC_NETS,
+            **(extra or {}),
+        }
+
+    def run(
+        self, argv: Sequence[str], *, timeout: float = 90.0, check: bool = False
+    ) -> subprocess.CompletedProcess[str]:
+        """Run ``argv`` on this host to completion, capturing its output."""
+        return subprocess.run(
+            self.wrap(argv),
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=check,
+            env=self.env(),
+            stdin=subprocess.DEVNULL,
+        )
+
+    def popen(self, argv: Sequence[str], **kwargs: Any) -> subprocess.Popen[str]:
+        """Start ``argv`` on this host; stdout and stderr are pipes unless given."""
+        kwargs.setdefault("stdout", subprocess.PIPE)
+        kwargs.setdefault("stderr", subprocess.PIPE)
+        proc = subprocess.Popen(
+            self.wrap(argv), text=True, env=self.env(), stdin=subprocess.DEVNULL, **kwargs
+        )
+        self.lab.processes.append(proc)
+        return proc
+
+    def fairdht(self, *args: str, timeout: float = 90.0) -> subprocess.CompletedProcess[str]:
+        """Run one ``fairdht`` command on this host."""
+        return self.run([*FAIRDHT, *args], timeout=timeout)
+
+    def node(
+        self,
+        data_dir: Path,
+        *,
+        port: int = 4000,
+        family: int | None = None,
+        default_listen: bool = False,
+        bootstrap: Sequence[str] = (),
+        extra: Sequence[str] = (),
+    ) -> NodeProcess:
+        """Start ``fairdht node`` on this host (UDP ``port`` on its address, or no
+        ``--listen`` at all with ``default_listen``; API on its own loopback); the lab
+        kills it at the end."""
+        node = NodeProcess(
+            data_dir,
+            listen=None if default_listen else self.endpoint(port, family=family),
+            bootstrap=bootstrap,
+            http="127.0.0.1:0",
+            extra_args=["--rpc-timeout", "0.5", "--retry-cap", "2", *extra],
+            wrap=self.wrap([]),
+            env={PUBLIC_NETS_ENV: PUBLIC_NETS},
+        )
+        self.lab.nodes.append(node)
+        node.start()
+        return node
+
+    def call(self, fn: Callable[[], T]) -> T:
+        """Run ``fn`` in this process, on a thread inside the host's namespace, so the
+        sockets it opens are the host's (setns(2) moves only the calling thread)."""
+        result: list[T] = []
+        errors: list[BaseException] = []
+
+        def inside() -> None:
+            fd = os.open(f"/run/netns/{self.ns}", os.O_RDONLY)
+            try:
+                if ctypes.CDLL(None, use_errno=True).setns(fd, _CLONE_NEWNET) != 0:
+                    raise OSError(ctypes.get_errno(), f"setns into {self.ns} failed")
+            finally:
+                os.close(fd)
+            try:
+                result.append(fn())
+            except BaseException as exc:
+                errors.append(exc)
+
+        thread = threading.Thread(target=inside, name=f"netns-{self.name}")
+        thread.start()
+        thread.join()
+        if errors:
+            raise errors[0]
+        return result[0]
+
+    def forwarding(self, on: bool = True) -> None:
+        """Route packets between this host's interfaces (a router)."""
+        value = "1" if on else "0"
+        _ip("netns", "exec", self.ns, "sysctl", "-q", "-w", f"net.ipv4.ip_forward={value}")
+        _ip("netns", "exec", self.ns, "sysctl", "-q", "-w", f"net.ipv6.conf.all.forwarding={value}")
+
+
+class NetLab:
+    """Namespaces, bridges and processes of one test; ``close`` removes every one."""
+
+    def __init__(self, tag: str = "") -> None:
+        remove_stale_namespaces()
+        self.prefix = f"fdl{os.getpid()}-{tag}"
+        self.switch = self.prefix + "sw"
+        self.segments: dict[str, Segment] = {}
+        self.hosts: dict[str, Host] = {}
+        self.nodes: list[NodeProcess] = []
+        self.processes: list[subprocess.Popen[str]] = []
+        self._veths = 0
+        _ip("netns", "add", self.switch)
+        _ip("-n", self.switch, "link", "set", "lo", "up")
+
+    def segment(
+        self, name: str, *, v4: str = "198.18.0.0/15", v6: str = "2001:db8::/32"
+    ) -> Segment:
+        """A new L2 segment with the given address ranges."""
+        bridge = f"br{len(self.segments)}"
+        _ip("-n", self.switch, "link", "add", bridge, "type", "bridge", "mcast_snooping", "0")
+        _ip("-n", self.switch, "link", "set", bridge, "up")
+        seg = Segment(name, bridge, ipaddress.IPv4Network(v4), ipaddress.IPv6Network(v6))
+        self.segments[name] = seg
+        return seg
+
+    def host(
+        self, name: str, segment: Segment, *, v4: str | None = None, v6: str | None = None
+    ) -> Host:
+        """A new host on ``segment`` with the given addresses (either may be None)."""
+        host = Host(self, name, self.prefix + name)
+        _ip("netns", "add", host.ns)
+        _ip("-n", host.ns, "link", "set", "lo", "up")
+        self.hosts[name] = host
+        self.attach(host, segment, v4=v4, v6=v6)
+        return host
+
+    def attach(
+        self, host: Host, segment: Segment, *, v4: str | None = None, v6: str | None = None
+    ) -> str:
+        """Give ``host`` one more interface on ``segment``; return its name there."""
+        ifname = f"eth{len(host.interfaces)}"
+        outer = f"v{self._veths}"
+        self._veths += 1
+        _ip("-n", self.switch, "link", "add", outer, "type", "veth", "peer", "name", ifname,
+            "netns", host.ns)  # fmt: skip
+        _ip("-n", self.switch, "link", "set", outer, "master", segment.bridge, "up")
+        if v4 is not None:
+            _ip("-n", host.ns, "addr", "add", f"{v4}/{segment.v4.prefixlen}", "dev", ifname)
+            host.v4 = host.v4 or v4
+        if v6 is not None:
+            # nodad: the address is usable at once (no duplicate detection on a test bridge).
+            _ip("-n", host.ns, "addr", "add", f"{v6}/{segment.v6.prefixlen}", "dev", ifname,
+                "nodad")  # fmt: skip
+            host.v6 = host.v6 or v6
+        _ip("-n", host.ns, "link", "set", ifname, "up")
+        host.interfaces.append(ifname)
+        return ifname
+
+    def close(self) -> None:
+        """Stop every process and node, then delete every namespace of this lab."""
+        for node in self.nodes:
+            node.kill()
+        for proc in self.processes:
+            if proc.poll() is None:
+                proc.kill()
+            with contextlib.suppress(subprocess.TimeoutExpired, ValueError):
+                proc.communicate(timeout=10)
+        for host in self.hosts.values():
+            _ip("netns", "del", host.ns, check=False)
+        _ip("netns", "del", self.switch, check=False)
+
+
+@contextlib.contextmanager
+def netlab(tag: str = "") -> Iterator[NetLab]:
+    """A lab that is torn down even when the test fails."""
+    lab = NetLab(tag)
+    try:
+        yield lab
+    finally:
+        lab.close()

@@ -254,16 +254,29 @@ class NetLab:
         ifname = f"eth{len(host.interfaces)}"
         outer = f"v{self._veths}"
         self._veths += 1
-        _ip("-n", self.switch, "link", "add", outer, "type", "veth", "peer", "name", ifname,
-            "netns", host.ns)  # fmt: skip
+        _ip(
+            "-n",
+            self.switch,
+            "link",
+            "add",
+            outer,
+            "type",
+            "veth",
+            "peer",
+            "name",
+            ifname,
+            "netns",
+            host.ns,
+        )
         _ip("-n", self.switch, "link", "set", outer, "master", segment.bridge, "up")
         if v4 is not None:
             _ip("-n", host.ns, "addr", "add", f"{v4}/{segment.v4.prefixlen}", "dev", ifname)
             host.v4 = host.v4 or v4
         if v6 is not None:
             # nodad: the address is usable at once (no duplicate detection on a test bridge).
-            _ip("-n", host.ns, "addr", "add", f"{v6}/{segment.v6.prefixlen}", "dev", ifname,
-                "nodad")  # fmt: skip
+            _ip(
+                "-n", host.ns, "addr", "add", f"{v6}/{segment.v6.prefixlen}", "dev", ifname, "nodad"
+            )
             host.v6 = host.v6 or v6
         _ip("-n", host.ns, "link", "set", ifname, "up")
         host.interfaces.append(ifname)

@@ -151,22 +151,56 @@ def test_publish_from_one_host_listed_and_probed_from_another(net: Net) -> None:
     pub_key = net.root / "pub.key"
     new_key(pub_key)
     live = net.hosts["pub"].popen(
-        [*PUBLISH, "--key", str(pub_key), "--bootstrap", net.entry("e1"), "--network", NET,
-         "--address", net.addr("pub", 28785), "--name", "mh-live", "--players", "3"],
-    )  # fmt: skip
+        [
+            *PUBLISH,
+            "--key",
+            str(pub_key),
+            "--bootstrap",
+            net.entry("e1"),
+            "--network",
+            NET,
+            "--address",
+            net.addr("pub", 28785),
+            "--name",
+            "mh-live",
+            "--players",
+            "3",
+        ],
+    )
     assert live.stdout is not None
     assert "announced" in live.stdout.readline()
     once_key = net.root / "once.key"
     new_key(once_key)
     once = net.hosts["pub"].run(
-        [*PUBLISH, "--key", str(once_key), "--bootstrap", net.entry("e2"), "--network", NET,
-         "--address", net.addr("pub", 28786), "--name", "mh-once", "--once"],
-    )  # fmt: skip
+        [
+            *PUBLISH,
+            "--key",
+            str(once_key),
+            "--bootstrap",
+            net.entry("e2"),
+            "--network",
+            NET,
+            "--address",
+            net.addr("pub", 28786),
+            "--name",
+            "mh-once",
+            "--once",
+        ],
+    )
     assert once.returncode == 0, once.stderr
     listed = ok(
-        net.cli("lst", "servers", "--bootstrap", net.entry("e2"), "--network", NET, "--json",
-                "--data-dir", net.data("lst"))
-    )  # fmt: skip
+        net.cli(
+            "lst",
+            "servers",
+            "--bootstrap",
+            net.entry("e2"),
+            "--network",
+            NET,
+            "--json",
+            "--data-dir",
+            net.data("lst"),
+        )
+    )
     by_name = {s["name"]: s for s in listed["servers"]}
     assert set(by_name) == {"mh-live", "mh-once"}
     assert by_name["mh-live"]["address"] == net.addr("pub", 28785)
@@ -191,13 +225,35 @@ def test_checkpoint_and_rollback_from_a_maintainer_host(net: Net) -> None:
         what="the servers of the publish test on n3",
     )
     maint = net.data("maint")
-    trusted = net.cli("maint", "trust", "add", net.maintainer.public_key.hex(), "--network", NET,
-                      "--role", "checkpoint", "--data-dir", maint)  # fmt: skip
+    trusted = net.cli(
+        "maint",
+        "trust",
+        "add",
+        net.maintainer.public_key.hex(),
+        "--network",
+        NET,
+        "--role",
+        "checkpoint",
+        "--data-dir",
+        maint,
+    )
     assert trusted.returncode == 0, trusted.stderr
     signed = ok(
-        net.cli("maint", "checkpoint", "sign", "--key", str(net.root / "maint.key"),
-                "--network", NET, "--bootstrap", net.entry("e1"), "--data-dir", maint, "--json")
-    )  # fmt: skip
+        net.cli(
+            "maint",
+            "checkpoint",
+            "sign",
+            "--key",
+            str(net.root / "maint.key"),
+            "--network",
+            NET,
+            "--bootstrap",
+            net.entry("e1"),
+            "--data-dir",
+            maint,
+            "--json",
+        )
+    )
     assert signed["signatures"] >= signed["threshold"] == 1
     members = signed["count"]
     assert members >= 2
@@ -205,9 +261,21 @@ def test_checkpoint_and_rollback_from_a_maintainer_host(net: Net) -> None:
     flood_key = net.root / "flood.key"
     new_key(flood_key)
     flood = net.hosts["pub"].run(
-        [*PUBLISH, "--key", str(flood_key), "--bootstrap", net.entry("e1"), "--network", NET,
-         "--address", net.addr("pub", 40000), "--name", "mh-flood", "--once"],
-    )  # fmt: skip
+        [
+            *PUBLISH,
+            "--key",
+            str(flood_key),
+            "--bootstrap",
+            net.entry("e1"),
+            "--network",
+            NET,
+            "--address",
+            net.addr("pub", 40000),
+            "--name",
+            "mh-flood",
+            "--once",
+        ],
+    )
     assert flood.returncode == 0, flood.stderr
     wait_for(
         lambda: (
@@ -218,9 +286,22 @@ def test_checkpoint_and_rollback_from_a_maintainer_host(net: Net) -> None:
         what="n3 to list the flood",
     )
     rolled = ok(
-        net.cli("maint", "rollback", "--to", signed["root"], "--key", str(net.root / "maint.key"),
-                "--network", NET, "--bootstrap", net.entry("e2"), "--data-dir", maint, "--json")
-    )  # fmt: skip
+        net.cli(
+            "maint",
+            "rollback",
+            "--to",
+            signed["root"],
+            "--key",
+            str(net.root / "maint.key"),
+            "--network",
+            NET,
+            "--bootstrap",
+            net.entry("e2"),
+            "--data-dir",
+            maint,
+            "--json",
+        )
+    )
     assert rolled["kind"] == "rollback"
     # Every full node following the network applies it: n3 quarantines the flood.
     after = wait_for(
@@ -237,13 +318,37 @@ def test_karma_vote_and_score_across_hosts(net: Net) -> None:
     voter = net.root / "voter.key"
     new_key(voter)
     subject = new_key(net.root / "subject.key").public_key.hex()
-    vote = net.cli("lst", "karma", "vote", subject, "connected_ok", "--context", "mh-match",
-                   "--key", str(voter), "--bootstrap", net.entry("e1"), "--json")  # fmt: skip
+    vote = net.cli(
+        "lst",
+        "karma",
+        "vote",
+        subject,
+        "connected_ok",
+        "--context",
+        "mh-match",
+        "--key",
+        str(voter),
+        "--bootstrap",
+        net.entry("e1"),
+        "--json",
+    )
     assert vote.returncode == 0, vote.stderr
     shown = ok(
-        net.cli("p1", "karma", "show", subject, "--explain", "--json", "--key", str(voter),
-                "--bootstrap", net.entry("e2"), "--data-dir", net.data("p1-karma"))
-    )  # fmt: skip
+        net.cli(
+            "p1",
+            "karma",
+            "show",
+            subject,
+            "--explain",
+            "--json",
+            "--key",
+            str(voter),
+            "--bootstrap",
+            net.entry("e2"),
+            "--data-dir",
+            net.data("p1-karma"),
+        )
+    )
     assert shown["score"] > 0
     assert [v["action"] for v in shown["votes"]] == ["connected_ok"]
 
@@ -252,19 +357,53 @@ def test_content_publish_and_fetch_across_hosts(net: Net) -> None:
     dev = new_key(net.root / "dev.key")
     digest = code_hash(ARENA).hex()
     published = ok(
-        net.cli("pub", "content", "publish", str(ARENA), "--key", str(net.root / "dev.key"),
-                "--network", NET, "--bootstrap", net.entry("e1"), "--json")
-    )  # fmt: skip
+        net.cli(
+            "pub",
+            "content",
+            "publish",
+            str(ARENA),
+            "--key",
+            str(net.root / "dev.key"),
+            "--network",
+            NET,
+            "--bootstrap",
+            net.entry("e1"),
+            "--json",
+        )
+    )
     assert published["code_hash"] == digest
     fetcher = net.data("lst-content")
-    trusted = net.cli("lst", "trust", "add", dev.public_key.hex(), "--network", NET,
-                      "--role", "content", "--data-dir", fetcher)  # fmt: skip
+    trusted = net.cli(
+        "lst",
+        "trust",
+        "add",
+        dev.public_key.hex(),
+        "--network",
+        NET,
+        "--role",
+        "content",
+        "--data-dir",
+        fetcher,
+    )
     assert trusted.returncode == 0, trusted.stderr
     out = net.root / f"fetched{net.family}"
     fetched = ok(
-        net.cli("lst", "content", "fetch", digest, "--out", str(out), "--network", NET,
-                "--data-dir", fetcher, "--bootstrap", net.entry("e2"), "--json")
-    )  # fmt: skip
+        net.cli(
+            "lst",
+            "content",
+            "fetch",
+            digest,
+            "--out",
+            str(out),
+            "--network",
+            NET,
+            "--data-dir",
+            fetcher,
+            "--bootstrap",
+            net.entry("e2"),
+            "--json",
+        )
+    )
     assert fetched["code_hash"] == digest
     assert code_hash(out).hex() == digest
 
@@ -273,15 +412,39 @@ def test_referee_offer_found_by_code_hash_from_another_host(net: Net) -> None:
     referee = new_key(net.root / "offerer.key")
     digest = code_hash(ARENA).hex()
     endpoint = net.addr("ref", 7100)
-    offered = net.cli("ref", "referee", "offer", "--code-hash", digest, "--game", "game-z",
-                      "--endpoint", endpoint, "--key", str(net.root / "offerer.key"),
-                      "--bootstrap", net.entry("e1"), "--once", "--json")  # fmt: skip
+    offered = net.cli(
+        "ref",
+        "referee",
+        "offer",
+        "--code-hash",
+        digest,
+        "--game",
+        "game-z",
+        "--endpoint",
+        endpoint,
+        "--key",
+        str(net.root / "offerer.key"),
+        "--bootstrap",
+        net.entry("e1"),
+        "--once",
+        "--json",
+    )
     assert offered.returncode == 0, offered.stderr
     players = [new_key(net.root / f"q{i}.key").public_key.hex() for i in range(2)]
     found = ok(
-        net.cli("lst", "referees", digest, "--players", ",".join(players), "--match", "mh-q",
-                "--bootstrap", net.entry("e2"), "--json")
-    )  # fmt: skip
+        net.cli(
+            "lst",
+            "referees",
+            digest,
+            "--players",
+            ",".join(players),
+            "--match",
+            "mh-q",
+            "--bootstrap",
+            net.entry("e2"),
+            "--json",
+        )
+    )
     offers = {r["referee"]: r for r in found["referees"]}
     assert offers[referee.public_key.hex()]["endpoint"] == endpoint
 
@@ -292,11 +455,31 @@ def test_refereed_match_with_referee_and_players_on_three_hosts(net: Net) -> Non
     digest = code_hash(ARENA).hex()
     wildcard = "0.0.0.0:7000" if net.family == 4 else "[::]:7000"
     serve = net.hosts["ref"].popen(
-        [*FAIRDHT_CMD, "referee", "serve", "--bundle", str(ARENA), "--trust-code", digest,
-         "--game", "game-b", "--key", str(net.root / "ref.key"), "--bootstrap", net.entry("e1"),
-         "--listen", wildcard, "--tick-ms", "50", "--matches", "1", "--json",
-         "--data-dir", net.data("ref")]
-    )  # fmt: skip
+        [
+            *FAIRDHT_CMD,
+            "referee",
+            "serve",
+            "--bundle",
+            str(ARENA),
+            "--trust-code",
+            digest,
+            "--game",
+            "game-b",
+            "--key",
+            str(net.root / "ref.key"),
+            "--bootstrap",
+            net.entry("e1"),
+            "--listen",
+            wildcard,
+            "--tick-ms",
+            "50",
+            "--matches",
+            "1",
+            "--json",
+            "--data-dir",
+            net.data("ref"),
+        ]
+    )
     assert serve.stdout is not None
     started = json.loads(serve.stdout.readline())
     # Listening on the wildcard, it advertises the address its host uses towards the
@@ -326,7 +509,7 @@ def test_refereed_match_with_referee_and_players_on_three_hosts(net: Net) -> Non
                 "--data-dir",
                 net.data(f"p{i}"),
             ]
-        )  # fmt: skip
+        )
         for i in (1, 2)
     ]
     docs = []
@@ -386,7 +569,13 @@ def test_entry_hosts_restart_and_the_network_rejoins(
         wait_for(lambda: peers("e2", e2b) >= 2, timeout=40, what="e2 to rejoin")
         # A light client on a fourth host reads the network through the restarted entry.
         listed = hosts["lst"].fairdht(
-            "servers", "--bootstrap", entry("e1"), "--network", "demo", "--json",
-            "--data-dir", str(tmp_path / "lst"),
-        )  # fmt: skip
+            "servers",
+            "--bootstrap",
+            entry("e1"),
+            "--network",
+            "demo",
+            "--json",
+            "--data-dir",
+            str(tmp_path / "lst"),
+        )
         assert listed.returncode == 0, listed.stderr

@@ -73,7 +73,7 @@ def _set_limits(config: dict[str, Any]) -> None:
 
 def _confine(config: dict[str, Any], uid: int | None) -> str:
     """Everything between fork and the first line of bundle code; returns the entry's source."""
-    from fairdht.game.seccomp_filter import install_filter
+    from fairdht.game.seccomp_filter import install_filter  # loaded by _check_seccomp
 
     os.umask(0o022)
     workdir = Path(config["workdir"])
@@ -147,6 +147,15 @@ def _read_all(fd: int) -> bytes:
     return b"".join(chunks)
 
 
+def _check_seccomp() -> None:
+    try:
+        import fairdht.game.seccomp_filter  # noqa: F401 - loads libseccomp
+    except (ImportError, OSError, RuntimeError):
+        raise SandboxUnavailable(
+            "libseccomp is missing (Debian: apt-get install libseccomp2)"
+        ) from None
+
+
 def main(argv: list[str]) -> int:
     """Supervise one match: build its namespaces, fork its init, report, wait for it."""
     config = json.loads(argv[0])
@@ -157,6 +166,7 @@ def main(argv: list[str]) -> int:
     as_root = os.geteuid() == 0
     uid = config.get("uid") if as_root else None
     try:
+        _check_seccomp()
         if as_root and not isinstance(uid, int):
             raise SandboxUnavailable("no uid was leased for the match")
         namespaces.enter_namespaces(as_root=as_root)

@@ -146,12 +146,12 @@ def enter_namespaces(*, as_root: bool) -> None:
     if not as_root:
         flags |= CLONE_NEWUSER
     if _libc.unshare(ctypes.c_int(flags)) != 0:
-        err = ctypes.get_errno()
+        reason = os.strerror(ctypes.get_errno())
         if as_root:
-            raise SandboxUnavailable(f"unshare of namespaces failed as root: {os.strerror(err)}")
+            raise SandboxUnavailable(f"unshare of namespaces failed as root ({reason})")
+        # Kept short: the match outcome carries the first 120 characters of the failure.
         raise SandboxUnavailable(
-            "this host does not let an unprivileged user create user namespaces "
-            f"({os.strerror(err)}), so a referee not running as root cannot sandbox rules"
+            f"user namespaces are closed to non-root users here ({reason}); run as root"
         )
     if not as_root:
         for name, text in (

@@ -8,7 +8,7 @@ filter, before any bundle code runs. When that cannot be built the match is refu
 with one sentence saying what the host lacks; rules never run unsandboxed.
 
 Every call has a wall-clock timeout and a CPU budget measured over all threads of the
-rules process from /proc/PID/task/*/schedstat; a rules process that crashes, hangs,
+rules process (/proc/PID/task/*/schedstat and /proc/PID/stat); a rules process that crashes, hangs,
 overruns or talks garbage ends the match with a ``RulesFailure`` naming why, never
 the referee's node. ``close()`` returns only when every process of the match is gone.
 """
@@ -60,20 +60,32 @@ class Limits:
     start_timeout_s: float = 10.0
 
 
-def _cpu_ns(pid: int) -> int | None:
-    """CPU time of every thread of ``pid`` (threads are allowed, forks are not)."""
-    total = 0
+_TICK_NS = 1_000_000_000 // os.sysconf("SC_CLK_TCK")
+
+
+def _cpu_sample(pid: int) -> tuple[int, int] | None:
+    """CPU time of process ``pid`` in ns, as (live threads, all threads ever).
+
+    The first sums /proc/PID/task/*/schedstat (exact, but a thread that has ended is
+    gone from it); the second is utime + stime from /proc/PID/stat, which keeps ended
+    threads but counts in clock ticks. A call's cost is the larger of the two deltas,
+    so a thread that burns and exits within one input is still charged.
+    """
+    live = 0
     try:
         tasks = os.listdir(f"/proc/{pid}/task")
-    except OSError:
+        with open(f"/proc/{pid}/stat", encoding="ascii") as handle:
+            fields = handle.read().rsplit(")", 1)[1].split()
+        ever = (int(fields[11]) + int(fields[12])) * _TICK_NS
+    except (OSError, ValueError, IndexError):
         return None
     for tid in tasks:
         try:
             with open(f"/proc/{pid}/task/{tid}/schedstat", encoding="ascii") as handle:
-                total += int(handle.read().split()[0])
+                live += int(handle.read().split()[0])
         except (OSError, ValueError, IndexError):
             continue  # the thread ended between listing and reading
-    return total
+    return live, ever
 
 
 def _copy_bundle(src: Path) -> Path:
@@ -169,7 +181,7 @@ class RulesProcess:
             rules._rules_pid = pid
             return rules
         detail = str(hello.get("error") or "unknown launcher reply")[:300]
-        rules.failure = RulesFailure("sandbox", f"refusing to run rules unsandboxed: {detail}")
+        rules.failure = RulesFailure("sandbox", detail)
         log.warning("%s", rules.failure)
         await rules.close()
         return rules
@@ -184,7 +196,7 @@ class RulesProcess:
             raise self.failure
         assert self._proc is not None
         assert self._proc.stdin is not None and self._proc.stdout is not None
-        before = _cpu_ns(self._rules_pid)
+        before = _cpu_sample(self._rules_pid)
         try:
             self._proc.stdin.write(encode_frame(msgpack.packb(request, use_bin_type=True)))
             await self._proc.stdin.drain()
@@ -198,15 +210,11 @@ class RulesProcess:
             raise await self._fail("crashed", f"process exited ({code})") from None
         except ProtocolError as exc:
             raise await self._fail("protocol", str(exc)) from None
-        after = _cpu_ns(self._rules_pid)
-        if (
-            request["op"] == "input"
-            and before is not None
-            and after is not None
-            and (after - before) / 1e9 > self.limits.cpu_per_input_s
-        ):
-            used = (after - before) / 1e6
-            raise await self._fail("cpu_limit", f"an input took {used:.0f} ms of CPU")
+        after = _cpu_sample(self._rules_pid)
+        if request["op"] == "input" and before is not None and after is not None:
+            used = max(after[0] - before[0], after[1] - before[1]) / 1e9
+            if used > self.limits.cpu_per_input_s:
+                raise await self._fail("cpu_limit", f"an input took {used * 1e3:.0f} ms of CPU")
         if "error" in reply:
             raise await self._fail("protocol", f"rules answered error: {str(reply['error'])[:200]}")
         return reply

@@ -8,9 +8,12 @@ socket, the host's /tmp and /dev/shm.
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import secrets
 import socket
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -219,3 +222,54 @@ def test_exec_of_bin_sh_is_refused(tmp_path: Path) -> None:
     report = asyncio.run(one_input(rules_bundle(tmp_path, EXEC_SHELL), None, ROOMY))
     # /bin/sh is there to read; the seccomp filter refuses to run it, and the rules go on.
     assert report == "sh-present execv:PermissionError run:PermissionError"
+
+
+PID_NAMESPACE_INIT = """
+import json, os, signal, sys, time
+from fairdht.game import namespaces
+
+namespaces.enter_namespaces(as_root=os.geteuid() == 0)
+ready_r, ready_w = os.pipe()
+init = os.fork()
+if init == 0:
+    for _ in range(8):
+        middle = os.fork()
+        if middle == 0:
+            os.setsid()
+            if os.fork() == 0:  # orphaned at once: the namespace's init adopts it
+                time.sleep(600)
+            os._exit(0)
+        os.waitpid(middle, 0)
+    os.write(ready_w, b"x")
+    time.sleep(600)
+    os._exit(0)
+os.close(ready_w)
+os.read(ready_r, 1)
+namespace = os.readlink(f"/proc/{init}/ns/pid")
+
+def members():
+    found = 0
+    for entry in os.listdir("/proc"):
+        try:
+            found += entry.isdigit() and os.readlink(f"/proc/{entry}/ns/pid") == namespace
+        except OSError:
+            pass
+    return found
+
+before = members()
+os.kill(init, signal.SIGKILL)
+os.waitpid(init, 0)
+print(json.dumps({"before": before, "after": members()}))
+"""
+
+
+def test_a_forked_setsid_tree_dies_with_the_namespace_init(tmp_path: Path) -> None:
+    # The layer under the seccomp filter: were a fork ever allowed, PID namespaces
+    # (fairdht.game.namespaces, as the launcher enters them) still end the whole tree.
+    script = tmp_path / "init.py"
+    script.write_text(PID_NAMESPACE_INIT)
+    done = subprocess.run(
+        [sys.executable, str(script)], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert json.loads(done.stdout) == {"before": 9, "after": 0}

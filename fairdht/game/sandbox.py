@@ -91,10 +91,16 @@ def _cpu_sample(pid: int) -> tuple[int, int] | None:
 def _copy_bundle(src: Path) -> Path:
     root = Path(tempfile.mkdtemp(prefix="fairdht-rules-"))
     dst = root / "bundle"
-    shutil.copytree(src, dst, symlinks=False)
-    # The match's uid may read (not write) the private copy, nothing else of ours.
+    # Links are copied as links and then refused: following one as root would copy (or
+    # chmod) whatever host file it names. Code hashes refuse them too (referee/codehash.py).
+    shutil.copytree(src, dst, symlinks=True)
     os.chmod(root, 0o755)
-    for dirpath, _dirnames, filenames in os.walk(dst):
+    for dirpath, dirnames, filenames in os.walk(dst):
+        for name in dirnames + filenames:
+            if os.path.islink(os.path.join(dirpath, name)):
+                shutil.rmtree(root, ignore_errors=True)
+                raise RulesFailure("crashed", f"bundle holds a symlink: {name}")
+        # The match's uid may read (not write) the private copy, nothing else of ours.
         os.chmod(dirpath, 0o755)
         for name in filenames:
             os.chmod(os.path.join(dirpath, name), 0o644)

@@ -124,3 +124,16 @@ def test_rules_see_no_environment_no_key_file_and_no_network(tmp_path: Path) -> 
         del os.environ["FAIRDHT_TEST_SECRET"]
     # Root or not, the rules' own root file system has no key file, and they have no network.
     assert reason == "nothing"
+
+
+def test_a_symlink_in_the_bundle_is_refused_not_followed(tmp_path: Path) -> None:
+    secret = tmp_path / "node.key"
+    secret.write_text("secret\n")
+    os.chmod(secret, 0o600)
+    path = bundle(tmp_path, "        return None")
+    (path / "data.txt").symlink_to(secret)
+    with pytest.raises(RulesFailure) as info:
+        run_input(path)
+    assert info.value.reason == "crashed"
+    assert "symlink" in str(info.value)
+    assert oct(secret.stat().st_mode & 0o777) == "0o600"  # never chmod-ed through the link

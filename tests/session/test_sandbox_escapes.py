@@ -273,3 +273,17 @@ def test_a_forked_setsid_tree_dies_with_the_namespace_init(tmp_path: Path) -> No
     )
     assert done.returncode == 0, done.stderr[-2000:]
     assert json.loads(done.stdout) == {"before": 9, "after": 0}
+
+
+SELF_REPORT = """        import os, resource
+        with open("/proc/self/status") as status:
+            fields = dict(line.split(":", 1) for line in status)
+        nproc = resource.getrlimit(resource.RLIMIT_NPROC)[0]
+        keys = ("NoNewPrivs", "Seccomp", "CapEff")
+        return " ".join(f"{k}={fields[k].strip()}" for k in keys) + f" nproc={nproc}"
+"""
+
+
+def test_rules_run_with_no_new_privileges_a_filter_and_a_process_limit(tmp_path: Path) -> None:
+    report = asyncio.run(one_input(rules_bundle(tmp_path, SELF_REPORT), None, ROOMY))
+    assert report == "NoNewPrivs=1 Seccomp=2 CapEff=0000000000000000 nproc=16"

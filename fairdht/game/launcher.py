@@ -101,7 +101,7 @@ def _run_init(config: dict[str, Any], uid: int | None, ready_w: int, go_r: int) 
     try:
         source = _confine(config, uid)
     except (SandboxUnavailable, OSError, ImportError) as exc:
-        os.write(ready_w, f"building the sandbox failed: {exc}".encode()[:500])
+        os.write(ready_w, str(exc).encode()[:500])
         return _EXIT_SANDBOX
     os.write(ready_w, b"ok")
     os.close(ready_w)

@@ -9,6 +9,7 @@ file, so only the sandbox's own root file system keeps the rules from reading it
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -24,7 +25,7 @@ from pathlib import Path
 from fairdht.game.sandbox import Limits, RulesFailure, RulesProcess
 
 bundle, key, mode = sys.argv[1:4]
-if mode == "deny-userns":
+if mode == "deny-unshare":
     # What a distro that restricts user namespaces does to this referee.
     import pyseccomp
     restrict = pyseccomp.SyscallFilter(pyseccomp.ALLOW)
@@ -77,9 +78,11 @@ SNOOP = """        import os, socket
 """
 
 
-def run_as_home_referee(tmp_path: Path, mode: str) -> dict[str, Any]:
-    """Referee the SNOOP rules from a non-root user; its JSON report."""
-    if shutil.which("unshare") is None:
+def run_as_home_referee(tmp_path: Path, mode: str, *, as_root: bool = False) -> dict[str, Any]:
+    """Referee the SNOOP rules from a non-root user (or as root); its JSON report."""
+    if as_root and os.geteuid() != 0:
+        pytest.skip("needs root to run the referee as root")
+    if not as_root and shutil.which("unshare") is None:
         pytest.skip("needs util-linux's unshare to run the referee as a non-root user")
     marker = tmp_path / "rules-ran-outside"
     key = tmp_path / "node.key"
@@ -90,7 +93,7 @@ def run_as_home_referee(tmp_path: Path, mode: str) -> dict[str, Any]:
     (bundle / "rules.py").write_text(body + (bundle / "rules.py").read_text())
     script = tmp_path / "referee.py"
     script.write_text(REFEREE)
-    argv = ["unshare", "--user", "--map-user=65534", "--map-group=65534"]
+    argv = [] if as_root else ["unshare", "--user", "--map-user=65534", "--map-group=65534"]
     probe = subprocess.run([*argv, "true"], capture_output=True, check=False)
     if probe.returncode != 0:
         pytest.skip("this host does not let the test create a user namespace for the referee")
@@ -119,7 +122,7 @@ def test_a_non_root_referee_builds_the_full_sandbox(tmp_path: Path) -> None:
 
 
 def test_without_user_namespaces_a_non_root_referee_refuses_the_rules(tmp_path: Path) -> None:
-    report = run_as_home_referee(tmp_path, "deny-userns")
+    report = run_as_home_referee(tmp_path, "deny-unshare")
     assert "rules" not in report
     reason, message = report["failure"]
     assert reason == "sandbox"
@@ -128,3 +131,13 @@ def test_without_user_namespaces_a_non_root_referee_refuses_the_rules(tmp_path: 
         "(Operation not permitted); run as root"
     )
     assert len(message) <= 120  # what a match outcome keeps of it
+
+
+def test_a_root_referee_that_cannot_unshare_refuses_the_rules(tmp_path: Path) -> None:
+    report = run_as_home_referee(tmp_path, "deny-unshare", as_root=True)
+    assert report["referee_uid"] == 0
+    assert "rules" not in report
+    assert report["failure"] == [
+        "sandbox",
+        "game rules sandbox: unshare of namespaces failed as root (Operation not permitted)",
+    ]

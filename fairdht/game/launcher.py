@@ -76,6 +76,8 @@ def _confine(config: dict[str, Any], uid: int | None) -> str:
     from fairdht.game.seccomp_filter import install_filter  # loaded by _check_seccomp
 
     os.umask(0o022)
+    # The new root holds each library directory at its real path: import from those.
+    sys.path[:] = [os.path.realpath(p) for p in sys.path if p]
     workdir = Path(config["workdir"])
     namespaces.build_root(workdir / "root", workdir / "bundle", _system_paths())
     _set_limits(config)
@@ -184,7 +186,7 @@ def main(argv: list[str]) -> int:
     os.close(go_r)
 
     def stop(_signum: int, _frame: FrameType | None) -> None:
-        # Only the supervisor reaps the init, so this pid cannot have been reused.
+        # Only the supervisor reaps the init, and not before it blocks SIGTERM (below).
         os.kill(pid, signal.SIGKILL)
 
     signal.signal(signal.SIGTERM, stop)
@@ -199,6 +201,10 @@ def main(argv: list[str]) -> int:
     # From here the match's pipes belong to the init alone: its death is the referee's EOF.
     os.close(0)
     os.close(1)
+    # Wait without reaping first: until the init is reaped its pid cannot be reused, so a
+    # late SIGTERM's kill can only hit the zombie; then block SIGTERM and reap.
+    os.waitid(os.P_PID, pid, os.WEXITED | os.WNOWAIT)
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})
     _, wait_status = os.waitpid(pid, 0)
     code = os.waitstatus_to_exitcode(wait_status)
     return code if code >= 0 else 128 - code

@@ -217,6 +217,8 @@ def build_root(new_root: Path, bundle: Path, system_paths: Iterable[str]) -> Non
         host = f"/{name}"
         if os.path.islink(host):  # merged-/usr systems: /lib -> usr/lib
             os.symlink(os.readlink(host), new_root / name)
+        elif name.startswith("lib") and os.path.isdir(host):  # shared libraries elsewhere
+            _bind_read_only(host, new_root / name)
     _bind_read_only(str(bundle), new_root / "bundle")
     (new_root / "dev").mkdir(exist_ok=True)
     for name in _DEVICES:

@@ -137,3 +137,15 @@ def test_a_symlink_in_the_bundle_is_refused_not_followed(tmp_path: Path) -> None
     assert info.value.reason == "crashed"
     assert "symlink" in str(info.value)
     assert oct(secret.stat().st_mode & 0o777) == "0o600"  # never chmod-ed through the link
+
+
+def test_rules_see_their_own_small_root_and_may_import_the_standard_library(
+    tmp_path: Path,
+) -> None:
+    body = f"""        import os, fractions, statistics
+        seen = [sorted(os.listdir("/etc")), os.listdir("/tmp"), os.listdir("/dev/shm")]
+        seen += [os.path.exists(p) for p in ("/var", "/run", "/sys", {str(tmp_path)!r})]
+        seen.append(str(statistics.mean([fractions.Fraction(1, 2), 1])))
+        return repr(seen)"""
+    reason = run_input(bundle(tmp_path, body), Limits(call_timeout_s=5.0, cpu_per_input_s=5.0))
+    assert reason == repr([["ld.so.cache"], [], [], False, False, False, False, "3/4"])

@@ -34,7 +34,7 @@ from fairdht.errors import FairDHTError, ProtocolError
 from fairdht.game.frames import decode_payload, encode_frame, read_frame
 from fairdht.game.uid_pool import UidLease
 
-__all__ = ["Limits", "RulesFailure", "RulesProcess"]
+__all__ = ["Limits", "RulesFailure", "RulesProcess", "probe_sandbox"]
 
 log = logging.getLogger(__name__)
 
@@ -292,3 +292,16 @@ class RulesProcess:
         if self._lease is not None and (proc is None or proc.returncode is not None):
             self._lease.release()
             self._lease = None
+
+
+async def probe_sandbox() -> str | None:
+    """Why this host cannot sandbox game rules (one sentence), or None when it can.
+
+    Builds the whole sandbox once around an empty entry program, so a node can learn at
+    start-up, rather than at its first match, that it cannot referee.
+    """
+    with tempfile.TemporaryDirectory(prefix="fairdht-probe-") as tmp:
+        (Path(tmp) / "rules.py").write_text("")
+        rules = await RulesProcess.launch(Path(tmp))
+        await rules.close()
+    return None if rules.failure is None else str(rules.failure)

@@ -12,7 +12,7 @@ import functools
 import os
 from pathlib import Path
 
-from fairdht.game.sandbox import Limits, RulesFailure, RulesProcess
+from fairdht.game.sandbox import Limits, RulesProcess, probe_sandbox
 
 HEADER = """
 from fairdht.game.sdk import Rules, serve
@@ -82,21 +82,7 @@ def real_uid(pid: int) -> int:
 @functools.cache
 def sandbox_missing() -> str | None:
     """Why this host cannot build the rules sandbox, or None when it can."""
-
-    async def probe(tmp: Path) -> str | None:
-        rules = await RulesProcess.launch(rules_bundle(tmp, "        return None"))
-        try:
-            await rules.start({}, ["aa"], 0)
-        except RulesFailure as exc:
-            return str(exc)
-        finally:
-            await rules.close()
-        return None
-
-    import tempfile
-
-    with tempfile.TemporaryDirectory() as tmp:
-        return asyncio.run(probe(Path(tmp)))
+    return asyncio.run(probe_sandbox())
 
 
 async def one_input(path: Path, payload: object = None, limits: Limits | None = None) -> str | None:

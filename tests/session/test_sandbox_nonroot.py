@@ -22,7 +22,7 @@ from hostile_rules import rules_bundle
 REFEREE = """
 import asyncio, errno, json, os, sys
 from pathlib import Path
-from fairdht.game.sandbox import Limits, RulesFailure, RulesProcess
+from fairdht.game.sandbox import Limits, RulesFailure, RulesProcess, probe_sandbox
 
 bundle, key, mode = sys.argv[1:4]
 if mode == "deny-unshare":
@@ -43,6 +43,7 @@ async def go():
     finally:
         await rules.close()
 
+report["probe"] = asyncio.run(probe_sandbox())
 try:
     report["rules"] = asyncio.run(go())
 except RulesFailure as exc:
@@ -114,6 +115,7 @@ def run_as_home_referee(tmp_path: Path, mode: str, *, as_root: bool = False) -> 
 def test_a_non_root_referee_builds_the_full_sandbox(tmp_path: Path) -> None:
     report = run_as_home_referee(tmp_path, "userns")
     assert report["referee_uid"] == 65534
+    assert report["probe"] is None
     assert report["referee_reads_key"] == "fairdht"  # the referee owns the key file...
     assert report["rules"] == (  # ...its rules see neither it nor anything else
         "key:FileNotFoundError net:PermissionError exec:PermissionError "
@@ -131,12 +133,14 @@ def test_without_user_namespaces_a_non_root_referee_refuses_the_rules(tmp_path: 
         "(Operation not permitted); run as root"
     )
     assert len(message) <= 120  # what a match outcome keeps of it
+    assert report["probe"] == message  # known at start-up, before any match
 
 
 def test_a_root_referee_that_cannot_unshare_refuses_the_rules(tmp_path: Path) -> None:
     report = run_as_home_referee(tmp_path, "deny-unshare", as_root=True)
     assert report["referee_uid"] == 0
     assert "rules" not in report
+    assert report["probe"] == report["failure"][1]
     assert report["failure"] == [
         "sandbox",
         "game rules sandbox: unshare of namespaces failed as root (Operation not permitted)",

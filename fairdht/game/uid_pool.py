@@ -33,11 +33,11 @@ class UidLease:
         self._fd: int | None = fd
 
     @classmethod
-    def acquire(cls, lease_dir: Path = LEASE_DIR) -> UidLease:
-        """Lease a free uid; raises OSError when the lease directory cannot be used."""
+    def acquire(cls, lease_dir: Path = LEASE_DIR, *, slots: int = UID_SLOTS) -> UidLease:
+        """Lease a free uid among the first ``slots``; OSError when none is free or usable."""
         lease_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         for _ in range(_TRIES):
-            uid = UID_BASE + secrets.randbelow(UID_SLOTS)
+            uid = UID_BASE + secrets.randbelow(slots)
             fd = os.open(lease_dir / f"{uid}.lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)

@@ -287,3 +287,22 @@ SELF_REPORT = """        import os, resource
 def test_rules_run_with_no_new_privileges_a_filter_and_a_process_limit(tmp_path: Path) -> None:
     report = asyncio.run(one_input(rules_bundle(tmp_path, SELF_REPORT), None, ROOMY))
     assert report == "NoNewPrivs=1 Seccomp=2 CapEff=0000000000000000 nproc=16"
+
+
+THREAD_FLOOD = """        import threading, time
+        started = 0
+        for _ in range(64):
+            try:
+                threading.Thread(target=time.sleep, args=(30,), daemon=True).start()
+                started += 1
+            except RuntimeError:
+                break
+        return str(started)
+"""
+
+
+def test_a_thread_flood_stops_at_the_process_limit(tmp_path: Path) -> None:
+    report = asyncio.run(one_input(rules_bundle(tmp_path, THREAD_FLOOD), None, ROOMY))
+    # Each thread reserves a stack and a malloc arena inside the 256 MiB address space,
+    # and RLIMIT_NPROC 16 counts threads too: a flood stops after a few (4 measured here).
+    assert report is not None and 1 <= int(report) < 16

@@ -8,6 +8,7 @@ import os
 from pathlib import Path
 
 import pytest
+from hostile_rules import sandbox_missing
 
 from fairdht.game.sandbox import Limits, RulesFailure, RulesProcess
 
@@ -22,6 +23,12 @@ class R(Rules):
     def end(self, now):
         return {"scores": {}}
 """
+
+
+@pytest.fixture(autouse=True)
+def _needs_sandbox() -> None:
+    if why := sandbox_missing():
+        pytest.skip(f"this host cannot build the rules sandbox: {why}")
 
 
 def bundle(tmp_path: Path, input_body: str) -> Path:
@@ -57,6 +64,21 @@ def test_cpu_budget_per_input(tmp_path: Path) -> None:
     body = (
         "        x = 0\n        for i in range(3_000_000):\n            x += i\n        return None"
     )
+    with pytest.raises(RulesFailure) as info:
+        run_input(bundle(tmp_path, body), Limits(call_timeout_s=30.0, cpu_per_input_s=0.05))
+    assert info.value.reason == "cpu_limit"
+
+
+def test_cpu_burnt_in_a_thread_counts_against_the_input_budget(tmp_path: Path) -> None:
+    body = """        import threading
+        def burn():
+            x = 0
+            for i in range(3_000_000):
+                x += i
+        worker = threading.Thread(target=burn)
+        worker.start()
+        worker.join()
+        return None"""
     with pytest.raises(RulesFailure) as info:
         run_input(bundle(tmp_path, body), Limits(call_timeout_s=30.0, cpu_per_input_s=0.05))
     assert info.value.reason == "cpu_limit"
@@ -100,10 +122,30 @@ def test_rules_see_no_environment_no_key_file_and_no_network(tmp_path: Path) -> 
         reason = run_input(bundle(tmp_path, body))
     finally:
         del os.environ["FAIRDHT_TEST_SECRET"]
-    # Tests run as root here, so the sandbox drops to an unprivileged user as well.
-    if os.getuid() == 0:
-        assert reason == "nothing"
-    else:
-        assert reason is not None
-        assert "env:" not in reason
-        assert "net" not in reason
+    # Root or not, the rules' own root file system has no key file, and they have no network.
+    assert reason == "nothing"
+
+
+def test_a_symlink_in_the_bundle_is_refused_not_followed(tmp_path: Path) -> None:
+    secret = tmp_path / "node.key"
+    secret.write_text("secret\n")
+    os.chmod(secret, 0o600)
+    path = bundle(tmp_path, "        return None")
+    (path / "data.txt").symlink_to(secret)
+    with pytest.raises(RulesFailure) as info:
+        run_input(path)
+    assert info.value.reason == "crashed"
+    assert "symlink" in str(info.value)
+    assert oct(secret.stat().st_mode & 0o777) == "0o600"  # never chmod-ed through the link
+
+
+def test_rules_see_their_own_small_root_and_may_import_the_standard_library(
+    tmp_path: Path,
+) -> None:
+    body = f"""        import os, fractions, statistics
+        seen = [sorted(os.listdir("/etc")), os.listdir("/tmp"), os.listdir("/dev/shm")]
+        seen += [os.path.exists(p) for p in ("/var", "/run", "/sys", {str(tmp_path)!r})]
+        seen.append(str(statistics.mean([fractions.Fraction(1, 2), 1])))
+        return repr(seen)"""
+    reason = run_input(bundle(tmp_path, body), Limits(call_timeout_s=5.0, cpu_per_input_s=5.0))
+    assert reason == repr([["ld.so.cache"], [], [], False, False, False, False, "3/4"])

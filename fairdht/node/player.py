@@ -1,8 +1,11 @@
 """``fairdht play``: attest the code, find the referee, play the match, rate the referee.
 
-The player's driver around the cores (issue 6): publish a signed attestation of the
-code hash and match data addressed to the chosen referee, read the referee's offer for
-its endpoint, open the encrypted channel, play (the arena bot here), check the signed
+The player's driver around the cores (issue 6): check from the DHT that the chosen
+referee may referee this match (its live offer, and its own match seats: never a
+player of it, never sharing a live match with one) before sending it anything; sign
+this player's match seat (what its own cluster is computed from) and a signed
+attestation of the code hash and match data addressed to the referee; open the
+encrypted channel to the offer's endpoint, play (the arena bot here), check the signed
 outcome, and vote ``referee_fair`` when the referee delivered one, ``comm_issue`` when
 it vanished mid-match.
 """
@@ -17,6 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from fairdht.app.referees import check_referee
 from fairdht.dht import DHTNode
 from fairdht.errors import FairDHTError, NotFoundError, ProtocolError, UsageError
 from fairdht.identity.keys import SigningKey
@@ -24,7 +28,9 @@ from fairdht.karma.publish import cast_vote
 from fairdht.records.envelope import Record
 from fairdht.records.kinds.outcome import MatchOutcome
 from fairdht.records.kinds.referee import offer_key
+from fairdht.records.kinds.seat import SEAT_TTL
 from fairdht.records.schema import parse_endpoint
+from fairdht.referee.clusters import sign_seat
 from fairdht.referee.consensus import match_data_hash, sign_attestation
 from fairdht.referee.offers import offer_views
 from fairdht.session.bot import BotResult, play_bot
@@ -69,27 +75,85 @@ async def play_match(
     cheat: str = "none",
     clock: Callable[[], float] = time.time,
     rate_referee: bool = True,
+    runs_code: bytes | None = None,
 ) -> PlayResult:
-    """Attest, connect, play until the referee ends the match, and rate the referee."""
+    """Check the referee, attest, connect, play until the match ends, rate the referee.
+
+    ``code_hash`` is the match's game (whose offers name the referee); ``runs_code`` is
+    the hash of the bundle this player actually runs, which it attests (default: the same).
+    """
     me = key.public_key.raw
     if me not in players:
         raise UsageError("--players must include your own key")
+    # The same rule as the matchmaker's, from the DHT, before anything goes to the referee.
+    view = await check_referee(
+        lambda k: dht.get(k, include_withdrawn=True),
+        network=network,
+        code_hash=code_hash,
+        referee=referee,
+        players=players,
+        match_id=match_id,
+        now=clock(),
+    )
     settings = dict(settings or {})
     data_hash = match_data_hash(map_name, mode, settings)
+
+    def seat(now: float) -> Record:
+        return sign_seat(key, network, match_id, players=players, code_hash=code_hash, now=now)
+
+    # Re-signed well within its hour, so a long match stays in this player's cluster.
+    seat_alive = dht.keep_alive(seat, every=SEAT_TTL / 3)
+    try:
+        await seat_alive.first()
+        return await _attest_and_play(
+            dht,
+            key,
+            network=network,
+            match_id=match_id,
+            code_hash=code_hash,
+            attested_code=code_hash if runs_code is None else runs_code,
+            referee=referee,
+            players=players,
+            endpoint=parse_endpoint(view.offer.endpoint),
+            data_hash=data_hash,
+            data={"map": map_name, "mode": mode, "settings": settings},
+            cheat=cheat,
+            clock=clock,
+            rate_referee=rate_referee,
+        )
+    finally:
+        seat_alive.cancel()
+
+
+async def _attest_and_play(
+    dht: DHTNode,
+    key: SigningKey,
+    *,
+    network: str,
+    match_id: str,
+    code_hash: bytes,
+    attested_code: bytes,
+    referee: bytes,
+    players: tuple[bytes, ...],
+    endpoint: tuple[str, int],
+    data_hash: bytes,
+    data: dict[str, Any],
+    cheat: str,
+    clock: Callable[[], float],
+    rate_referee: bool,
+) -> PlayResult:
     await dht.put(
         sign_attestation(
             key,
             network,
             match_id,
-            code_hash=code_hash,
+            code_hash=attested_code,
             data_hash=data_hash,
             referee=referee,
             now=clock(),
         )
     )
-    endpoint = await find_endpoint(dht, network, code_hash, referee)
-    # The referee checks this against the attested hash before the rules see it.
-    data = {"map": map_name, "mode": mode, "settings": settings}
+    # The referee checks ``data`` against the attested hash before the rules see it.
     client = await PlayerClient.connect(
         key, referee, endpoint, match_id, code_hash, clock=clock, players=players, data=data
     )

@@ -14,7 +14,8 @@ from fairdht.records.kinds.outcome import MatchOutcome
 from fairdht.referee.codehash import code_hash
 from fairdht.session.bot import play_bot
 from fairdht.session.client import PlayerClient
-from fairdht.session.host import CHEAT_THRESHOLD, MatchHost, MatchSpec
+from fairdht.session.forfeit import FORFEIT_MIN_REFUSALS
+from fairdht.session.host import MatchHost, MatchSpec
 
 ARENA = Path(__file__).resolve().parents[2] / "examples" / "arena"
 
@@ -65,9 +66,14 @@ def test_full_match_outcome_is_signed_and_names_the_cheater() -> None:
     assert again.author == host.key.public_key.raw
     by_player = dict(zip(outcome.players, outcome.rejected, strict=True))
     cheater = played[1][0].public_key.raw
-    assert by_player[cheater] > CHEAT_THRESHOLD
+    assert by_player[cheater] >= FORFEIT_MIN_REFUSALS
     for key, _ in (played[0], played[2]):
         assert by_player[key.public_key.raw] == 0
+    # Past the threshold the cheater forfeits: the signed outcome says so, and it cannot win.
+    index = outcome.players.index(cheater)
+    assert outcome.forfeit[index] == "cheating"
+    assert [f for i, f in enumerate(outcome.forfeit) if i != index] == ["", ""]
+    assert outcome.winner != index
     assert all(outcome.finished)
     # Every bot received the same signed outcome at the end.
     assert all(result.outcome == record for _, result in played)
@@ -90,6 +96,9 @@ def test_session_layer_refuses_forged_replayed_and_out_of_turn_inputs(
     assert host.reports[cheater].refused.get(reason, 0) > 0
     honest = played[0][0].public_key.raw
     assert host.reports[honest].refused_total == 0
+    # Replayed and forged frames never reach the rules, so they cannot make a player
+    # forfeit (a lossy path replays and reorders); an illegal move past the rate does.
+    assert host.reports[cheater].forfeits == (cheat == "turn")
 
 
 def test_non_player_is_refused() -> None:

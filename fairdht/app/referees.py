@@ -8,11 +8,13 @@ before it hosts a match, and every player's ``fairdht play`` before it sends an 
 from __future__ import annotations
 
 import asyncio
+import random
 from collections.abc import Awaitable, Callable, Collection, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from fairdht.errors import FairDHTError
+from fairdht.errors import FairDHTError, NotFoundError
+from fairdht.node.backoff import backoff_delay
 from fairdht.records.envelope import Record
 from fairdht.records.kinds.match import match_key
 from fairdht.records.kinds.referee import offer_key
@@ -35,6 +37,7 @@ __all__ = [
     "RefereeSearch",
     "check_referee",
     "find_referees",
+    "first_referee",
     "read_clusters",
     "referees_document",
 ]
@@ -248,3 +251,42 @@ def referees_document(search: RefereeSearch, *, explain: bool) -> dict[str, Any]
     if not sel.referees:
         doc["error"] = NO_REFEREE
     return doc
+
+
+async def first_referee(
+    get: Get,
+    *,
+    network: str,
+    code_hash: bytes,
+    players: Sequence[bytes],
+    match_id: str,
+    deadline: float,
+    clock: Callable[[], float],
+    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    rng: random.Random | None = None,
+) -> bytes:
+    """Rank 1 of the match's public ranking, asking again with backoff until ``deadline`` s.
+
+    The public ranking (eligibility and rank, no karma or trust filter) is what every
+    player computes alike, so all players of a match pick the same referee. With none
+    eligible by the deadline: NotFoundError (exit 1) with one sentence.
+    """
+    rng = rng or random.Random()
+    start = clock()
+    attempt = 0
+    while True:
+        search = await find_referees(
+            get,
+            network=network,
+            code_hash=code_hash,
+            players=players,
+            match_id=match_id,
+            now=clock(),
+        )
+        if search.selection.ranking:
+            return search.selection.ranking[0].view.referee
+        left = start + deadline - clock()
+        if left <= 0:
+            raise NotFoundError(f"{NO_REFEREE} within {deadline:g} s")
+        await sleep(min(left, backoff_delay(attempt, base=1.0, cap=15.0, rng=rng)))
+        attempt += 1

@@ -9,9 +9,11 @@ import logging
 import signal
 import sys
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
+from fairdht.app.referees import first_referee
 from fairdht.cli.common import (
     add_bootstrap_option,
     add_data_dir_option,
@@ -53,6 +55,16 @@ def _public_key(text: str) -> bytes:
         return PublicKey.from_hex(text).raw
     except UsageError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _deadline(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if not 0 <= value <= 3600:
+        raise argparse.ArgumentTypeError("--deadline must be between 0 and 3600 seconds")
+    return value
 
 
 def add_serve_parser(sub: Any) -> None:
@@ -110,7 +122,18 @@ def register(subparsers: Any) -> None:
     )
     play.add_argument("--match", type=match_id, required=True, help="match id")
     play.add_argument("--code-hash", type=_code_hash, required=True, help="the game's code hash")
-    play.add_argument("--referee", type=_public_key, required=True, help="chosen referee (hex key)")
+    play.add_argument(
+        "--referee",
+        type=_public_key,
+        default=None,
+        help="chosen referee (hex key); default: rank 1 of the match's public ranking",
+    )
+    play.add_argument(
+        "--deadline",
+        type=_deadline,
+        default=60.0,
+        help="seconds to keep looking for an eligible referee (default 60)",
+    )
     play.add_argument(
         "--players",
         metavar="K1,K2,...",
@@ -145,9 +168,15 @@ def _outcome_doc(record: Any) -> dict[str, Any]:
         "detail": body.detail,
         "winner": body.players[body.winner].hex() if body.winner >= 0 else None,
         "players": [
-            {"player": p.hex(), "score": s, "rejected": r, "finished": f}
-            for p, s, r, f in zip(
-                body.players, body.scores, body.rejected, body.finished, strict=True
+            {
+                "player": p.hex(),
+                "score": s,
+                "rejected": r,
+                "finished": f,
+                "forfeit": body.forfeited(i) or None,
+            }
+            for i, (p, s, r, f) in enumerate(
+                zip(body.players, body.scores, body.rejected, body.finished, strict=True)
             )
         ],
         "issued_at": record.issued_at,
@@ -162,13 +191,24 @@ def run_play(args: argparse.Namespace) -> int:
 
     async def go() -> dict[str, Any]:
         async with connect(_addrs(args)) as node:
+            referee = args.referee
+            if referee is None:
+                referee = await first_referee(
+                    lambda k: node.get(k, include_withdrawn=True),
+                    network=args.network,
+                    code_hash=args.code_hash,
+                    players=tuple(args.players),
+                    match_id=args.match,
+                    deadline=args.deadline,
+                    clock=time.time,
+                )
             result = await play_match(
                 node,
                 key,
                 network=args.network,
                 match_id=args.match,
                 code_hash=args.code_hash,
-                referee=args.referee,
+                referee=referee,
                 players=tuple(args.players),
                 map_name=args.map,
                 mode=args.mode,
@@ -192,8 +232,10 @@ def run_play(args: argparse.Namespace) -> int:
         o = doc["outcome"]
         sys.stdout.write(f"match {o['match']} {o['status']} winner {o['winner']}\n")
         for p in o["players"]:
+            lost = f"  forfeit: {p['forfeit']}" if p["forfeit"] else ""
             sys.stdout.write(
-                f"  {p['player'][:16]}  score {p['score']:>4}  refused inputs {p['rejected']}\n"
+                f"  {p['player'][:16]}  score {p['score']:>4}  refused inputs {p['rejected']}"
+                f"{lost}\n"
             )
         sys.stdout.write(f"rated the referee {doc['referee_vote']}\n")
     if doc["outcome"] is None:

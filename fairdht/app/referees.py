@@ -264,12 +264,14 @@ async def first_referee(
     clock: Callable[[], float],
     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     rng: random.Random | None = None,
+    exclude: Collection[bytes] = (),
 ) -> bytes:
     """Rank 1 of the match's public ranking, asking again with backoff until ``deadline`` s.
 
     The public ranking (eligibility and rank, no karma or trust filter) is what every
     player computes alike, so all players of a match pick the same referee. With none
-    eligible by the deadline: NotFoundError (exit 1) with one sentence.
+    eligible by the deadline: NotFoundError (exit 1) with one sentence. Referees in
+    ``exclude`` (those that failed this match, fairdht.referee.fallback) are skipped.
     """
     rng = rng or random.Random()
     start = clock()
@@ -282,9 +284,13 @@ async def first_referee(
             players=players,
             match_id=match_id,
             now=clock(),
+            count=1 + len(exclude),
         )
-        if search.selection.ranking:
-            return search.selection.ranking[0].view.referee
+        left_in_ranking = [
+            c.view.referee for c in search.selection.ranking if c.view.referee not in exclude
+        ]
+        if left_in_ranking:
+            return left_in_ranking[0]
         left = start + deadline - clock()
         if left <= 0:
             raise NotFoundError(f"{NO_REFEREE} within {deadline:g} s")

@@ -9,11 +9,9 @@ import logging
 import signal
 import sys
 import tempfile
-import time
 from pathlib import Path
 from typing import Any
 
-from fairdht.app.referees import first_referee
 from fairdht.cli.common import (
     add_bootstrap_option,
     add_data_dir_option,
@@ -37,7 +35,7 @@ from fairdht.content.bundle import fetch_bundle, write_bundle
 from fairdht.dht import connect
 from fairdht.errors import UsageError
 from fairdht.identity.keys import PublicKey
-from fairdht.node.player import play_match
+from fairdht.node.player import play_match, play_ranked
 from fairdht.node.referee_service import RefereeService
 from fairdht.records.kinds.outcome import MatchOutcome
 from fairdht.referee.codehash import code_hash
@@ -191,35 +189,47 @@ def run_play(args: argparse.Namespace) -> int:
 
     async def go() -> dict[str, Any]:
         async with connect(_addrs(args)) as node:
-            referee = args.referee
-            if referee is None:
-                referee = await first_referee(
-                    lambda k: node.get(k, include_withdrawn=True),
+            settings = {"seed": args.seed, "duration_ms": args.duration_ms}
+            attempts: list[dict[str, Any]] = []
+            if args.referee is None:
+                ranked = await play_ranked(
+                    node,
+                    key,
                     network=args.network,
+                    match_id=args.match,
                     code_hash=args.code_hash,
                     players=tuple(args.players),
-                    match_id=args.match,
+                    map_name=args.map,
+                    mode=args.mode,
+                    settings=settings,
+                    cheat=args.cheat,
                     deadline=args.deadline,
-                    clock=time.time,
                 )
-            result = await play_match(
-                node,
-                key,
-                network=args.network,
-                match_id=args.match,
-                code_hash=args.code_hash,
-                referee=referee,
-                players=tuple(args.players),
-                map_name=args.map,
-                mode=args.mode,
-                settings={"seed": args.seed, "duration_ms": args.duration_ms},
-                cheat=args.cheat,
-            )
+                result = ranked.played
+                attempts = [
+                    {"match": a.match_id, "referee": a.referee.hex(), "result": a.result}
+                    for a in ranked.attempts
+                ]
+            else:
+                result = await play_match(
+                    node,
+                    key,
+                    network=args.network,
+                    match_id=args.match,
+                    code_hash=args.code_hash,
+                    referee=args.referee,
+                    players=tuple(args.players),
+                    map_name=args.map,
+                    mode=args.mode,
+                    settings=settings,
+                    cheat=args.cheat,
+                )
         doc: dict[str, Any] = {
             "ticks": result.bot.ticks,
             "inputs_sent": result.bot.sent,
             "referee_vote": result.referee_vote,
             "outcome": None if result.outcome is None else _outcome_doc(result.outcome),
+            "attempts": attempts,
         }
         return doc
 

@@ -15,28 +15,41 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import secrets
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-from fairdht.app.referees import check_referee
+from fairdht.app.referees import check_referee, first_referee
 from fairdht.dht import DHTNode
 from fairdht.errors import FairDHTError, NotFoundError, ProtocolError, UsageError
 from fairdht.identity.keys import SigningKey
 from fairdht.karma.publish import cast_vote
 from fairdht.records.envelope import Record
+from fairdht.records.kinds.match import NONCE_BYTES, match_key
 from fairdht.records.kinds.outcome import MatchOutcome
 from fairdht.records.kinds.referee import offer_key
 from fairdht.records.kinds.seat import SEAT_TTL
 from fairdht.records.schema import parse_endpoint
 from fairdht.referee.clusters import sign_seat
+from fairdht.referee.commit_reveal import Round, sign_commit, sign_reveal, tally
 from fairdht.referee.consensus import match_data_hash, sign_attestation
+from fairdht.referee.eligibility import IneligibleReferee
+from fairdht.referee.fallback import dispute, referee_failed, round_id, sign_timeout
 from fairdht.referee.offers import offer_views
 from fairdht.session.bot import BotResult, play_bot
 from fairdht.session.client import PlayerClient
 
-__all__ = ["PlayResult", "find_endpoint", "play_match"]
+__all__ = [
+    "Attempt",
+    "PlayResult",
+    "RankedPlay",
+    "commit_and_reveal",
+    "find_endpoint",
+    "play_match",
+    "play_ranked",
+]
 
 log = logging.getLogger(__name__)
 
@@ -184,3 +197,224 @@ async def _attest_and_play(
                 now=clock(),
             )
     return PlayResult(outcome=bot.outcome, bot=bot, referee_vote=vote)
+
+
+@dataclass(frozen=True, slots=True)
+class Attempt:
+    """One round of a match: its id, its referee, and how it ended."""
+
+    match_id: str
+    referee: bytes
+    result: str
+
+
+@dataclass(frozen=True, slots=True)
+class RankedPlay:
+    """A match played under the public ranking, with every round it took."""
+
+    played: PlayResult
+    attempts: tuple[Attempt, ...]
+
+
+async def commit_and_reveal(
+    dht: DHTNode,
+    key: SigningKey,
+    *,
+    network: str,
+    match_id: str,
+    players: tuple[bytes, ...],
+    clock: Callable[[], float],
+    wait: float,
+    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+) -> Round:
+    """Commit to a fresh nonce, reveal it once every player committed, return the closed round.
+
+    Reveals wait for every commitment (up to ``wait`` s), so nobody reveals into a round
+    someone can still join after seeing it; the round is final once every committed
+    player revealed or its window closed (fairdht.referee.commit_reveal).
+    """
+    nonce = secrets.token_bytes(NONCE_BYTES)
+    await dht.put(sign_commit(key, network, match_id, nonce, now=clock()))
+    key_bytes = match_key(network, match_id)
+    give_up = clock() + wait
+    while True:
+        rnd = tally(await dht.get(key_bytes), match_id=match_id, players=players, now=clock())
+        if not rnd.missing_commits or clock() >= give_up:
+            break
+        await sleep(0.5)
+    await dht.put(sign_reveal(key, network, match_id, nonce, now=clock()))
+    give_up = max(clock() + wait, (rnd.deadline or 0) + 1)
+    while True:
+        rnd = tally(await dht.get(key_bytes), match_id=match_id, players=players, now=clock())
+        done = not rnd.missing_commits and set(rnd.revealed) == set(players)
+        if done or (rnd.closed and clock() > (rnd.deadline or 0)) or clock() >= give_up:
+            return rnd
+        await sleep(0.5)
+
+
+async def play_ranked(
+    dht: DHTNode,
+    key: SigningKey,
+    *,
+    network: str,
+    match_id: str,
+    code_hash: bytes,
+    players: tuple[bytes, ...],
+    map_name: str = "",
+    mode: str = "",
+    settings: dict[str, Any] | None = None,
+    cheat: str = "none",
+    deadline: float = 60.0,
+    max_referees: int = 3,
+    agree_wait: float = 60.0,
+    clock: Callable[[], float] = time.time,
+    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+) -> RankedPlay:
+    """Play under rank 1 of the public ranking, falling back to the next as every player does.
+
+    Each attempt is a round of its own (fairdht.referee.fallback): commit-reveal, rank 1
+    among referees that have not failed the match, then the match from its start. A
+    referee that cannot be reached, refuses, or vanishes mid-match is stated failed by
+    this player (signed ``match_timeout``), rated ``comm_issue``, and left once every
+    player's statement (or the referee's own signed refusal) is in the DHT.
+    """
+    if key.public_key.raw not in players:
+        raise UsageError("--players must include your own key")
+
+    def get(k: bytes) -> Awaitable[list[Record]]:
+        return dht.get(k, include_withdrawn=True)
+
+    failed: list[bytes] = []
+    attempts: list[Attempt] = []
+    for attempt in range(max_referees):
+        rid = round_id(match_id, attempt)
+        # Someone must be eligible before a round is worth committing to.
+        await first_referee(
+            get,
+            network=network,
+            code_hash=code_hash,
+            players=players,
+            match_id=rid,
+            deadline=deadline,
+            clock=clock,
+            sleep=sleep,
+            exclude=failed,
+        )
+        await commit_and_reveal(
+            dht,
+            key,
+            network=network,
+            match_id=rid,
+            players=players,
+            clock=clock,
+            wait=agree_wait,
+            sleep=sleep,
+        )
+        referee = await first_referee(
+            get,
+            network=network,
+            code_hash=code_hash,
+            players=players,
+            match_id=rid,
+            deadline=deadline,
+            clock=clock,
+            sleep=sleep,
+            exclude=failed,
+        )
+        reason = "vanished"
+        played: PlayResult | None = None
+        try:
+            played = await play_match(
+                dht,
+                key,
+                network=network,
+                match_id=rid,
+                code_hash=code_hash,
+                referee=referee,
+                players=players,
+                map_name=map_name,
+                mode=mode,
+                settings=settings,
+                cheat=cheat,
+                clock=clock,
+            )
+        except IneligibleReferee:
+            reason = "refused"
+        except ProtocolError as exc:
+            log.warning("match %s: referee refused: %s", rid, exc)
+            reason = "refused"
+        except (OSError, TimeoutError, asyncio.IncompleteReadError) as exc:
+            log.warning("match %s: referee unreachable: %s", rid, exc)
+            reason = "unreachable"
+        if played is not None and played.outcome is not None:
+            status = played.outcome.body_as(MatchOutcome).status
+            attempts.append(Attempt(rid, referee, status))
+            if status != "aborted":
+                return RankedPlay(played, tuple(attempts))
+        else:
+            attempts.append(Attempt(rid, referee, reason))
+        why = await _agree_on_failure(
+            dht,
+            key,
+            network=network,
+            round_match=rid,
+            referee=referee,
+            players=players,
+            reason=reason,
+            rated=played is not None,
+            clock=clock,
+            wait=agree_wait,
+            sleep=sleep,
+        )
+        log.info("match %s: referee %s failed (%s)", rid, referee.hex()[:16], why)
+        failed.append(referee)
+    raise NotFoundError(f"{max_referees} referees failed this match in a row")
+
+
+async def _agree_on_failure(
+    dht: DHTNode,
+    key: SigningKey,
+    *,
+    network: str,
+    round_match: str,
+    referee: bytes,
+    players: tuple[bytes, ...],
+    reason: str,
+    rated: bool,
+    clock: Callable[[], float],
+    wait: float,
+    sleep: Callable[[float], Awaitable[None]],
+) -> str:
+    """State the referee failed, rate it, and wait until the round's records agree."""
+    key_bytes = match_key(network, round_match)
+    records = await dht.get(key_bytes)
+    disputed = dispute(records, round_match=round_match, referee=referee)
+    if disputed is not None:
+        raise NotFoundError(f"the referee refused the match: {disputed.reason}")
+    why = referee_failed(records, round_match=round_match, referee=referee, players=players)
+    if why is None:
+        await dht.put(sign_timeout(key, network, round_match, referee, reason, now=clock()))
+    if not rated:
+        # play_match rated a referee it reached; one it never reached is rated here.
+        with contextlib.suppress(FairDHTError):
+            await cast_vote(
+                dht.put,
+                lambda k: dht.get(k, include_withdrawn=True),
+                key,
+                network=network,
+                subject=referee,
+                action="comm_issue",
+                context=round_match,
+                now=clock(),
+            )
+    give_up = clock() + wait
+    while why is None:
+        if clock() >= give_up:
+            raise NotFoundError(
+                f"referee {referee.hex()[:16]} failed and not every player confirmed it "
+                f"within {wait:g} s"
+            )
+        await sleep(0.5)
+        records = await dht.get(key_bytes)
+        why = referee_failed(records, round_match=round_match, referee=referee, players=players)
+    return why

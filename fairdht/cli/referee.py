@@ -131,7 +131,7 @@ def register(subparsers: Any) -> None:
         metavar="K1,K2,...",
         type=parse_player_keys,
         default=[],
-        help="comma-separated public keys of your game's players (your cluster, up to 16)",
+        help="your game's players, up to 16 (may only narrow your eligibility)",
     )
     offer.add_argument("--endpoint", type=_endpoint, required=True, help="IP:PORT players reach")
     offer.add_argument("--capacity", type=_capacity, default=1, help="matches at once (default 1)")

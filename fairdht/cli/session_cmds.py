@@ -91,7 +91,7 @@ def add_serve_parser(sub: Any) -> None:
         metavar="K1,K2,...",
         type=parse_player_keys,
         default=[],
-        help="your own game's players (your cluster)",
+        help="your own game's players (may only narrow your eligibility; your signed match seats decide)",
     )
     serve.add_argument(
         "--listen",

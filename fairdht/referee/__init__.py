@@ -37,6 +37,7 @@ from fairdht.referee.eligibility import (
     check_eligibility,
     refusal_sentence,
 )
+from fairdht.referee.fallback import dispute, referee_failed, round_id, sign_timeout
 from fairdht.referee.offers import OfferView, offer_views, sign_offer, withdraw_offer
 from fairdht.referee.ranking import rank_key, rank_order, rank_seed
 from fairdht.referee.selection import Candidate, Filter, Selection, Status, select_referees
@@ -63,6 +64,7 @@ __all__ = [
     "code_hash",
     "code_hash_of_files",
     "commitment",
+    "dispute",
     "match_data_hash",
     "mismatch_subjects",
     "offer_views",
@@ -71,13 +73,16 @@ __all__ = [
     "rank_key",
     "rank_order",
     "rank_seed",
+    "referee_failed",
     "refusal_sentence",
+    "round_id",
     "select_referees",
     "sign_attestation",
     "sign_commit",
     "sign_offer",
     "sign_reveal",
     "sign_seat",
+    "sign_timeout",
     "tally",
     "withdraw_offer",
 ]

@@ -16,6 +16,7 @@ def test_exports_resolve_and_are_sorted() -> None:
         "commit_reveal",
         "consensus",
         "eligibility",
+        "fallback",
         "offers",
         "ranking",
         "selection",

@@ -192,9 +192,10 @@ def referee_each_other(
                 f"{match}: refereed by {referee}, {outcome['status']}, winner {names_by_key.get(outcome['winner'] or '', '-')}"
             )
             for p in outcome["players"]:
+                lost = f"  FORFEIT: {p['forfeit']} (cannot win)" if p["forfeit"] else ""
                 say(
                     f"    player {names_by_key.get(p['player'], '?'):>2}  score {p['score']:>3}"
-                    f"  refused inputs {p['rejected']}"
+                    f"  refused inputs {p['rejected']}{lost}"
                 )
         for referee, proc in serves:
             out, _ = proc.communicate(timeout=60)

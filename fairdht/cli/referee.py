@@ -15,6 +15,7 @@ import sys
 import time
 from typing import Any
 
+from fairdht.app.referees import NO_REFEREE, RefereeSearch, find_referees, referees_document
 from fairdht.cli.common import (
     add_bootstrap_option,
     add_data_dir_option,
@@ -31,19 +32,15 @@ from fairdht.errors import BadBody, UsageError
 from fairdht.identity.keys import PublicKey
 from fairdht.node.karma_reader import reader_karma
 from fairdht.records.envelope import Record
-from fairdht.records.kinds.match import match_key
 from fairdht.records.kinds.referee import (
     MAX_CAPACITY,
     MAX_CLUSTER,
     OFFER_MAX_TTL,
     RefereeOffer,
     check_game_id,
-    offer_key,
 )
 from fairdht.referee.codehash import parse_code_hash
-from fairdht.referee.commit_reveal import Round, tally
-from fairdht.referee.offers import offer_views, sign_offer, withdraw_offer
-from fairdht.referee.selection import Selection, select_referees
+from fairdht.referee.offers import sign_offer, withdraw_offer
 from fairdht.trust import DEMO_NETWORK, TrustStore
 
 __all__ = [
@@ -134,7 +131,7 @@ def register(subparsers: Any) -> None:
         metavar="K1,K2,...",
         type=parse_player_keys,
         default=[],
-        help="comma-separated public keys of your game's players (your cluster, up to 16)",
+        help="your game's players, up to 16 (may only narrow your eligibility)",
     )
     offer.add_argument("--endpoint", type=_endpoint, required=True, help="IP:PORT players reach")
     offer.add_argument("--capacity", type=_capacity, default=1, help="matches at once (default 1)")
@@ -275,71 +272,38 @@ async def _karma_scores(
     return None if scores is None else {s: score for s, (score, _) in scores.items()}
 
 
-def _document(
-    args: argparse.Namespace, players: list[bytes], rnd: Round | None, sel: Selection
-) -> dict[str, Any]:
-    doc: dict[str, Any] = {
-        "code_hash": args.code_hash.hex(),
-        "network": args.network,
-        "match": args.match,
-        "players": [p.hex() for p in players],
-        "seed": sel.seed.hex(),
-        "nonces": 0 if rnd is None else len(rnd.nonces),
-        "reveal_deadline": None if rnd is None else rnd.deadline,
-        "missing_commits": [] if rnd is None else [p.hex() for p in rnd.missing_commits],
-        "pending_reveals": [] if rnd is None else [p.hex() for p in rnd.pending_reveals],
-        "missing_reveals": [] if rnd is None else [p.hex() for p in rnd.missing_reveals],
-        "referees": [c.to_json() for c in sel.referees],
-    }
-    if args.explain:
-        doc["candidates"] = [
-            {**c.to_json(), "status": c.status.value, "reason": c.reason} for c in sel.candidates
-        ]
-    return doc
-
-
 def run_referees(args: argparse.Namespace) -> int:
     """Print the eligible referees for ``args.code_hash``; exit 1 when there is none."""
 
-    async def go() -> tuple[list[bytes], Round | None, Selection]:
+    async def go() -> RefereeSearch:
         async with connect(_addrs(args)) as node:
             now = time.time()
-            fetch_offers = node.get(offer_key(args.network, args.code_hash))
-            if args.match is not None:
-                offers, match_records = await asyncio.gather(
-                    fetch_offers, node.get(match_key(args.network, args.match))
-                )
-                rnd: Round | None = tally(
-                    match_records, match_id=args.match, players=args.players, now=now
-                )
-            else:
-                offers, rnd = await fetch_offers, None
-            players = list(args.players or (rnd.players if rnd else []))
-            views = list(offer_views(offers))
             trust = _trust(args)
-            distrusted = trust.distrusted(args.network) if trust else frozenset()
-            scores = await _karma_scores(node, args, sorted({v.referee for v in views}), now)
-            sel = select_referees(
-                views,
-                code_hash=args.code_hash,
-                players=players,
-                now=now,
-                match_id=args.match or "",
-                nonces=rnd.nonces if rnd else (),
-                count=args.count,
-                distrusted=distrusted,
-                karma=None if scores is None else scores.__getitem__,
-            )
-            return players, rnd, sel
 
-    players, rnd, sel = asyncio.run(go())
-    doc = _document(args, players, rnd, sel)
+            async def karma_of(subjects: list[bytes]) -> dict[bytes, float] | None:
+                return await _karma_scores(node, args, subjects, now)
+
+            return await find_referees(
+                lambda k: node.get(k, include_withdrawn=True),
+                network=args.network,
+                code_hash=args.code_hash,
+                players=args.players,
+                match_id=args.match,
+                now=now,
+                count=args.count,
+                explain=args.explain,
+                distrusted=trust.distrusted(args.network) if trust else frozenset(),
+                karma_of=karma_of,
+            )
+
+    search = asyncio.run(go())
+    doc = referees_document(search, explain=args.explain)
     if args.json:
         print_json(doc)
     else:
         _print_text(doc)
-    if not sel.referees:
-        sys.stderr.write("fairdht: no eligible referee was found for this code hash\n")
+    if not search.selection.referees:
+        sys.stderr.write(f"fairdht: {NO_REFEREE}\n")
         return 1
     return 0
 

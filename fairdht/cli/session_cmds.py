@@ -35,7 +35,7 @@ from fairdht.content.bundle import fetch_bundle, write_bundle
 from fairdht.dht import connect
 from fairdht.errors import UsageError
 from fairdht.identity.keys import PublicKey
-from fairdht.node.player import play_match
+from fairdht.node.player import play_match, play_ranked
 from fairdht.node.referee_service import RefereeService
 from fairdht.records.kinds.outcome import MatchOutcome
 from fairdht.referee.codehash import code_hash
@@ -53,6 +53,16 @@ def _public_key(text: str) -> bytes:
         return PublicKey.from_hex(text).raw
     except UsageError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _deadline(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if not 0 <= value <= 3600:
+        raise argparse.ArgumentTypeError("--deadline must be between 0 and 3600 seconds")
+    return value
 
 
 def add_serve_parser(sub: Any) -> None:
@@ -81,7 +91,7 @@ def add_serve_parser(sub: Any) -> None:
         metavar="K1,K2,...",
         type=parse_player_keys,
         default=[],
-        help="your own game's players (your cluster)",
+        help="your own game's players (may only narrow your eligibility; your signed match seats decide)",
     )
     serve.add_argument(
         "--listen",
@@ -112,7 +122,18 @@ def register(subparsers: Any) -> None:
     )
     play.add_argument("--match", type=match_id, required=True, help="match id")
     play.add_argument("--code-hash", type=_code_hash, required=True, help="the game's code hash")
-    play.add_argument("--referee", type=_public_key, required=True, help="chosen referee (hex key)")
+    play.add_argument(
+        "--referee",
+        type=_public_key,
+        default=None,
+        help="chosen referee (hex key); default: rank 1 of the match's public ranking",
+    )
+    play.add_argument(
+        "--deadline",
+        type=_deadline,
+        default=60.0,
+        help="seconds to keep looking for an eligible referee (default 60)",
+    )
     play.add_argument(
         "--players",
         metavar="K1,K2,...",
@@ -147,9 +168,15 @@ def _outcome_doc(record: Any) -> dict[str, Any]:
         "detail": body.detail,
         "winner": body.players[body.winner].hex() if body.winner >= 0 else None,
         "players": [
-            {"player": p.hex(), "score": s, "rejected": r, "finished": f}
-            for p, s, r, f in zip(
-                body.players, body.scores, body.rejected, body.finished, strict=True
+            {
+                "player": p.hex(),
+                "score": s,
+                "rejected": r,
+                "finished": f,
+                "forfeit": body.forfeited(i) or None,
+            }
+            for i, (p, s, r, f) in enumerate(
+                zip(body.players, body.scores, body.rejected, body.finished, strict=True)
             )
         ],
         "issued_at": record.issued_at,
@@ -164,24 +191,47 @@ def run_play(args: argparse.Namespace) -> int:
 
     async def go() -> dict[str, Any]:
         async with connect(_addrs(args)) as node:
-            result = await play_match(
-                node,
-                key,
-                network=args.network,
-                match_id=args.match,
-                code_hash=args.code_hash,
-                referee=args.referee,
-                players=tuple(args.players),
-                map_name=args.map,
-                mode=args.mode,
-                settings={"seed": args.seed, "duration_ms": args.duration_ms},
-                cheat=args.cheat,
-            )
+            settings = {"seed": args.seed, "duration_ms": args.duration_ms}
+            attempts: list[dict[str, Any]] = []
+            if args.referee is None:
+                ranked = await play_ranked(
+                    node,
+                    key,
+                    network=args.network,
+                    match_id=args.match,
+                    code_hash=args.code_hash,
+                    players=tuple(args.players),
+                    map_name=args.map,
+                    mode=args.mode,
+                    settings=settings,
+                    cheat=args.cheat,
+                    deadline=args.deadline,
+                )
+                result = ranked.played
+                attempts = [
+                    {"match": a.match_id, "referee": a.referee.hex(), "result": a.result}
+                    for a in ranked.attempts
+                ]
+            else:
+                result = await play_match(
+                    node,
+                    key,
+                    network=args.network,
+                    match_id=args.match,
+                    code_hash=args.code_hash,
+                    referee=args.referee,
+                    players=tuple(args.players),
+                    map_name=args.map,
+                    mode=args.mode,
+                    settings=settings,
+                    cheat=args.cheat,
+                )
         doc: dict[str, Any] = {
             "ticks": result.bot.ticks,
             "inputs_sent": result.bot.sent,
             "referee_vote": result.referee_vote,
             "outcome": None if result.outcome is None else _outcome_doc(result.outcome),
+            "attempts": attempts,
         }
         return doc
 
@@ -194,8 +244,10 @@ def run_play(args: argparse.Namespace) -> int:
         o = doc["outcome"]
         sys.stdout.write(f"match {o['match']} {o['status']} winner {o['winner']}\n")
         for p in o["players"]:
+            lost = f"  forfeit: {p['forfeit']}" if p["forfeit"] else ""
             sys.stdout.write(
-                f"  {p['player'][:16]}  score {p['score']:>4}  refused inputs {p['rejected']}\n"
+                f"  {p['player'][:16]}  score {p['score']:>4}  refused inputs {p['rejected']}"
+                f"{lost}\n"
             )
         sys.stdout.write(f"rated the referee {doc['referee_vote']}\n")
     if doc["outcome"] is None:

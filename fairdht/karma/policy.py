@@ -34,7 +34,9 @@ __all__ = [
 # fair-hybrid model's completed session (+1) and cheating (the worst, -5), a
 # communication issue (-1: often the network, not malice), a port scan (-4: hostile
 # probing, the seed's "no portscans"), and referees (a fair one +2: it served a whole
-# match; an unfair one -4: it betrayed the players' trust).
+# match; an unfair one -4: it betrayed the players' trust), and a consensus mismatch
+# (-2: a modified bundle or other match data, outvoted by the other players; an
+# outdated client does it too, so it weighs less than cheating).
 DEFAULT_WEIGHTS: Mapping[str, float] = MappingProxyType(
     {
         "connected_ok": 1.0,
@@ -46,6 +48,7 @@ DEFAULT_WEIGHTS: Mapping[str, float] = MappingProxyType(
         "session_completed": 1.0,
         "referee_fair": 2.0,
         "referee_unfair": -4.0,
+        "consensus_mismatch": -2.0,
     }
 )
 

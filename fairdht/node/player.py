@@ -1,8 +1,11 @@
 """``fairdht play``: attest the code, find the referee, play the match, rate the referee.
 
-The player's driver around the cores (issue 6): publish a signed attestation of the
-code hash and match data addressed to the chosen referee, read the referee's offer for
-its endpoint, open the encrypted channel, play (the arena bot here), check the signed
+The player's driver around the cores (issue 6): check from the DHT that the chosen
+referee may referee this match (its live offer, and its own match seats: never a
+player of it, never sharing a live match with one) before sending it anything; sign
+this player's match seat (what its own cluster is computed from) and a signed
+attestation of the code hash and match data addressed to the referee; open the
+encrypted channel to the offer's endpoint, play (the arena bot here), check the signed
 outcome, and vote ``referee_fair`` when the referee delivered one, ``comm_issue`` when
 it vanished mid-match.
 """
@@ -12,25 +15,41 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import secrets
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
+from fairdht.app.referees import check_referee, first_referee
 from fairdht.dht import DHTNode
 from fairdht.errors import FairDHTError, NotFoundError, ProtocolError, UsageError
 from fairdht.identity.keys import SigningKey
 from fairdht.karma.publish import cast_vote
 from fairdht.records.envelope import Record
+from fairdht.records.kinds.match import NONCE_BYTES, match_key
 from fairdht.records.kinds.outcome import MatchOutcome
 from fairdht.records.kinds.referee import offer_key
+from fairdht.records.kinds.seat import SEAT_TTL
 from fairdht.records.schema import parse_endpoint
+from fairdht.referee.clusters import sign_seat
+from fairdht.referee.commit_reveal import Round, sign_commit, sign_reveal, tally
 from fairdht.referee.consensus import match_data_hash, sign_attestation
+from fairdht.referee.eligibility import IneligibleReferee
+from fairdht.referee.fallback import dispute, referee_failed, round_id, sign_timeout
 from fairdht.referee.offers import offer_views
 from fairdht.session.bot import BotResult, play_bot
 from fairdht.session.client import PlayerClient
 
-__all__ = ["PlayResult", "find_endpoint", "play_match"]
+__all__ = [
+    "Attempt",
+    "PlayResult",
+    "RankedPlay",
+    "commit_and_reveal",
+    "find_endpoint",
+    "play_match",
+    "play_ranked",
+]
 
 log = logging.getLogger(__name__)
 
@@ -69,27 +88,85 @@ async def play_match(
     cheat: str = "none",
     clock: Callable[[], float] = time.time,
     rate_referee: bool = True,
+    runs_code: bytes | None = None,
 ) -> PlayResult:
-    """Attest, connect, play until the referee ends the match, and rate the referee."""
+    """Check the referee, attest, connect, play until the match ends, rate the referee.
+
+    ``code_hash`` is the match's game (whose offers name the referee); ``runs_code`` is
+    the hash of the bundle this player actually runs, which it attests (default: the same).
+    """
     me = key.public_key.raw
     if me not in players:
         raise UsageError("--players must include your own key")
+    # The same rule as the matchmaker's, from the DHT, before anything goes to the referee.
+    view = await check_referee(
+        lambda k: dht.get(k, include_withdrawn=True),
+        network=network,
+        code_hash=code_hash,
+        referee=referee,
+        players=players,
+        match_id=match_id,
+        now=clock(),
+    )
     settings = dict(settings or {})
     data_hash = match_data_hash(map_name, mode, settings)
+
+    def seat(now: float) -> Record:
+        return sign_seat(key, network, match_id, players=players, code_hash=code_hash, now=now)
+
+    # Re-signed well within its hour, so a long match stays in this player's cluster.
+    seat_alive = dht.keep_alive(seat, every=SEAT_TTL / 3)
+    try:
+        await seat_alive.first()
+        return await _attest_and_play(
+            dht,
+            key,
+            network=network,
+            match_id=match_id,
+            code_hash=code_hash,
+            attested_code=code_hash if runs_code is None else runs_code,
+            referee=referee,
+            players=players,
+            endpoint=parse_endpoint(view.offer.endpoint),
+            data_hash=data_hash,
+            data={"map": map_name, "mode": mode, "settings": settings},
+            cheat=cheat,
+            clock=clock,
+            rate_referee=rate_referee,
+        )
+    finally:
+        seat_alive.cancel()
+
+
+async def _attest_and_play(
+    dht: DHTNode,
+    key: SigningKey,
+    *,
+    network: str,
+    match_id: str,
+    code_hash: bytes,
+    attested_code: bytes,
+    referee: bytes,
+    players: tuple[bytes, ...],
+    endpoint: tuple[str, int],
+    data_hash: bytes,
+    data: dict[str, Any],
+    cheat: str,
+    clock: Callable[[], float],
+    rate_referee: bool,
+) -> PlayResult:
     await dht.put(
         sign_attestation(
             key,
             network,
             match_id,
-            code_hash=code_hash,
+            code_hash=attested_code,
             data_hash=data_hash,
             referee=referee,
             now=clock(),
         )
     )
-    endpoint = await find_endpoint(dht, network, code_hash, referee)
-    # The referee checks this against the attested hash before the rules see it.
-    data = {"map": map_name, "mode": mode, "settings": settings}
+    # The referee checks ``data`` against the attested hash before the rules see it.
     client = await PlayerClient.connect(
         key, referee, endpoint, match_id, code_hash, clock=clock, players=players, data=data
     )
@@ -120,3 +197,224 @@ async def play_match(
                 now=clock(),
             )
     return PlayResult(outcome=bot.outcome, bot=bot, referee_vote=vote)
+
+
+@dataclass(frozen=True, slots=True)
+class Attempt:
+    """One round of a match: its id, its referee, and how it ended."""
+
+    match_id: str
+    referee: bytes
+    result: str
+
+
+@dataclass(frozen=True, slots=True)
+class RankedPlay:
+    """A match played under the public ranking, with every round it took."""
+
+    played: PlayResult
+    attempts: tuple[Attempt, ...]
+
+
+async def commit_and_reveal(
+    dht: DHTNode,
+    key: SigningKey,
+    *,
+    network: str,
+    match_id: str,
+    players: tuple[bytes, ...],
+    clock: Callable[[], float],
+    wait: float,
+    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+) -> Round:
+    """Commit to a fresh nonce, reveal it once every player committed, return the closed round.
+
+    Reveals wait for every commitment (up to ``wait`` s), so nobody reveals into a round
+    someone can still join after seeing it; the round is final once every committed
+    player revealed or its window closed (fairdht.referee.commit_reveal).
+    """
+    nonce = secrets.token_bytes(NONCE_BYTES)
+    await dht.put(sign_commit(key, network, match_id, nonce, now=clock()))
+    key_bytes = match_key(network, match_id)
+    give_up = clock() + wait
+    while True:
+        rnd = tally(await dht.get(key_bytes), match_id=match_id, players=players, now=clock())
+        if not rnd.missing_commits or clock() >= give_up:
+            break
+        await sleep(0.5)
+    await dht.put(sign_reveal(key, network, match_id, nonce, now=clock()))
+    give_up = max(clock() + wait, (rnd.deadline or 0) + 1)
+    while True:
+        rnd = tally(await dht.get(key_bytes), match_id=match_id, players=players, now=clock())
+        done = not rnd.missing_commits and set(rnd.revealed) == set(players)
+        if done or (rnd.closed and clock() > (rnd.deadline or 0)) or clock() >= give_up:
+            return rnd
+        await sleep(0.5)
+
+
+async def play_ranked(
+    dht: DHTNode,
+    key: SigningKey,
+    *,
+    network: str,
+    match_id: str,
+    code_hash: bytes,
+    players: tuple[bytes, ...],
+    map_name: str = "",
+    mode: str = "",
+    settings: dict[str, Any] | None = None,
+    cheat: str = "none",
+    deadline: float = 60.0,
+    max_referees: int = 3,
+    agree_wait: float = 60.0,
+    clock: Callable[[], float] = time.time,
+    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+) -> RankedPlay:
+    """Play under rank 1 of the public ranking, falling back to the next as every player does.
+
+    Each attempt is a round of its own (fairdht.referee.fallback): commit-reveal, rank 1
+    among referees that have not failed the match, then the match from its start. A
+    referee that cannot be reached, refuses, or vanishes mid-match is stated failed by
+    this player (signed ``match_timeout``), rated ``comm_issue``, and left once every
+    player's statement (or the referee's own signed refusal) is in the DHT.
+    """
+    if key.public_key.raw not in players:
+        raise UsageError("--players must include your own key")
+
+    def get(k: bytes) -> Awaitable[list[Record]]:
+        return dht.get(k, include_withdrawn=True)
+
+    failed: list[bytes] = []
+    attempts: list[Attempt] = []
+    for attempt in range(max_referees):
+        rid = round_id(match_id, attempt)
+        # Someone must be eligible before a round is worth committing to.
+        await first_referee(
+            get,
+            network=network,
+            code_hash=code_hash,
+            players=players,
+            match_id=rid,
+            deadline=deadline,
+            clock=clock,
+            sleep=sleep,
+            exclude=failed,
+        )
+        await commit_and_reveal(
+            dht,
+            key,
+            network=network,
+            match_id=rid,
+            players=players,
+            clock=clock,
+            wait=agree_wait,
+            sleep=sleep,
+        )
+        referee = await first_referee(
+            get,
+            network=network,
+            code_hash=code_hash,
+            players=players,
+            match_id=rid,
+            deadline=deadline,
+            clock=clock,
+            sleep=sleep,
+            exclude=failed,
+        )
+        reason = "vanished"
+        played: PlayResult | None = None
+        try:
+            played = await play_match(
+                dht,
+                key,
+                network=network,
+                match_id=rid,
+                code_hash=code_hash,
+                referee=referee,
+                players=players,
+                map_name=map_name,
+                mode=mode,
+                settings=settings,
+                cheat=cheat,
+                clock=clock,
+            )
+        except IneligibleReferee:
+            reason = "refused"
+        except ProtocolError as exc:
+            log.warning("match %s: referee refused: %s", rid, exc)
+            reason = "refused"
+        except (OSError, TimeoutError, asyncio.IncompleteReadError) as exc:
+            log.warning("match %s: referee unreachable: %s", rid, exc)
+            reason = "unreachable"
+        if played is not None and played.outcome is not None:
+            status = played.outcome.body_as(MatchOutcome).status
+            attempts.append(Attempt(rid, referee, status))
+            if status != "aborted":
+                return RankedPlay(played, tuple(attempts))
+        else:
+            attempts.append(Attempt(rid, referee, reason))
+        why = await _agree_on_failure(
+            dht,
+            key,
+            network=network,
+            round_match=rid,
+            referee=referee,
+            players=players,
+            reason=reason,
+            rated=played is not None,
+            clock=clock,
+            wait=agree_wait,
+            sleep=sleep,
+        )
+        log.info("match %s: referee %s failed (%s)", rid, referee.hex()[:16], why)
+        failed.append(referee)
+    raise NotFoundError(f"{max_referees} referees failed this match in a row")
+
+
+async def _agree_on_failure(
+    dht: DHTNode,
+    key: SigningKey,
+    *,
+    network: str,
+    round_match: str,
+    referee: bytes,
+    players: tuple[bytes, ...],
+    reason: str,
+    rated: bool,
+    clock: Callable[[], float],
+    wait: float,
+    sleep: Callable[[float], Awaitable[None]],
+) -> str:
+    """State the referee failed, rate it, and wait until the round's records agree."""
+    key_bytes = match_key(network, round_match)
+    records = await dht.get(key_bytes)
+    disputed = dispute(records, round_match=round_match, referee=referee)
+    if disputed is not None:
+        raise NotFoundError(f"the referee refused the match: {disputed.reason}")
+    why = referee_failed(records, round_match=round_match, referee=referee, players=players)
+    if why is None:
+        await dht.put(sign_timeout(key, network, round_match, referee, reason, now=clock()))
+    if not rated:
+        # play_match rated a referee it reached; one it never reached is rated here.
+        with contextlib.suppress(FairDHTError):
+            await cast_vote(
+                dht.put,
+                lambda k: dht.get(k, include_withdrawn=True),
+                key,
+                network=network,
+                subject=referee,
+                action="comm_issue",
+                context=round_match,
+                now=clock(),
+            )
+    give_up = clock() + wait
+    while why is None:
+        if clock() >= give_up:
+            raise NotFoundError(
+                f"referee {referee.hex()[:16]} failed and not every player confirmed it "
+                f"within {wait:g} s"
+            )
+        await sleep(0.5)
+        records = await dht.get(key_bytes)
+        why = referee_failed(records, round_match=round_match, referee=referee, players=players)
+    return why

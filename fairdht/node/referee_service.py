@@ -6,12 +6,16 @@ The driver around the sans-IO cores (DESIGN.md "Referees"; fair hybrid P2P seed)
 2. accept TCP connections; a player's hello names the match, its players and match
    data; the first hello of a match makes the referee read the players'
    attestations from the DHT (retrying briefly while they arrive) and run code
-   consensus, then publish its signed answer;
-3. if all players attested the same code (its own offer's) and data, host the match
-   with the bundle's rules in the sandbox, else refuse naming who disagreed;
+   consensus, then publish its signed answer; before any of that it checks, from its
+   own match seats in the DHT, that it is not a player of the match and shares no live
+   match with one (refusing in one sentence and signing nothing otherwise);
+3. if all players attested the same code (its own offer's) and data, and each holds
+   a seat for the match, host the match with the bundle's rules in the sandbox, else
+   refuse naming who disagreed (rated ``consensus_mismatch`` when a majority of the
+   players backs the reference) or is missing;
 4. publish the signed outcome and the karma that follows from it: a
    ``session_completed`` vote for each player who finished and ``cheating`` for each
-   player whose refused inputs exceed the threshold (docs/game-rules.md).
+   player who forfeited (docs/game-rules.md, "Forfeit").
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from fairdht.app.referees import read_clusters
 from fairdht.dht import DHTNode
 from fairdht.dht.addresses import advertised_host, format_address
 from fairdht.errors import BadSignature, FairDHTError, ProtocolError, RecordError
@@ -35,11 +40,18 @@ from fairdht.karma.publish import cast_vote
 from fairdht.records.envelope import Record
 from fairdht.records.kinds.match import ATTEST_KIND, MatchAnswer, match_key
 from fairdht.records.kinds.outcome import MatchOutcome
-from fairdht.records.kinds.referee import RefereeOffer
-from fairdht.referee.consensus import ConsensusCheck, match_data_hash
-from fairdht.referee.offers import sign_offer, withdraw_offer
+from fairdht.records.kinds.referee import OFFER_MAX_TTL, RefereeOffer
+from fairdht.records.kinds.seat import seat_key
+from fairdht.referee.consensus import (
+    ConsensusCheck,
+    match_data_hash,
+    mismatch_subjects,
+    players_hash,
+)
+from fairdht.referee.eligibility import check_eligibility, refusal_sentence
+from fairdht.referee.offers import OfferView, sign_offer, withdraw_offer
 from fairdht.session.channel import Hello, accept_hello
-from fairdht.session.host import CHEAT_THRESHOLD, MatchHost, MatchSpec, refuse
+from fairdht.session.host import MatchHost, MatchSpec, refuse
 
 __all__ = ["RefereeService", "ServedMatch", "outcome_votes"]
 
@@ -49,10 +61,8 @@ log = logging.getLogger(__name__)
 def outcome_votes(outcome: MatchOutcome) -> list[tuple[bytes, str]]:
     """The karma votes a referee casts after a match: (subject, action) pairs."""
     votes: list[tuple[bytes, str]] = []
-    for player, finished, rejected in zip(
-        outcome.players, outcome.finished, outcome.rejected, strict=True
-    ):
-        if rejected > CHEAT_THRESHOLD:
+    for i, (player, finished) in enumerate(zip(outcome.players, outcome.finished, strict=True)):
+        if outcome.forfeited(i) == "cheating":
             votes.append((player, "cheating"))
         elif finished and outcome.status == "completed":
             votes.append((player, "session_completed"))
@@ -184,26 +194,71 @@ class RefereeService:
                 self.matches[hello.match_id] = served
             return served
 
+    async def _own_refusal(self, match_id: str, players: tuple[bytes, ...]) -> str | None:
+        """Why this referee may not host ``match_id`` (one sentence), or None if it may.
+
+        The matchmaker's rule, checked again by the referee on itself from its own seats
+        in the DHT: it never hosts a match it plays in or shares a live match with.
+        """
+        me = self.key.public_key.raw
+        assert self.offer is not None
+        now = self.clock()
+        view = OfferView(me, self.code_hash, self.offer, int(now) + OFFER_MAX_TTL)
+        facts = await read_clusters(
+            lambda k: self.dht.get(k, include_withdrawn=True), self.network, [me], now=now
+        )
+        why = check_eligibility(
+            view,
+            code_hash=self.code_hash,
+            players=players,
+            now=now,
+            match_id=match_id,
+            facts=facts.get(me),
+            need_facts=True,
+        )
+        return None if why is None else refusal_sentence(me, why)
+
     async def _agree(self, hello: Hello) -> ServedMatch:
         """Run code consensus for a new match from the players' attestations in the DHT."""
-        players = hello.players or (hello.player,)
+        players = tuple(sorted(set(hello.players or (hello.player,))))
+        refusal = await self._own_refusal(hello.match_id, players)
+        if refusal is not None:
+            # Signs nothing: an unsigned answer that only this connection's refusal carries.
+            log.info("match %s refused: %s", hello.match_id, refusal)
+            answer = MatchAnswer(
+                accepted=False,
+                code_hash=self.code_hash,
+                data_hash=bytes(32),
+                players_hash=players_hash(players),
+                reason=refusal,
+            )
+            return ServedMatch(host=None, answer=answer)
         check = ConsensusCheck(
             self.key,
             self.network,
             hello.match_id,
             players=players,
             offer_code_hash=self.code_hash,
+            require_seats=True,
         )
         deadline = self.clock() + self.attest_wait
         while True:
-            for record in await self.dht.get(match_key(self.network, hello.match_id)):
+            unseated = [p for p in players if p not in check.seated]
+            match_records, *seats = await asyncio.gather(
+                self.dht.get(match_key(self.network, hello.match_id)),
+                *(self.dht.get(seat_key(self.network, p)) for p in unseated),
+            )
+            for record in match_records:
                 if record.kind != ATTEST_KIND:
                     continue
                 try:
                     check.receive(record.raw, now=self.clock())
                 except RecordError as exc:
                     log.info("match %s: attestation dropped: %s", hello.match_id, exc)
-            if len(check.attestations) == len(set(players)) or self.clock() >= deadline:
+            for records in seats:
+                check.note_seats(records, now=self.clock())
+            complete = len(check.attestations) == len(players) and len(check.seated) == len(players)
+            if complete or self.clock() >= deadline:
                 break
             await asyncio.sleep(0.5)
         answer_record = check.decide(now=self.clock())
@@ -212,7 +267,16 @@ class RefereeService:
         answer = answer_record.body_as(MatchAnswer)
         if not answer.accepted:
             log.info("match %s refused: %s", hello.match_id, _refusal_text(answer))
-            return ServedMatch(host=None, answer=answer)
+            served = ServedMatch(host=None, answer=answer)
+            for subject in mismatch_subjects(check, answer_record):
+                await self._vote(
+                    served,
+                    subject,
+                    "consensus_mismatch",
+                    hello.match_id,
+                    check.attestations[subject].raw,
+                )
+            return served
         data = _match_data(hello.data, answer.data_hash)
         if data is None:
             answer = MatchAnswer(
@@ -252,23 +316,29 @@ class RefereeService:
         except FairDHTError as exc:
             log.warning("match %s: outcome not stored: %s", outcome.match_id, exc)
         for subject, action in outcome_votes(outcome):
-            try:
-                await cast_vote(
-                    self.dht.put,
-                    lambda k: self.dht.get(k, include_withdrawn=True),
-                    self.key,
-                    network=self.network,
-                    subject=subject,
-                    action=action,
-                    context=outcome.match_id,
-                    evidence=record.raw if len(record.raw) <= 640 else b"",
-                    now=self.clock(),
-                )
-                served.votes.append((subject, action))
-            except FairDHTError as exc:
-                log.warning("match %s: %s vote not stored: %s", outcome.match_id, action, exc)
+            evidence = record.raw if len(record.raw) <= 640 else b""
+            await self._vote(served, subject, action, outcome.match_id, evidence)
         await self.finished.put(served)
         return record
+
+    async def _vote(
+        self, served: ServedMatch, subject: bytes, action: str, match_id: str, evidence: bytes
+    ) -> None:
+        try:
+            await cast_vote(
+                self.dht.put,
+                lambda k: self.dht.get(k, include_withdrawn=True),
+                self.key,
+                network=self.network,
+                subject=subject,
+                action=action,
+                context=match_id,
+                evidence=evidence if len(evidence) <= 640 else b"",
+                now=self.clock(),
+            )
+            served.votes.append((subject, action))
+        except FairDHTError as exc:
+            log.warning("match %s: %s vote not stored: %s", match_id, action, exc)
 
 
 def _match_data(data: dict[str, Any] | None, attested: bytes) -> dict[str, Any] | None:

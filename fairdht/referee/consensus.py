@@ -12,12 +12,11 @@ is missing. Sans-IO: records in, a signed answer out, time passed as ``now``.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from typing import Any
 
 from fairdht.errors import BadBody, UsageError, WrongKey
 from fairdht.identity.keys import SigningKey
-from fairdht.karma import vote_record
 from fairdht.records.canonical import canonical_pack
 from fairdht.records.envelope import Record, sign_record, validate_record
 from fairdht.records.kinds.match import (
@@ -30,13 +29,14 @@ from fairdht.records.kinds.match import (
     match_subkey,
 )
 from fairdht.records.kinds.referee import MAX_CLUSTER
+from fairdht.records.kinds.seat import SEAT_KIND, MatchSeat
 
 __all__ = [
     "MATCH_DATA_DOMAIN",
     "ConsensusCheck",
-    "cheating_votes",
     "check_answer",
     "match_data_hash",
+    "mismatch_subjects",
     "players_hash",
     "sign_attestation",
 ]
@@ -93,6 +93,7 @@ class ConsensusCheck:
         *,
         players: Collection[bytes],
         offer_code_hash: bytes,
+        require_seats: bool = False,
     ) -> None:
         if not 1 <= len(set(players)) <= MAX_CLUSTER:
             raise UsageError(f"a match has 1 to {MAX_CLUSTER} players")
@@ -103,6 +104,27 @@ class ConsensusCheck:
         self.offer_code_hash = offer_code_hash
         self._key_bytes = match_key(network, match_id)
         self.attestations: dict[bytes, Record] = {}
+        # With require_seats, a player counts as present only once its own match seat
+        # (fairdht.referee.clusters) names this match and exactly these players: a key
+        # cannot play a refereed match while hiding it from its cluster.
+        self.require_seats = require_seats
+        self.seated: set[bytes] = set()
+
+    @property
+    def referee(self) -> bytes:
+        """The referee's key."""
+        return self._key.public_key.raw
+
+    def note_seats(self, records: Iterable[Record], *, now: float) -> None:
+        """Count the players whose own live seat names this match and its exact players."""
+        for record in records:
+            if record.kind != SEAT_KIND or record.withdrawn or record.expires_at <= now:
+                continue
+            if record.author not in self.players or record.network != self.network:
+                continue
+            seat = record.body_as(MatchSeat)
+            if seat.match_id == self.match_id and frozenset(seat.players) == self.players:
+                self.seated.add(record.author)
 
     def receive(self, data: bytes, *, now: float) -> Record:
         """Validate and keep one attestation; return it (newest per player wins)."""
@@ -135,7 +157,8 @@ class ConsensusCheck:
             for p, body in bodies.items()
             if body.code_hash != self.offer_code_hash or body.data_hash != data_ref
         )
-        missing = sorted(self.players - set(bodies))
+        present = set(bodies) & self.seated if self.require_seats else set(bodies)
+        missing = sorted(self.players - present)
         if disagreed or missing:
             if data_ref is None and bodies:
                 reason = "players do not agree on the match data"
@@ -143,8 +166,10 @@ class ConsensusCheck:
                 reason = "code hash differs from the referee's offer"
             elif disagreed:
                 reason = "match data differs between players"
-            else:
+            elif self.players - set(bodies):
                 reason = "attestations missing"
+            else:
+                reason = "match seats missing"
             answer = MatchAnswer(
                 accepted=False,
                 code_hash=self.offer_code_hash,
@@ -196,24 +221,28 @@ def check_answer(
     return answer
 
 
-def cheating_votes(
-    key: SigningKey, network: str, check: ConsensusCheck, answer: Record, *, now: float
-) -> list[Record]:
-    """The referee's karma ``cheating`` votes on the players a refusal names as disagreeing.
+def mismatch_subjects(check: ConsensusCheck, answer: Record) -> tuple[bytes, ...]:
+    """The players a refusal names whom the referee rates ``consensus_mismatch``.
 
-    Each vote's evidence is the player's own signed attestation, so any reader can see
-    which hashes it attested; its context names the match.
+    A named player is rated only when a strict majority of the match's players attested
+    the reference it differs from: the offer's code hash, and the match-data hash the
+    refusal names. A 1-1 tie (or any split without a majority) rates nobody: the referee
+    cannot tell who is right. Each vote's evidence is the player's own attestation.
     """
     body = answer.body_as(MatchAnswer)
-    return [
-        vote_record(
-            key,
-            network=network,
-            subject=player,
-            action="cheating",
-            context=f"match {check.match_id}",
-            evidence=check.attestations[player].raw,
-            now=now,
-        )
-        for player in body.disagreed
-    ]
+    if body.accepted or answer.author != check.referee:
+        return ()
+    bodies = {p: r.body_as(Attestation) for p, r in check.attestations.items()}
+    n = len(check.players)
+    code_backed = 2 * sum(b.code_hash == check.offer_code_hash for b in bodies.values()) > n
+    data_backed = 2 * sum(b.data_hash == body.data_hash for b in bodies.values()) > n
+    named: list[bytes] = []
+    for player in body.disagreed:
+        attested = bodies.get(player)
+        if attested is None:
+            continue
+        wrong_code = attested.code_hash != check.offer_code_hash
+        wrong_data = attested.data_hash != body.data_hash
+        if (wrong_code and code_backed) or (wrong_data and data_backed):
+            named.append(player)
+    return tuple(named)

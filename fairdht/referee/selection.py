@@ -8,11 +8,12 @@ view. A filtered referee keeps its rank, so ranks stay comparable between nodes.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Iterable
+from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
+from fairdht.referee.clusters import ClusterFacts
 from fairdht.referee.eligibility import check_eligibility
 from fairdht.referee.offers import OfferView
 from fairdht.referee.ranking import rank_order, rank_seed
@@ -67,6 +68,19 @@ class Selection:
     referees: tuple[Candidate, ...]
     candidates: tuple[Candidate, ...]
 
+    @property
+    def ranking(self) -> tuple[Candidate, ...]:
+        """Every eligible referee in public rank order, the asker's filters ignored.
+
+        This is the list players fall back along (#1, then #2, ...): it depends on
+        public records only, so every player computes the same one.
+        """
+        return tuple(sorted((c for c in self.candidates if c.rank is not None), key=_rank))
+
+
+def _rank(c: Candidate) -> int:
+    return c.rank or 0
+
 
 def select_referees(
     offers: Iterable[OfferView],
@@ -79,8 +93,13 @@ def select_referees(
     count: int = 1,
     distrusted: Collection[bytes] = frozenset(),
     karma: Callable[[bytes], float] | None = None,
+    clusters: Mapping[bytes, ClusterFacts] | None = None,
 ) -> Selection:
-    """Choose up to ``count`` referees for a match of ``players`` running ``code_hash``."""
+    """Choose up to ``count`` referees for a match of ``players`` running ``code_hash``.
+
+    ``clusters`` holds each referee's cluster from its own seats; when given, an offer
+    whose referee is not in it is dropped (``cluster_unread``), never trusted.
+    """
     newest: dict[bytes, OfferView] = {}
     for view in offers:
         held = newest.get(view.referee)
@@ -89,7 +108,15 @@ def select_referees(
     dropped: list[Candidate] = []
     eligible: list[OfferView] = []
     for view in newest.values():
-        why = check_eligibility(view, code_hash=code_hash, players=players, now=now)
+        why = check_eligibility(
+            view,
+            code_hash=code_hash,
+            players=players,
+            now=now,
+            match_id=match_id,
+            facts=None if clusters is None else clusters.get(view.referee),
+            need_facts=clusters is not None,
+        )
         if why is None:
             eligible.append(view)
         else:

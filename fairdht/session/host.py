@@ -29,15 +29,12 @@ from fairdht.records.canonical import canonical_pack
 from fairdht.records.envelope import Record, sign_record
 from fairdht.records.kinds.outcome import OUTCOME_KIND, MatchOutcome, outcome_subkey
 from fairdht.session.channel import Hello, SecureChannel, accept_hello, make_welcome
+from fairdht.session.forfeit import forfeits, winner_after_forfeits
 from fairdht.session.inputs import verify_input
 
-__all__ = ["CHEAT_THRESHOLD", "MatchHost", "MatchSpec", "PlayerReport", "refuse"]
+__all__ = ["MatchHost", "MatchSpec", "PlayerReport", "refuse"]
 
 log = logging.getLogger(__name__)
-
-# A player whose inputs were refused more than this many times is reported as cheating
-# (docs/game-rules.md); a few refusals can be lag or a client bug.
-CHEAT_THRESHOLD = 3
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,6 +56,7 @@ class PlayerReport:
     finished: bool = False
     last_seq: int = -1
     accepted: int = 0
+    refused_by_rules: int = 0
     refused: dict[str, int] = field(default_factory=dict)
     channel: SecureChannel | None = None
     writer: asyncio.StreamWriter | None = None
@@ -73,6 +71,11 @@ class PlayerReport:
     def refused_total(self) -> int:
         """All refused inputs of this player."""
         return sum(self.refused.values())
+
+    @property
+    def forfeits(self) -> bool:
+        """True once the rules refused enough of this player's inputs (session.forfeit)."""
+        return forfeits(self.accepted, self.refused_by_rules)
 
     def refuse(self, reason: str) -> None:
         """Count one refused input under ``reason`` (bounded label set)."""
@@ -255,6 +258,7 @@ class MatchHost:
                 if reason is None:
                     report.accepted += 1
                 else:
+                    report.refused_by_rules += 1
                     report.refuse(f"rules: {reason}"[:80])
             state, done = await rules.tick(self._now_ms())
             tick += 1
@@ -268,6 +272,9 @@ class MatchHost:
         scores = tuple(_int(scores_map.get(p.hex(), 0)) for p in players)  # type: ignore[union-attr]
         winner_hex = result.get("winner")
         winner = next((i for i, p in enumerate(players) if p.hex() == winner_hex), -1)
+        forfeited = [self.reports[p].forfeits for p in players]
+        # A player past the forfeit threshold cannot win (docs/game-rules.md, "Forfeit").
+        winner = winner_after_forfeits(winner, scores, forfeited)
         try:
             result_hash = hashlib.blake2b(canonical_pack(result), digest_size=32).digest()
         except FairDHTError:
@@ -283,6 +290,7 @@ class MatchHost:
             winner=winner,
             detail=detail,
             result_hash=result_hash,
+            forfeit=tuple("cheating" if f else "" for f in forfeited) if any(forfeited) else (),
         )
         record = sign_record(
             self.key,

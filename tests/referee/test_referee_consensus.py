@@ -9,14 +9,13 @@ from referee_appendix import GAME_A, NETWORK, keys, peer
 
 from fairdht.errors import BadBody, BadSignature, RecordError, WrongKey
 from fairdht.records.envelope import decode_record
-from fairdht.records.kinds.karma import KarmaVote
 from fairdht.records.kinds.match import Attestation, MatchAnswer
 from fairdht.referee.codehash import code_hash
 from fairdht.referee.consensus import (
     ConsensusCheck,
-    cheating_votes,
     check_answer,
     match_data_hash,
+    mismatch_subjects,
     sign_attestation,
 )
 
@@ -143,20 +142,57 @@ def test_answer_from_another_referee_is_refused(tmp_path: Path) -> None:
         answer_of(impostor.decide(now=NOW).raw)
 
 
-def test_disagreeing_player_gets_a_cheating_vote_with_evidence(tmp_path: Path) -> None:
+def test_outvoted_player_is_rated_mismatch_and_a_tie_rates_nobody(tmp_path: Path) -> None:
     code = bundle(tmp_path / "b")
     c = check(code)
     for p in GAME_A:
         c.receive(attest(p, bundle(tmp_path / p, modified=p == "45")), now=NOW)
     answer = c.decide(now=NOW)
-    votes = cheating_votes(REFEREE, NETWORK, c, answer, now=NOW)
-    assert len(votes) == 1
-    vote = votes[0].body_as(KarmaVote)
-    assert vote.action == "cheating" and vote.context == f"match {MATCH}"
-    evidence = decode_record(vote.evidence)
-    assert evidence.author == keys("45")[0]
+    # Three of four attested the offer's code: the fourth is named and rated.
+    assert mismatch_subjects(c, answer) == (keys("45")[0],)
+    evidence = decode_record(c.attestations[keys("45")[0]].raw)
     assert evidence.body_as(Attestation).code_hash != code
+    # Match data: two players against one, the one is rated.
+    other = match_data_hash("arena", "tag", {"rounds": 4})
+    three = ConsensusCheck(
+        REFEREE, NETWORK, MATCH, players=keys("12", "16", "45"), offer_code_hash=code
+    )
+    for p in ("12", "16", "45"):
+        three.receive(attest(p, code, data=other if p == "16" else DATA), now=NOW)
+    assert mismatch_subjects(three, three.decide(now=NOW)) == (keys("16")[0],)
+    # A 1-1 tie: both named in the refusal, neither rated.
+    tie = ConsensusCheck(REFEREE, NETWORK, MATCH, players=keys("12", "16"), offer_code_hash=code)
+    tie.receive(attest("12", code), now=NOW)
+    tie.receive(attest("16", bytes(32)), now=NOW)
+    refused = tie.decide(now=NOW)
+    assert refused.body_as(MatchAnswer).disagreed == (keys("16")[0],)
+    assert mismatch_subjects(tie, refused) == ()
     accepted = check(code)
     for p in GAME_A:
         accepted.receive(attest(p, code), now=NOW)
-    assert cheating_votes(REFEREE, NETWORK, accepted, accepted.decide(now=NOW), now=NOW) == []
+    assert mismatch_subjects(accepted, accepted.decide(now=NOW)) == ()
+
+
+def test_seats_are_required_when_asked(tmp_path: Path) -> None:
+    from fairdht.referee.clusters import sign_seat
+
+    code = bundle(tmp_path / "b")
+    players = keys("12", "16")
+    c = ConsensusCheck(
+        REFEREE, NETWORK, MATCH, players=players, offer_code_hash=code, require_seats=True
+    )
+    for p in ("12", "16"):
+        c.receive(attest(p, code), now=NOW)
+    seats = [
+        sign_seat(peer("12"), NETWORK, MATCH, players=players, code_hash=code, now=NOW),
+        # 16's seat names another player list: it does not count for this match.
+        sign_seat(peer("16"), NETWORK, MATCH, players=keys("16"), code_hash=code, now=NOW),
+    ]
+    c.note_seats(seats, now=NOW)
+    answer = c.decide(now=NOW).body_as(MatchAnswer)
+    assert not answer.accepted and answer.missing == (keys("16")[0],)
+    assert answer.reason == "match seats missing"
+    c.note_seats(
+        [sign_seat(peer("16"), NETWORK, MATCH, players=players, code_hash=code, now=NOW)], now=NOW
+    )
+    assert c.decide(now=NOW).body_as(MatchAnswer).accepted

@@ -11,10 +11,12 @@ def test_exports_resolve_and_are_sorted() -> None:
     assert len(set(referee.__all__)) == len(referee.__all__)
     public = {n for n in vars(referee) if not n.startswith("_")}
     modules = {
+        "clusters",
         "codehash",
         "commit_reveal",
         "consensus",
         "eligibility",
+        "fallback",
         "offers",
         "ranking",
         "selection",

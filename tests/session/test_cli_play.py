@@ -146,6 +146,10 @@ def test_two_players_and_a_referee_from_another_game(
     rejected = {p["player"]: p["rejected"] for p in outcome["players"]}
     assert rejected[honest] == 0
     assert rejected[cheater] > 3
+    # The speed hack loses: it forfeits for cheating and the honest player wins.
+    forfeit = {p["player"]: p["forfeit"] for p in outcome["players"]}
+    assert forfeit == {honest: None, cheater: "cheating"}
+    assert outcome["winner"] != cheater
     assert {(v["subject"], v["action"]) for v in finished["votes"]} == {
         (honest, "session_completed"),
         (cheater, "cheating"),
@@ -174,3 +178,71 @@ def test_serve_refuses_untrusted_bundle(tmp_path: Path, nodes: list[NodeProcess]
     )
     assert out.returncode == 2
     assert "refusing to run untrusted code" in out.stderr
+
+
+def _play(tmp_path: Path, boot: str, *extra: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [
+            *FAIRDHT,
+            "play",
+            "--match",
+            "lonely-1",
+            "--code-hash",
+            code_hash(ARENA).hex(),
+            "--key",
+            str(tmp_path / "p1.key"),
+            "--bootstrap",
+            boot,
+            "--data-dir",
+            str(tmp_path / "d1"),
+            *extra,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=90,
+    )
+
+
+def test_play_refuses_a_player_as_referee_and_gives_up_without_one(
+    tmp_path: Path, nodes: list[NodeProcess]
+) -> None:
+    boot = nodes[0].udp
+    p1 = keygen(tmp_path / "p1.key")
+    p2 = keygen(tmp_path / "p2.key")
+    players = f"{p1},{p2}"
+    # No offer at all: play keeps asking until its deadline, then one sentence, exit 1.
+    gone = _play(tmp_path, boot, "--players", players, "--deadline", "3")
+    assert gone.returncode == 1, gone.stderr
+    assert gone.stderr.strip().splitlines() == [
+        "fairdht: no eligible referee was found for this code hash within 3 s"
+    ]
+    # Player p2 offers to referee, and p1 names it: refused before any input is sent.
+    offered = subprocess.run(
+        [
+            *FAIRDHT,
+            "referee",
+            "offer",
+            "--code-hash",
+            code_hash(ARENA).hex(),
+            "--game",
+            "Z",
+            "--endpoint",
+            "127.0.5.1:7000",
+            "--key",
+            str(tmp_path / "p2.key"),
+            "--bootstrap",
+            nodes[1].udp,
+            "--once",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert offered.returncode == 0, offered.stderr
+    named = _play(tmp_path, boot, "--players", players, "--referee", p2)
+    assert named.returncode == 1
+    lines = named.stderr.strip().splitlines()
+    assert len(lines) == 1 and "it is a player of this match" in lines[0]
+    # Without --referee the public ranking has nobody either: p2 is never eligible.
+    again = _play(tmp_path, boot, "--players", players, "--deadline", "0")
+    assert again.returncode == 1 and "no eligible referee" in again.stderr

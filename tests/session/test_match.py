@@ -4,17 +4,22 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
+from typing import Any
 
+import msgpack
 import pytest
 
 from fairdht.errors import ProtocolError
+from fairdht.game.frames import encode_frame
 from fairdht.identity import SigningKey
 from fairdht.records import decode_record
 from fairdht.records.kinds.outcome import MatchOutcome
 from fairdht.referee.codehash import code_hash
 from fairdht.session.bot import play_bot
 from fairdht.session.client import PlayerClient
-from fairdht.session.host import CHEAT_THRESHOLD, MatchHost, MatchSpec
+from fairdht.session.forfeit import FORFEIT_MIN_REFUSALS
+from fairdht.session.host import MatchHost, MatchSpec
+from fairdht.session.inputs import input_frame
 
 ARENA = Path(__file__).resolve().parents[2] / "examples" / "arena"
 
@@ -23,8 +28,28 @@ def keys(n: int, base: int) -> list[SigningKey]:
     return [SigningKey(bytes([base + i]) * 32) for i in range(n)]
 
 
+def duplicating(client: PlayerClient) -> None:
+    """Make ``client``'s path lossy the way TCP retransmits through a proxy can be:
+    every sealed frame goes out twice, and every input is sent again under its seq."""
+    send_raw = client.send_raw
+
+    async def twice(message: dict[str, Any]) -> None:
+        frame = encode_frame(client.channel.seal(message))
+        client._writer.write(frame + frame)
+        await client._writer.drain()
+
+    async def input_twice(payload: Any, *, seq: int | None = None) -> int:
+        used = await PlayerClient.send_input(client, payload, seq=seq)
+        body: bytes = msgpack.packb(payload, use_bin_type=True)
+        await send_raw(input_frame(client.key, client.match_id, used, body))
+        return used
+
+    client.send_raw = twice  # type: ignore[method-assign]
+    client.send_input = input_twice  # type: ignore[method-assign]
+
+
 async def run_match(
-    cheats: list[str], *, duration_ms: int = 1500
+    cheats: list[str], *, duration_ms: int = 1500, lossy: frozenset[int] = frozenset()
 ) -> tuple[MatchHost, list, object]:
     referee = SigningKey(bytes([99]) * 32)
     players = keys(len(cheats), 10)
@@ -44,6 +69,8 @@ async def run_match(
         )
         for p in players
     ]
+    for i in lossy:
+        duplicating(clients[i])
     results = await asyncio.wait_for(
         asyncio.gather(
             *(play_bot(c, cheat=cheat) for c, cheat in zip(clients, cheats, strict=True))
@@ -65,9 +92,14 @@ def test_full_match_outcome_is_signed_and_names_the_cheater() -> None:
     assert again.author == host.key.public_key.raw
     by_player = dict(zip(outcome.players, outcome.rejected, strict=True))
     cheater = played[1][0].public_key.raw
-    assert by_player[cheater] > CHEAT_THRESHOLD
+    assert by_player[cheater] >= FORFEIT_MIN_REFUSALS
     for key, _ in (played[0], played[2]):
         assert by_player[key.public_key.raw] == 0
+    # Past the threshold the cheater forfeits: the signed outcome says so, and it cannot win.
+    index = outcome.players.index(cheater)
+    assert outcome.forfeit[index] == "cheating"
+    assert [f for i, f in enumerate(outcome.forfeit) if i != index] == ["", ""]
+    assert outcome.winner != index
     assert all(outcome.finished)
     # Every bot received the same signed outcome at the end.
     assert all(result.outcome == record for _, result in played)
@@ -90,6 +122,9 @@ def test_session_layer_refuses_forged_replayed_and_out_of_turn_inputs(
     assert host.reports[cheater].refused.get(reason, 0) > 0
     honest = played[0][0].public_key.raw
     assert host.reports[honest].refused_total == 0
+    # Replayed and forged frames never reach the rules, so they cannot make a player
+    # forfeit (a lossy path replays and reorders); an illegal move past the rate does.
+    assert host.reports[cheater].forfeits == (cheat == "turn")
 
 
 def test_non_player_is_refused() -> None:
@@ -129,3 +164,16 @@ def test_players_that_never_join_abort_the_match() -> None:
     outcome = asyncio.run(go())
     assert outcome.status == "aborted"
     assert outcome.finished == (False,)
+
+
+def test_duplicated_frames_on_a_lossy_path_never_make_an_honest_player_forfeit() -> None:
+    host, played, record = asyncio.run(run_match(["none", "speed"], lossy=frozenset({0})))
+    outcome = record.body_as(MatchOutcome)  # type: ignore[attr-defined]
+    honest, cheater = played[0][0].public_key.raw, played[1][0].public_key.raw
+    report = host.reports[honest]
+    # Every duplicate was refused by the session layer, none reached the rules ...
+    assert report.refused.get("bad frame", 0) > 0 and report.refused.get("replayed input", 0) > 0
+    assert report.refused_by_rules == 0 and not report.forfeits
+    # ... so the honest player keeps its standing and the cheater alone forfeits.
+    assert outcome.forfeit == tuple("cheating" if p == cheater else "" for p in outcome.players)
+    assert outcome.winner != outcome.players.index(cheater)

@@ -18,7 +18,7 @@ from fairdht.identity import SigningKey
 from fairdht.node.player import play_match
 from fairdht.node.referee_service import RefereeService
 from fairdht.records.kinds.karma import VOTE_KIND, KarmaVote, vote_key
-from fairdht.records.kinds.match import match_key
+from fairdht.records.kinds.match import ANSWER_KIND, MatchAnswer, match_key
 from fairdht.records.kinds.outcome import OUTCOME_KIND, MatchOutcome
 from fairdht.referee.codehash import code_hash
 
@@ -77,7 +77,8 @@ async def scenario(player_codes: list[bytes | None], cheats: list[str]) -> dict[
                     players[i],
                     network=NET,
                     match_id="a-vs-rules-1",
-                    code_hash=player_codes[i] or arena_hash,
+                    code_hash=arena_hash,
+                    runs_code=player_codes[i],
                     referee=referee.public_key.raw,
                     players=player_keys,
                     map_name="arena",
@@ -125,6 +126,10 @@ def test_match_hosted_by_a_referee_of_another_game() -> None:
     cheater = players[1].public_key.raw
     rejected = dict(zip(outcome.players, outcome.rejected, strict=True))
     assert rejected[cheater] > 3
+    # Cheating does not pay: the signed outcome says the cheater forfeited; it cannot win.
+    index = outcome.players.index(cheater)
+    assert outcome.forfeited(index) == "cheating"
+    assert outcome.winner != index
     # Karma follows the outcome: cheating for the cheater, completed for the others.
     actions = {
         subject: {r.body_as(KarmaVote).action for r in recs if r.kind == VOTE_KIND}
@@ -148,6 +153,28 @@ def test_player_with_other_code_is_named_and_match_refused() -> None:
     # Both players were turned away (nobody plays a match whose code is disputed).
     assert all(isinstance(r, Exception) for r in out["results"])
     assert not [r for r in out["match"] if r.kind == OUTCOME_KIND]
+    # A 1-1 split: the referee cannot tell who is right, so it rates nobody.
+    assert served.votes == []
+    assert not any(out["votes"].values())
+
+
+def test_outvoted_player_gets_the_consensus_mismatch_vote() -> None:
+    modified = bytes(32)
+    out = asyncio.run(scenario([None, None, modified], ["none", "none", "none"]))
+    served, odd = out["served"], out["players"][2].public_key.raw
+    assert served is not None and not served.answer.accepted
+    assert served.answer.disagreed == (odd,)
+    assert served.votes == [(odd, "consensus_mismatch")]
+    actions = {
+        subject: {r.body_as(KarmaVote).action for r in recs if r.kind == VOTE_KIND}
+        for subject, recs in out["votes"].items()
+    }
+    assert actions[odd] == {"consensus_mismatch"}
+    assert all(not actions[p.public_key.raw] for p in out["players"][:2])
+    # The refusal naming the player is signed by the referee and stored with the match.
+    answers = [r for r in out["match"] if r.kind == ANSWER_KIND]
+    assert [a.author for a in answers] == [out["referee"].public_key.raw]
+    assert answers[0].body_as(MatchAnswer).disagreed == (odd,)
 
 
 def test_referee_that_vanishes_mid_match_gets_comm_issue() -> None:

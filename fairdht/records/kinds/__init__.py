@@ -9,4 +9,5 @@ from fairdht.records.kinds import match as match
 from fairdht.records.kinds import outcome as outcome
 from fairdht.records.kinds import referee as referee
 from fairdht.records.kinds import rollback as rollback
+from fairdht.records.kinds import seat as seat
 from fairdht.records.kinds import server as server

@@ -55,6 +55,7 @@ ACTIONS = (
     "session_completed",
     "referee_fair",
     "referee_unfair",
+    "consensus_mismatch",
 )
 _ACTION_SET = frozenset(ACTIONS)
 

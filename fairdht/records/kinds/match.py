@@ -1,8 +1,9 @@
-"""Kinds of one match: nonce commitments and reveals, code attestations, the referee's answer.
+"""Kinds of one match: nonce commitments and reveals, code attestations, the referee's
+answer, and the players' statements that the referee failed.
 
-All four live under one DHT key per match, derived from (network, match id), so one
+All five live under one DHT key per match, derived from (network, match id), so one
 read returns the whole round. Each kind's subkey is a one-letter tag, "/", and the
-match id ("c/", "r/", "a/", "v/"): a player's commitment and its reveal are then two
+match id ("c/", "r/", "a/", "v/", "t/"): a player's commitment and its reveal are then two
 slots, and a reveal never supersedes the commitment it opens (storage keeps the
 newest record per (author, subkey), DESIGN.md "Records").
 """
@@ -25,10 +26,13 @@ __all__ = [
     "MATCH_MAX_TTL",
     "NONCE_BYTES",
     "REVEAL_KIND",
+    "TIMEOUT_KIND",
+    "TIMEOUT_REASONS",
     "Attestation",
     "MatchAnswer",
     "NonceCommit",
     "NonceReveal",
+    "RefereeTimeout",
     "match_id_of",
     "match_key",
     "match_subkey",
@@ -38,9 +42,17 @@ COMMIT_KIND = "match_commit"
 REVEAL_KIND = "match_reveal"
 ATTEST_KIND = "match_attest"
 ANSWER_KIND = "match_answer"
+TIMEOUT_KIND = "match_timeout"
 MATCH_MAX_TTL = 3600
 NONCE_BYTES = 32
-_TAGS = {COMMIT_KIND: b"c/", REVEAL_KIND: b"r/", ATTEST_KIND: b"a/", ANSWER_KIND: b"v/"}
+TIMEOUT_REASONS = ("unreachable", "refused", "vanished")
+_TAGS = {
+    COMMIT_KIND: b"c/",
+    REVEAL_KIND: b"r/",
+    ATTEST_KIND: b"a/",
+    ANSWER_KIND: b"v/",
+    TIMEOUT_KIND: b"t/",
+}
 
 
 def match_subkey(kind: str, match_id: str) -> bytes:
@@ -198,11 +210,38 @@ class MatchAnswer:
         )
 
 
+@dataclass(frozen=True, slots=True)
+class RefereeTimeout:
+    """A player's signed statement that ``referee`` failed this match (docs/referee.md).
+
+    When every player of the match signed one naming the same referee, every player
+    moves on to the next referee of the public ranking.
+    """
+
+    referee: bytes
+    reason: str
+
+    def __post_init__(self) -> None:
+        if self.reason not in TIMEOUT_REASONS:
+            raise BadBody(f"timeout reason must be one of {', '.join(TIMEOUT_REASONS)}")
+
+    def to_wire(self) -> dict[str, Any]:
+        """The canonical map."""
+        return {"referee": self.referee, "reason": self.reason}
+
+    @classmethod
+    def from_wire(cls, obj: Any) -> Self:
+        """Parse an untrusted map."""
+        m = expect_map(obj, {"referee", "reason"})
+        return cls(get_bytes(m, "referee", length=32), get_str(m, "reason", max_len=16))
+
+
 for _kind, _body in (
     (COMMIT_KIND, NonceCommit),
     (REVEAL_KIND, NonceReveal),
     (ATTEST_KIND, Attestation),
     (ANSWER_KIND, MatchAnswer),
+    (TIMEOUT_KIND, RefereeTimeout),
 ):
     register_kind(
         KindSpec(

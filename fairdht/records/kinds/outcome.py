@@ -15,6 +15,7 @@ from fairdht.records.registry import KindSpec, register_kind
 from fairdht.records.schema import expect_map, get_bytes, get_int, get_list, get_str
 
 __all__ = [
+    "FORFEIT_REASONS",
     "MAX_OUTCOME_PLAYERS",
     "OUTCOME_KIND",
     "OUTCOME_STATUSES",
@@ -25,6 +26,8 @@ __all__ = [
 OUTCOME_KIND = "match_outcome"
 MAX_OUTCOME_PLAYERS = 16
 OUTCOME_STATUSES = ("completed", "rules_failed", "aborted")
+# Why a player forfeited (docs/game-rules.md, "Forfeit"); "" for a player who did not.
+FORFEIT_REASONS = ("", "cheating")
 
 
 def outcome_subkey(match_id: str) -> bytes:
@@ -46,6 +49,7 @@ class MatchOutcome:
     winner: int = -1
     detail: str = ""
     result_hash: bytes = b""
+    forfeit: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         n = len(self.players)
@@ -59,6 +63,18 @@ class MatchOutcome:
             raise BadBody(f"outcome status must be one of {', '.join(OUTCOME_STATUSES)}")
         if not -1 <= self.winner < n:
             raise BadBody("outcome winner must index a player or be -1")
+        if self.forfeit:
+            # One byte form: no list when nobody forfeited, else one entry per player.
+            if len(self.forfeit) != n or not any(self.forfeit):
+                raise BadBody("outcome forfeit must be aligned with its players, or absent")
+            if any(f not in FORFEIT_REASONS for f in self.forfeit):
+                raise BadBody(f"outcome forfeit must be one of {FORFEIT_REASONS}")
+            if self.winner >= 0 and self.forfeit[self.winner]:
+                raise BadBody("a player who forfeited cannot win")
+
+    def forfeited(self, index: int) -> str:
+        """Why player ``index`` forfeited, or "" if it did not."""
+        return self.forfeit[index] if self.forfeit else ""
 
     def to_wire(self) -> dict[str, Any]:
         """The canonical map."""
@@ -73,7 +89,7 @@ class MatchOutcome:
             "winner": self.winner,
             "detail": self.detail,
             "result_hash": self.result_hash,
-        }
+        } | ({"forfeit": list(self.forfeit)} if self.forfeit else {})
 
     @classmethod
     def from_wire(cls, obj: Any) -> Self:
@@ -92,6 +108,7 @@ class MatchOutcome:
                 "detail",
                 "result_hash",
             },
+            {"forfeit"},
         )
         players = get_list(m, "players", max_items=MAX_OUTCOME_PLAYERS)
         scores = get_list(m, "scores", max_items=MAX_OUTCOME_PLAYERS)
@@ -109,6 +126,11 @@ class MatchOutcome:
             raise BadBody("outcome rejected counts must be non-negative integers")
         if not all(isinstance(f, bool) for f in finished):
             raise BadBody("outcome finished flags must be booleans")
+        forfeit = get_list(m, "forfeit", max_items=MAX_OUTCOME_PLAYERS, default=[])
+        if "forfeit" in m and not forfeit:
+            raise BadBody("outcome forfeit is absent when nobody forfeited")
+        if not all(isinstance(f, str) for f in forfeit):
+            raise BadBody("outcome forfeit entries must be strings")
         return cls(
             match_id=check_game_id(get_str(m, "match", max_len=64), what="match id"),
             code_hash=get_bytes(m, "code_hash", length=32),
@@ -120,6 +142,7 @@ class MatchOutcome:
             winner=get_int(m, "winner", lo=-1, hi=MAX_OUTCOME_PLAYERS - 1),
             detail=get_str(m, "detail", max_len=120),
             result_hash=get_bytes(m, "result_hash", max_len=32),
+            forfeit=tuple(forfeit),
         )
 
 

@@ -218,12 +218,24 @@ def test_publish_from_one_host_listed_and_probed_from_another(net: Net) -> None:
     )
 
 
+def publish_once(net: Net, name: str, port: int) -> None:
+    """Announce one server from the pub host with a key of its own (``--once``)."""
+    key = net.root / f"{name}.key"
+    new_key(key)
+    argv = ["--key", str(key), "--bootstrap", net.entry("e1"), "--network", NET]
+    argv += ["--address", net.addr("pub", port), "--name", name, "--once"]
+    done = net.hosts["pub"].run([*PUBLISH, *argv])
+    assert done.returncode == 0, done.stderr
+
+
+def listed_on_n3(net: Net) -> set[str]:
+    return {s["name"] for s in net.api("n3", f"/api/servers?network={NET}")["servers"]}
+
+
 def test_checkpoint_and_rollback_from_a_maintainer_host(net: Net) -> None:
-    wait_for(
-        lambda: len(net.api("n3", f"/api/servers?network={NET}")["servers"]) >= 2,
-        timeout=40,
-        what="the servers of the publish test on n3",
-    )
+    for i in (1, 2):
+        publish_once(net, f"mh-ck-{i}", 30000 + i)
+    wait_for(lambda: {"mh-ck-1", "mh-ck-2"} <= listed_on_n3(net), timeout=40, what="n3's list")
     maint = net.data("maint")
     trusted = net.cli(
         "maint",
@@ -258,33 +270,8 @@ def test_checkpoint_and_rollback_from_a_maintainer_host(net: Net) -> None:
     members = signed["count"]
     assert members >= 2
     # A flood after the checkpoint, then the maintainer rolls the network back to it.
-    flood_key = net.root / "flood.key"
-    new_key(flood_key)
-    flood = net.hosts["pub"].run(
-        [
-            *PUBLISH,
-            "--key",
-            str(flood_key),
-            "--bootstrap",
-            net.entry("e1"),
-            "--network",
-            NET,
-            "--address",
-            net.addr("pub", 40000),
-            "--name",
-            "mh-flood",
-            "--once",
-        ],
-    )
-    assert flood.returncode == 0, flood.stderr
-    wait_for(
-        lambda: (
-            "mh-flood"
-            in {s["name"] for s in net.api("n3", f"/api/servers?network={NET}")["servers"]}
-        ),
-        timeout=40,
-        what="n3 to list the flood",
-    )
+    publish_once(net, "mh-flood", 40000)
+    wait_for(lambda: "mh-flood" in listed_on_n3(net), timeout=40, what="n3 to list the flood")
     rolled = ok(
         net.cli(
             "maint",

@@ -19,11 +19,11 @@ from fairdht.cli.common import (
     add_data_dir_option,
     add_json_option,
     data_dir_of,
+    light_client,
     load_key_of,
     print_json,
 )
 from fairdht.cli.servers import add_network_option, network_of, open_history, open_trust
-from fairdht.dht import connect
 from fairdht.errors import NotFoundError, RecordError
 from fairdht.identity.keys import PublicKey
 from fairdht.records.kinds.checkpoint import CONTROL_MAX_TTL
@@ -126,7 +126,7 @@ def run_sign(args: argparse.Namespace) -> int:
     history, trust = open_history(data_dir), open_trust(data_dir)
 
     async def go() -> SignOutcome:
-        async with connect(list(args.bootstrap)) as node:
+        async with light_client(args) as node:
             return await sign_checkpoint(
                 node.get,
                 node.put,
@@ -160,7 +160,7 @@ def run_prove(args: argparse.Namespace) -> int:
     history, trust = open_history(data_dir), open_trust(data_dir)
 
     async def go() -> tuple[int, bytes, tuple[bytes, ...]]:
-        async with connect(list(args.bootstrap)) as node:
+        async with light_client(args) as node:
             view = await sync_network(
                 node.get, network, history=history, trust=trust, now=time.time(),
                 record_history=False,

@@ -7,10 +7,14 @@ import ipaddress
 import json
 import re
 import sys
+from contextlib import AbstractAsyncContextManager
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from fairdht.identity import SigningKey, default_data_dir, load_key
+
+if TYPE_CHECKING:
+    from fairdht.dht import DHTNode
 
 __all__ = [
     "KEY_FILE_NAME",
@@ -19,9 +23,11 @@ __all__ = [
     "add_data_dir_option",
     "add_json_option",
     "add_key_option",
+    "bind_address",
     "bootstrap_endpoint",
     "data_dir_of",
     "key_path_of",
+    "light_client",
     "listen_endpoint",
     "load_key_of",
     "parse_endpoint",
@@ -94,8 +100,17 @@ def listen_endpoint(text: str) -> Endpoint:
     return parse_endpoint(text, what="listen address", allow_port_zero=True, allow_hostname=False)
 
 
+def bind_address(text: str) -> str:
+    """argparse type of ``--bind``: a local IP literal."""
+    try:
+        return ipaddress.ip_address(text.strip().strip("[]")).compressed
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--bind {text!r} is not an IP address") from None
+
+
 def add_bootstrap_option(parser: argparse.ArgumentParser, *, required: bool = False) -> None:
-    """Add the repeatable ``--bootstrap HOST:PORT`` option (into ``args.bootstrap``)."""
+    """Add the repeatable ``--bootstrap HOST:PORT`` option (into ``args.bootstrap``) and
+    ``--bind IP``, the local address of the light client's socket."""
     parser.add_argument(
         "--bootstrap",
         metavar="HOST:PORT",
@@ -105,6 +120,21 @@ def add_bootstrap_option(parser: argparse.ArgumentParser, *, required: bool = Fa
         required=required,
         help="entry node to join through; repeat for several",
     )
+    parser.add_argument(
+        "--bind",
+        metavar="IP",
+        type=bind_address,
+        default=None,
+        help="local address to send from (default: any, chosen per destination)",
+    )
+
+
+def light_client(args: argparse.Namespace, **options: Any) -> AbstractAsyncContextManager[DHTNode]:
+    """A light client joined through ``--bootstrap`` from ``--bind`` (fairdht.dht.connect)."""
+    from fairdht.dht import connect  # the DHT stack loads only for commands that use it
+
+    bootstrap = [(e.host, e.port) for e in getattr(args, "bootstrap", [])]
+    return connect(bootstrap, bind=getattr(args, "bind", None), **options)
 
 
 def add_json_option(parser: argparse.ArgumentParser) -> None:

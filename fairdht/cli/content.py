@@ -15,6 +15,7 @@ from fairdht.cli.common import (
     add_json_option,
     add_key_option,
     data_dir_of,
+    light_client,
     load_key_of,
     print_json,
 )
@@ -28,7 +29,6 @@ from fairdht.content.bundle import (
     read_bundle,
     write_bundle,
 )
-from fairdht.dht import connect
 from fairdht.errors import UsageError
 from fairdht.referee.codehash import parse_code_hash
 from fairdht.trust import DEMO_NETWORK, TrustStore
@@ -86,10 +86,6 @@ def register(subparsers: Any) -> None:
     fetch.set_defaults(func=run_fetch)
 
 
-def _addrs(args: argparse.Namespace) -> list[tuple[str, int]]:
-    return [(e.host, e.port) for e in args.bootstrap]
-
-
 def _plan_summary(plan: PublishPlan) -> dict[str, Any]:
     return {
         "code_hash": plan.code_hash.hex(),
@@ -105,7 +101,7 @@ def run_publish(args: argparse.Namespace) -> int:
     plan = plan_publish(key, args.network, read_bundle(args.path), now=time.time(), ttl=args.ttl)
 
     async def go() -> None:
-        async with connect(_addrs(args)) as node:
+        async with light_client(args) as node:
             await publish_plan(node.put, plan)
 
     asyncio.run(go())
@@ -134,7 +130,7 @@ def run_fetch(args: argparse.Namespace) -> int:
     mirror_key = load_key_of(args) if args.mirror else None
 
     async def go() -> dict[str, Any]:
-        async with connect(_addrs(args)) as node:
+        async with light_client(args) as node:
             bundle = await fetch_bundle(
                 node.get, args.network, digest, trusted=trusted, max_bytes=args.max_bytes
             )

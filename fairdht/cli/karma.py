@@ -21,10 +21,10 @@ from fairdht.cli.common import (
     add_json_option,
     add_key_option,
     data_dir_of,
+    light_client,
     load_key_of,
     print_json,
 )
-from fairdht.dht import connect
 from fairdht.errors import BadBody, UsageError
 from fairdht.identity.keys import PublicKey, SigningKey
 from fairdht.karma.fetch import FetchedView, fetch_view
@@ -156,7 +156,7 @@ async def _vote(
     evidence: bytes,
     now: float,
 ) -> CastResult:
-    async with connect(list(args.bootstrap)) as node:
+    async with light_client(args) as node:
         return await cast_vote(
             node.put,
             node.get,
@@ -220,7 +220,7 @@ async def _show(
     high_water: dict[tuple[bytes, bytes], int],
     now: float,
 ) -> FetchedView:
-    async with connect(list(args.bootstrap)) as node:
+    async with light_client(args) as node:
 
         async def get(key: bytes) -> list[Record]:
             # Withdrawals too: they raise the replay marks (fairdht.node.karma_state).

@@ -23,11 +23,11 @@ from fairdht.cli.common import (
     add_json_option,
     add_key_option,
     data_dir_of,
+    light_client,
     load_key_of,
     print_json,
 )
 from fairdht.cli.referee import add_network_option, match_id, parse_player_keys
-from fairdht.dht import connect
 from fairdht.errors import NotFoundError, UsageError
 from fairdht.identity.keys import SigningKey
 from fairdht.records.kinds.match import NONCE_BYTES, match_key
@@ -68,10 +68,6 @@ def register(subparsers: Any) -> None:
         p.set_defaults(func=func)
 
 
-def _addrs(args: argparse.Namespace) -> list[tuple[str, int]]:
-    return [(e.host, e.port) for e in args.bootstrap]
-
-
 def _save_nonce(path: Path) -> bytes:
     """The saved nonce at ``path``, or a new one written there (0600) first."""
     if path.exists():
@@ -107,7 +103,7 @@ def run_commit(args: argparse.Namespace) -> int:
     record = sign_commit(key, args.network, args.match, nonce, now=time.time())
 
     async def go() -> int:
-        async with connect(_addrs(args)) as node:
+        async with light_client(args) as node:
             return (await node.put(record)).accepted
 
     accepted = asyncio.run(go())
@@ -126,7 +122,7 @@ def run_reveal(args: argparse.Namespace) -> int:
     me = key.public_key.raw
 
     async def go() -> int:
-        async with connect(_addrs(args)) as node:
+        async with light_client(args) as node:
             records = await node.get(match_key(args.network, args.match))
             rnd = tally(records, match_id=args.match, players=None, now=time.time())
             if me not in rnd.committed:
@@ -162,7 +158,7 @@ def run_show(args: argparse.Namespace) -> int:
     """Print the round of ``args.match`` as tallied now."""
 
     async def go() -> Round:
-        async with connect(_addrs(args)) as node:
+        async with light_client(args) as node:
             records = await node.get(match_key(args.network, args.match))
             return tally(records, match_id=args.match, players=args.players, now=time.time())
 

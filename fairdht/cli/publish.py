@@ -21,8 +21,14 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from fairdht.cli.common import add_bootstrap_option, add_json_option, load_key_of, print_json
-from fairdht.dht import PutResult, connect
+from fairdht.cli.common import (
+    add_bootstrap_option,
+    add_json_option,
+    light_client,
+    load_key_of,
+    print_json,
+)
+from fairdht.dht import PutResult
 from fairdht.errors import FairDHTError, KeyFileError, NetworkError, UsageError
 from fairdht.identity.keys import SigningKey
 from fairdht.node.prober import ProbeAnswerer
@@ -191,7 +197,7 @@ async def _announce(
     first: Record,
     every: float,
 ) -> int:
-    async with connect(list(args.bootstrap)) as node:
+    async with light_client(args) as node:
         result = await node.put(first)
         _say(args, "announced", result, body)
         if args.once:

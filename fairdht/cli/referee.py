@@ -23,11 +23,12 @@ from fairdht.cli.common import (
     add_key_option,
     data_dir_of,
     key_path_of,
+    light_client,
     load_key_of,
     parse_endpoint,
     print_json,
 )
-from fairdht.dht import DHTNode, connect
+from fairdht.dht import DHTNode
 from fairdht.errors import BadBody, UsageError
 from fairdht.identity.keys import PublicKey
 from fairdht.node.karma_reader import reader_karma
@@ -182,10 +183,6 @@ def register(subparsers: Any) -> None:
     refs.set_defaults(func=run_referees)
 
 
-def _addrs(args: argparse.Namespace) -> list[tuple[str, int]]:
-    return [(e.host, e.port) for e in args.bootstrap]
-
-
 def run_offer(args: argparse.Namespace) -> int:
     """Publish the offer; unless ``--once``, keep it alive until a signal, then withdraw."""
     key = load_key_of(args)
@@ -218,7 +215,7 @@ def run_offer(args: argparse.Namespace) -> int:
                 loop.remove_signal_handler(sig)
 
     async def offer_until(stop: asyncio.Event) -> int:
-        async with connect(_addrs(args)) as node:
+        async with light_client(args) as node:
             # keep_alive puts at once, then every ttl/3 s; the first result is reported.
             alive = node.keep_alive(make, every=args.ttl / 3)
             try:
@@ -276,7 +273,7 @@ def run_referees(args: argparse.Namespace) -> int:
     """Print the eligible referees for ``args.code_hash``; exit 1 when there is none."""
 
     async def go() -> RefereeSearch:
-        async with connect(_addrs(args)) as node:
+        async with light_client(args) as node:
             now = time.time()
             trust = _trust(args)
 

@@ -18,11 +18,11 @@ from fairdht.cli.common import (
     add_data_dir_option,
     add_json_option,
     data_dir_of,
+    light_client,
     load_key_of,
     print_json,
 )
 from fairdht.cli.servers import add_network_option, network_of, open_history, open_trust
-from fairdht.dht import connect
 from fairdht.records.kinds.checkpoint import CONTROL_MAX_TTL
 from fairdht.serverlist.maintain import SignOutcome, sign_rollback
 
@@ -64,7 +64,7 @@ def run_rollback(args: argparse.Namespace) -> int:
     history, trust = open_history(data_dir), open_trust(data_dir)
 
     async def go() -> SignOutcome:
-        async with connect(list(args.bootstrap)) as node:
+        async with light_client(args) as node:
             return await sign_rollback(
                 node.get,
                 node.put,

@@ -96,11 +96,16 @@ def open_trust(data_dir: Path) -> TrustStore:
 
 
 async def read_network(
-    bootstrap: list[tuple[str, int]], network: str, data_dir: Path, *, now: float
+    bootstrap: list[tuple[str, int]],
+    network: str,
+    data_dir: Path,
+    *,
+    now: float,
+    bind: str | None = None,
 ) -> SyncResult:
     """Join as a light client and read ``network`` under the data dir's trust policy."""
     history, trust = open_history(data_dir), open_trust(data_dir)
-    async with connect(bootstrap) as node:
+    async with connect(bootstrap, bind=bind) as node:
         return await sync_network(
             node.get,
             network,
@@ -154,11 +159,12 @@ async def read_and_probe(
     timeout: float = DEFAULT_PROBE_TIMEOUT,
     scope: ProbeScope | None = None,
     key_path: Path | None = None,
+    bind: str | None = None,
 ) -> ProbedList:
     """Read ``network`` as a light client, probe its listed servers (bounded), and score
     their authors' karma as the reader at ``key_path`` (when that key file exists)."""
     history, trust = open_history(data_dir), open_trust(data_dir)
-    async with connect(bootstrap) as node:
+    async with connect(bootstrap, bind=bind) as node:
         result = await sync_network(
             node.get,
             network,
@@ -319,6 +325,7 @@ def run_servers(args: argparse.Namespace) -> int:
             budget=args.probe_budget,
             timeout=args.probe_timeout,
             key_path=key_path_of(args),
+            bind=args.bind,
         )
     )
     result = probed.result

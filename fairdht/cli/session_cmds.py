@@ -18,6 +18,7 @@ from fairdht.cli.common import (
     add_json_option,
     add_key_option,
     data_dir_of,
+    light_client,
     listen_endpoint,
     load_key_of,
     print_json,
@@ -32,7 +33,6 @@ from fairdht.cli.referee import (
     parse_player_keys,
 )
 from fairdht.content.bundle import fetch_bundle, write_bundle
-from fairdht.dht import connect
 from fairdht.errors import UsageError
 from fairdht.identity.keys import PublicKey
 from fairdht.node.player import play_match, play_ranked
@@ -154,10 +154,6 @@ def register(subparsers: Any) -> None:
     play.set_defaults(func=run_play)
 
 
-def _addrs(args: argparse.Namespace) -> list[tuple[str, int]]:
-    return [(e.host, e.port) for e in args.bootstrap]
-
-
 def _outcome_doc(record: Any) -> dict[str, Any]:
     body = record.body_as(MatchOutcome)
     return {
@@ -190,7 +186,7 @@ def run_play(args: argparse.Namespace) -> int:
         raise UsageError("--duration-ms must be between 1000 and 600000")
 
     async def go() -> dict[str, Any]:
-        async with connect(_addrs(args)) as node:
+        async with light_client(args) as node:
             settings = {"seed": args.seed, "duration_ms": args.duration_ms}
             attempts: list[dict[str, Any]] = []
             if args.referee is None:
@@ -268,7 +264,7 @@ def run_serve(args: argparse.Namespace) -> int:
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
         with tempfile.TemporaryDirectory(prefix="fairdht-serve-") as tmp:
-            async with connect(_addrs(args), key=key) as node:
+            async with light_client(args, key=key) as node:
                 if args.bundle is not None:
                     bundle_dir = Path(args.bundle)
                     digest = code_hash(bundle_dir)

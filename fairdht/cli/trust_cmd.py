@@ -18,11 +18,11 @@ from fairdht.cli.common import (
     add_data_dir_option,
     add_json_option,
     data_dir_of,
+    light_client,
     load_key_of,
     print_json,
 )
 from fairdht.cli.servers import network_of, open_trust
-from fairdht.dht import connect
 from fairdht.errors import RecordError, UsageError
 from fairdht.identity.keys import PublicKey
 from fairdht.trust import ROLES, sign_rotation
@@ -153,7 +153,7 @@ def _run_rotate(args: argparse.Namespace) -> int:
         raise UsageError(str(exc)) from None
 
     async def put() -> int:
-        async with connect(list(args.bootstrap)) as node:
+        async with light_client(args) as node:
             return (await node.put(record)).accepted
 
     accepted = asyncio.run(put())

@@ -61,7 +61,7 @@ def _after(request: web.Request) -> int | None:
     text = request.headers.get("Last-Event-ID") or request.query.get("after", "")
     if not text:
         return None
-    if not text.isdigit() or len(text) > 18:
+    if not (text.isascii() and text.isdigit()) or len(text) > 18:
         raise ApiError(400, "Last-Event-ID (or after) must be an event id")
     return int(text)
 

@@ -73,7 +73,8 @@ def int_param(request: web.Request, name: str, *, default: int, low: int, high: 
     text = request.query.get(name, "")
     if not text:
         return default
-    if not text.isdigit() or not low <= int(text) <= high:
+    # isascii: str.isdigit() also takes other scripts' digits ("٣"), which int() reads.
+    if not (text.isascii() and text.isdigit()) or not low <= int(text) <= high:
         raise ApiError(400, f"query parameter {name} must be a whole number from {low} to {high}")
     return int(text)
 

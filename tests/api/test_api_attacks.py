@@ -243,9 +243,21 @@ def test_node_options_http_host_and_http_max_streams(tmp_path: Path) -> None:
                     assert second.status == 503
                     assert "1 event streams" in (await second.json())["error"]
                 first.close()
+            # A request aiohttp cannot parse (NUL in a header) is a 400 and one log line.
+            host, port = url.removeprefix("http://").rsplit(":", 1)
+            reader, writer = await asyncio.open_connection(host, int(port))
+            try:
+                writer.write(b"GET /api/status HTTP/1.1\r\nHost: game-box.lan\r\nX: \x00\r\n\r\n")
+                await writer.drain()
+                assert b" 400 " in await asyncio.wait_for(reader.readline(), 10)
+            finally:
+                writer.close()
+                await writer.wait_closed()
 
         asyncio.run(body())
         assert node.terminate() == 0
-        assert "Traceback" not in node.log_text()
+        log = node.log_text()
+        assert "malformed HTTP request refused with 400" in log
+        assert "Traceback" not in log
     finally:
         node.kill()

@@ -11,8 +11,11 @@ from collections.abc import Sequence
 
 from aiohttp import web
 
+from fairdht.api import refusals
 from fairdht.api.context import NODE
 from fairdht.api.errors import error_middleware
+from fairdht.api.events import DEFAULT_MAX_STREAMS, MAX_STREAMS
+from fairdht.api.hosts import HOST_POLICY, HostPolicy, host_middleware
 from fairdht.node.runner import RunningNode
 
 __all__ = ["MAX_BODY_BYTES", "ROUTE_MODULES", "create_app"]
@@ -38,10 +41,26 @@ ROUTE_MODULES = [
 MAX_BODY_BYTES = 64 * 1024
 
 
-def create_app(node: RunningNode, *, modules: Sequence[str] = ROUTE_MODULES) -> web.Application:
-    """The API application for ``node`` with every route module registered."""
-    app = web.Application(middlewares=[error_middleware], client_max_size=MAX_BODY_BYTES)
+def create_app(
+    node: RunningNode,
+    *,
+    modules: Sequence[str] = ROUTE_MODULES,
+    hosts: HostPolicy | None = None,
+    max_streams: int = DEFAULT_MAX_STREAMS,
+) -> web.Application:
+    """The API application for ``node`` with every route module registered.
+
+    ``hosts`` says which Host headers it answers (default: an API on 127.0.0.1);
+    ``max_streams`` caps the open ``/api/events`` streams.
+    """
+    # The Host check runs first, so a refused request reaches no route at all.
+    app = web.Application(
+        middlewares=[host_middleware, error_middleware], client_max_size=MAX_BODY_BYTES
+    )
     app[NODE] = node
+    app[HOST_POLICY] = hosts if hosts is not None else HostPolicy()
+    app[MAX_STREAMS] = max_streams
+    refusals.install(app)
     for name in modules:
         importlib.import_module(name).register(app)
     return app

@@ -7,6 +7,11 @@ names the one that left. Each message has an ``id``; a client that reconnects wi
 line goes out every ``keep-alive`` seconds so proxies and clients see a live socket.
 A client that falls ``DEFAULT_QUEUE`` events behind gets an ``overflow`` message and
 the stream ends; it reconnects with its last id.
+
+Each open stream holds a socket, a queue and a task (about 18 KiB: 5,000 held streams
+cost 89 MiB), so at most ``MAX_STREAMS`` are open at once and one more is answered
+503 with ``Retry-After``. A client that goes away frees its slot when the next write
+to it fails, within one keep-alive.
 """
 
 from __future__ import annotations
@@ -18,14 +23,28 @@ from aiohttp import web
 from fairdht.api.context import NODE
 from fairdht.api.errors import ApiError
 from fairdht.api.params import network_param
+from fairdht.api.refusals import count_refusal
 from fairdht.node.events import Event, Subscription
 
-__all__ = ["KEEPALIVE_SECONDS", "STREAMS", "format_event", "register", "stream_events"]
+__all__ = [
+    "DEFAULT_MAX_STREAMS",
+    "KEEPALIVE_SECONDS",
+    "MAX_STREAMS",
+    "STREAMS",
+    "format_event",
+    "register",
+    "stream_events",
+]
 
 KEEPALIVE_SECONDS = web.AppKey("fairdht.events.keepalive", float)
 STREAMS = web.AppKey("fairdht.events.streams", set[Subscription])
+MAX_STREAMS = web.AppKey("fairdht.events.max_streams", int)
 # Below the common 30-60 s idle timeouts of proxies and load balancers.
 DEFAULT_KEEPALIVE = 15.0
+# A dashboard or two and a few game clients per node need a handful; 64 costs ~1 MiB.
+DEFAULT_MAX_STREAMS = 64
+# Seconds a refused client waits before it tries again (EventSource waits its retry: 3 s).
+RETRY_AFTER = "5"
 
 
 def format_event(event: Event) -> bytes:
@@ -42,7 +61,7 @@ def _after(request: web.Request) -> int | None:
     text = request.headers.get("Last-Event-ID") or request.query.get("after", "")
     if not text:
         return None
-    if not text.isdigit() or len(text) > 18:
+    if not (text.isascii() and text.isdigit()) or len(text) > 18:
         raise ApiError(400, "Last-Event-ID (or after) must be an event id")
     return int(text)
 
@@ -51,6 +70,15 @@ async def stream_events(request: web.Request) -> web.StreamResponse:
     """Stream events (of one network with ``network=``) until the client goes away."""
     network = network_param(request, default=None) if request.query.get("network") else None
     after = _after(request)
+    streams = request.app[STREAMS]
+    cap = request.app.get(MAX_STREAMS, DEFAULT_MAX_STREAMS)
+    if len(streams) >= cap:
+        count_refusal(request.app, "streams")
+        raise ApiError(
+            503,
+            f"this node already serves {cap} event streams (its --http-max-streams); retry later",
+            headers={"Retry-After": RETRY_AFTER},
+        )
     node = request.app[NODE]
     keepalive = request.app[KEEPALIVE_SECONDS]
     response = web.StreamResponse(
@@ -62,7 +90,6 @@ async def stream_events(request: web.Request) -> web.StreamResponse:
     )
     # Subscribe before the headers go out: a client that saw the response misses nothing.
     sub = node.events.subscribe(network=network, after=after)
-    streams = request.app[STREAMS]
     streams.add(sub)
     try:
         await response.prepare(request)

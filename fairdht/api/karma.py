@@ -112,5 +112,7 @@ async def post_vote(request: web.Request) -> web.Response:
 def register(app: web.Application) -> None:
     """Add the karma routes."""
     install(app)
-    app.router.add_get("/api/karma/{subject}", get_karma)
+    # "vote" is POST /api/karma/vote, never a subject: without the lookahead GET on it
+    # would be a bad-subject 400 and its 405 would advertise GET in Allow.
+    app.router.add_get("/api/karma/{subject:(?!vote$)[^/]+}", get_karma)
     app.router.add_post("/api/karma/vote", post_vote)

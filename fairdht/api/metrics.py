@@ -5,7 +5,8 @@ as ``fairdht_rpc_total{rpc,outcome}``, ``dropped.<reason>`` as
 ``fairdht_dropped_datagrams_total{reason}``, ``store.refused.<code>`` as
 ``fairdht_store_refused_total{code}``, and every other counter as
 ``fairdht_dht_events_total{name}``. Gauges: peers, records, bytes held, uptime, event
-subscribers. Histograms: DHT lookups made for API requests, server-list rounds.
+subscribers. Refused API requests by reason. Histograms: DHT lookups made for API
+requests, server-list rounds.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from collections.abc import Iterable
 from aiohttp import web
 
 from fairdht.api.context import NODE
+from fairdht.api.refusals import REFUSED
 from fairdht.api.timing import LOOKUP_SECONDS
 from fairdht.api.timing import install as install_timing
 from fairdht.node.latency import Histogram
@@ -112,6 +114,15 @@ def render_metrics(app: web.Application) -> str:
         "fairdht_event_subscribers_dropped_total", "counter", "Streams closed for falling behind."
     )
     out.sample("fairdht_event_subscribers_dropped_total", bus.dropped_subscribers)
+
+    out.family(
+        "fairdht_api_refused_total",
+        "counter",
+        "API requests refused before a route ran, by reason (host, streams, json).",
+    )
+    refused = app.get(REFUSED)
+    for reason in ("host", "streams", "json"):
+        out.sample("fairdht_api_refused_total", refused[reason] if refused else 0, reason=reason)
 
     if LOOKUP_SECONDS in app:
         out.histogram(

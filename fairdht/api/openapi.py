@@ -6,12 +6,17 @@ the document cannot drift from what the node sends (docs/api.md has the prose).
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from aiohttp import web
 
 from fairdht import __version__
 from fairdht.node.events import EVENT_TYPES
+from fairdht.records import KEY_BYTES
+from fairdht.records.kinds.karma import ACTIONS, MAX_CONTEXT_CHARS, MAX_EVIDENCE_BYTES
+from fairdht.records.kinds.referee import MAX_CLUSTER, MAX_GAME_ID
+from fairdht.records.kinds.server import MAX_PLAYERS, MAX_TAGS
 
 __all__ = ["SCHEMAS", "openapi_document", "register"]
 
@@ -42,6 +47,37 @@ def _ref(name: str) -> Schema:
 
 def _list(item: Schema) -> Schema:
     return {"type": "array", "items": item}
+
+
+# What the routes accept, written so a schema-valid request is never refused for its
+# form (schemathesis checks both ways: tests/api/test_api_fuzz_schemathesis.py).
+NETWORK = {"type": "string", "pattern": "^[a-z0-9][a-z0-9._-]{0,31}$"}
+# In a query an empty network means the default (or, for history and events, all).
+NETWORK_OR_EMPTY = {"type": "string", "pattern": "^([a-z0-9][a-z0-9._-]{0,31})?$"}
+FLAG = {"type": "string", "enum": ["", "0", "1", "false", "true", "no", "yes"]}
+
+
+def _hex(size: int) -> Schema:
+    return {"type": "string", "pattern": f"^[0-9a-fA-F]{{{size * 2}}}$"}
+
+
+KEY_HEX = _hex(32)
+_OCTET = "(25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])"
+_PORT = "([1-9][0-9]{0,3}|[1-5][0-9]{4}|6[0-4][0-9]{3}|65[0-4][0-9]{2}|655[0-2][0-9]|6553[0-5])"
+_H16 = "[0-9a-fA-F]{1,4}"
+# IPv4:PORT or [IPv6]:PORT with all eight groups; the shortened forms ([::1]:PORT) are
+# accepted too, but a pattern that admits them admits invalid addresses as well.
+ENDPOINT = {
+    "type": "string",
+    "pattern": f"^({_OCTET}(\\.{_OCTET}){{3}}|\\[{_H16}(:{_H16}){{7}}\\]):{_PORT}$",
+    "description": "IP:PORT or [IPv6]:PORT, an IP literal (no host name)",
+}
+# Record text fields (fairdht.records.schema.get_str): no control characters.
+_NO_CONTROL = "^[^\\x00-\\x1f\\x7f]*$"
+
+
+def _text(low: int, high: int) -> Schema:
+    return {"type": "string", "minLength": low, "maxLength": high, "pattern": _NO_CONTROL}
 
 
 KARMA_BRIEF = _obj({"score": NUM, "color": {"type": "string", "enum": ["red", "neutral", "green"]}})
@@ -228,10 +264,25 @@ SCHEMAS: dict[str, Schema] = {
         },
         {"votes": _list(_ref("ExplainedVote"))},
     ),
-    "VoteRequest": _obj(
-        {"subject": HEX, "action": STR},
-        {"context": STR, "evidence": HEX, "withdraw": BOOL, "network": STR},
-    ),
+    "VoteRequest": {
+        **_obj(
+            {"subject": KEY_HEX, "action": {"type": "string", "enum": list(ACTIONS)}},
+            {
+                "context": {
+                    "type": "string",
+                    "pattern": f"^[\\x20-\\x7e]{{0,{MAX_CONTEXT_CHARS}}}$",
+                },
+                "evidence": {
+                    "type": "string",
+                    "pattern": f"^([0-9a-fA-F]{{2}}){{0,{MAX_EVIDENCE_BYTES}}}$",
+                },
+                "withdraw": BOOL,
+                "network": NETWORK,
+            },
+        ),
+        "additionalProperties": False,
+        "description": "subject must not be the node's own key (a key cannot vote on itself)",
+    },
     "VoteResult": _obj(
         {
             "subject": HEX,
@@ -275,18 +326,26 @@ SCHEMAS: dict[str, Schema] = {
         },
         {"candidates": _list(_ref("Referee"))},
     ),
-    "PublishRequest": _obj(
-        {"address": STR, "name": STR},
-        {
-            "network": STR,
-            "mode": STR,
-            "map": STR,
-            "players": INT,
-            "max_players": INT,
-            "game_version": STR,
-            "tags": _list(STR),
-        },
-    ),
+    "PublishRequest": {
+        **_obj(
+            {"address": ENDPOINT, "name": _text(1, 64)},
+            {
+                "network": NETWORK,
+                "mode": _text(0, 32),
+                "map": _text(0, 32),
+                "players": {"type": "integer", "minimum": 0, "maximum": MAX_PLAYERS},
+                "max_players": {"type": "integer", "minimum": 0, "maximum": MAX_PLAYERS},
+                "game_version": _text(0, 32),
+                "tags": {
+                    "type": "array",
+                    "maxItems": MAX_TAGS,
+                    "items": {"type": "string", "minLength": 1, "maxLength": 16},
+                },
+            },
+        ),
+        "additionalProperties": False,
+        "description": "players must not exceed max_players unless max_players is 0 (unknown)",
+    },
     "PublishResult": _obj(
         {
             "network": STR,
@@ -322,41 +381,85 @@ SCHEMAS: dict[str, Schema] = {
             "data": {"type": "object"},
         }
     ),
+    # One message of the text/event-stream, as the WHATWG parser splits it: each event's
+    # data line is an Event; a client that fell behind gets one overflow message.
+    "EventMessage": {
+        "oneOf": [
+            _obj(
+                {
+                    "id": {"type": "string", "pattern": "^[0-9]+$"},
+                    "event": {"type": "string", "enum": list(EVENT_TYPES)},
+                    "data": {
+                        "type": "string",
+                        "contentMediaType": "application/json",
+                        "contentSchema": _ref("Event"),
+                    },
+                },
+                {"retry": INT},
+            ),
+            _obj(
+                {
+                    "event": {"type": "string", "const": "overflow"},
+                    "data": {
+                        "type": "string",
+                        "contentMediaType": "application/json",
+                        "contentSchema": _obj({"reconnect": {"type": "boolean", "const": True}}),
+                    },
+                },
+                {"id": STR, "retry": INT},
+            ),
+        ]
+    },
 }
 
 _NETWORK = {
     "name": "network",
     "in": "query",
     "required": False,
-    "schema": STR,
+    "schema": NETWORK_OR_EMPTY,
     "description": "network name (default demo)",
 }
 
 
-def _query(name: str, schema: Schema, description: str) -> Schema:
+def _query(name: str, schema: Schema, description: str, *, required: bool = False) -> Schema:
     return {
         "name": name,
         "in": "query",
-        "required": False,
+        "required": required,
         "schema": schema,
         "description": description,
     }
 
 
-def _path(name: str, description: str) -> Schema:
-    return {"name": name, "in": "path", "required": True, "schema": HEX, "description": description}
+def _path(name: str, description: str, schema: Schema = KEY_HEX) -> Schema:
+    return {
+        "name": name,
+        "in": "path",
+        "required": True,
+        "schema": schema,
+        "description": description,
+    }
 
 
 def _json(schema: str, description: str = "OK") -> Schema:
     return {"description": description, "content": {"application/json": {"schema": _ref(schema)}}}
 
 
+# Every route: a Host header that does not name this API (DNS-rebinding guard).
+_HOST_ERROR = {"421": _json("Error", "the Host header does not name this API (fairdht.api.hosts)")}
 _ERRORS = {
     "400": _json("Error", "bad input (nothing was sent to the DHT)"),
     "502": _json("Error", "the network failed"),
     "503": _json("Error", "no peer answered"),
+    **_HOST_ERROR,
 }
-_AUTH_ERRORS = {**_ERRORS, "401": _json("Error", "missing or wrong bearer token")}
+_AUTH_ERRORS = {
+    **_ERRORS,
+    "401": _json("Error", "missing or wrong bearer token"),
+    "409": _json("Error", "peers answered and refused the record"),
+    "413": _json("Error", "the body is larger than 64 KiB"),
+}
+_BODY_ERRORS = {**_AUTH_ERRORS, "415": _json("Error", "the body is not application/json")}
 _SECURED: list[dict[str, list[str]]] = [{"token": []}]
 
 
@@ -372,7 +475,7 @@ def _write(summary: str, status: str, ok: Schema, body: str | None, **extra: Any
     op: Schema = {
         "summary": summary,
         "security": _SECURED,
-        "responses": {status: ok, **_AUTH_ERRORS},
+        "responses": {status: ok, **(_AUTH_ERRORS if body is None else _BODY_ERRORS)},
     }
     if body is not None:
         op["requestBody"] = {
@@ -390,9 +493,9 @@ PATHS: dict[str, dict[str, Schema]] = {
             "Records under a DHT key (merged from replicas, or local=1)",
             _json("Records"),
             params=[
-                _path("key", "DHT key, 40 hex digits"),
-                _query("local", STR, "1: this node's store only"),
-                _query("withdrawn", STR, "1: include withdrawals"),
+                _path("key", "DHT key, 40 hex digits", _hex(KEY_BYTES)),
+                _query("local", FLAG, "1: this node's store only"),
+                _query("withdrawn", FLAG, "1: include withdrawals"),
             ],
         )
     },
@@ -417,7 +520,7 @@ PATHS: dict[str, dict[str, Schema]] = {
         "get": _op(
             "A network's server list (as fairdht servers --json)",
             _json("ServerList"),
-            params=[_NETWORK, _query("karma", STR, "1: add each author's karma")],
+            params=[_NETWORK, _query("karma", FLAG, "1: add each author's karma")],
         )
     },
     "/api/servers/{author}": {
@@ -427,7 +530,7 @@ PATHS: dict[str, dict[str, Schema]] = {
             params=[
                 _path("author", "public key, 64 hex digits"),
                 _NETWORK,
-                _query("karma", STR, "1: add the author's karma"),
+                _query("karma", FLAG, "1: add the author's karma"),
             ],
             responses={
                 "200": _json("AuthorServers"),
@@ -441,8 +544,8 @@ PATHS: dict[str, dict[str, Schema]] = {
             "The commit log, newest first (as fairdht history --json)",
             _json("History"),
             params=[
-                _query("network", STR, "only this network (default: all)"),
-                _query("limit", INT, "commits, 1-1000 (default 50)"),
+                _query("network", NETWORK_OR_EMPTY, "only this network (default: all)"),
+                _query("limit", {"type": "integer", "minimum": 1, "maximum": 1000}, "default 50"),
             ],
         )
     },
@@ -450,7 +553,13 @@ PATHS: dict[str, dict[str, Schema]] = {
         "get": _op(
             "One commit: its diff and the keys that made it",
             _json("CommitDetail"),
-            params=[_path("commit", "commit id or a unique prefix (4+ hex digits)")],
+            params=[
+                _path(
+                    "commit",
+                    "commit id or a unique prefix (4+ hex digits)",
+                    {"type": "string", "pattern": "^[0-9a-fA-F]{4,64}$"},
+                )
+            ],
             responses={
                 "200": _json("CommitDetail"),
                 "404": _json("Error", "no such commit"),
@@ -472,7 +581,7 @@ PATHS: dict[str, dict[str, Schema]] = {
             params=[
                 _path("subject", "public key"),
                 _NETWORK,
-                _query("explain", STR, "0: no votes list"),
+                _query("explain", FLAG, "0: no votes list"),
             ],
         )
     },
@@ -491,10 +600,21 @@ PATHS: dict[str, dict[str, Schema]] = {
             params=[
                 _path("code_hash", "64 hex digits"),
                 _NETWORK,
-                _query("players", STR, "comma-separated player keys"),
-                _query("match", STR, "match id: use its revealed nonces"),
-                _query("count", INT, "referees wanted, 1-64"),
-                _query("explain", STR, "1: every candidate with status and reason"),
+                _query(
+                    "players",
+                    {
+                        "type": "string",
+                        "pattern": f"^([0-9a-fA-F]{{64}}(,[0-9a-fA-F]{{64}}){{0,{MAX_CLUSTER - 1}}})?$",
+                    },
+                    f"comma-separated player keys (at most {MAX_CLUSTER})",
+                ),
+                _query(
+                    "match",
+                    {"type": "string", "pattern": f"^[A-Za-z0-9._:-]{{1,{MAX_GAME_ID}}}$"},
+                    "match id: use its revealed nonces",
+                ),
+                _query("count", {"type": "integer", "minimum": 1, "maximum": 64}, "default 1"),
+                _query("explain", FLAG, "1: every candidate with status and reason"),
             ],
         )
     },
@@ -511,22 +631,33 @@ PATHS: dict[str, dict[str, Schema]] = {
             "200",
             _json("WithdrawResult"),
             None,
-            parameters=[_NETWORK, _query("address", STR, "the server's IP:PORT")],
+            parameters=[
+                _NETWORK,
+                _query("address", ENDPOINT, "the server's IP:PORT", required=True),
+            ],
         ),
     },
     "/api/events": {
         "get": {
             "summary": "Server-sent events: server.*, commit, checkpoint, rollback, karma.*",
             "parameters": [
-                _query("network", STR, "only this network's events"),
-                _query("after", INT, "replay kept events after this id (or Last-Event-ID)"),
+                _query("network", NETWORK_OR_EMPTY, "only this network's events"),
+                _query(
+                    "after",
+                    {"type": "integer", "minimum": 0, "maximum": 10**18 - 1},
+                    "replay kept events after this id (or Last-Event-ID)",
+                ),
             ],
             "responses": {
                 "200": {
                     "description": "an endless text/event-stream; each data line is an Event",
-                    "content": {"text/event-stream": {"schema": _ref("Event")}},
+                    # OpenAPI 3.1 has no itemSchema (3.2): the schema of a stream's media
+                    # type describes each message, as schemathesis reads it.
+                    "content": {"text/event-stream": {"schema": _ref("EventMessage")}},
                 },
                 "400": _json("Error", "bad input"),
+                "503": _json("Error", "the node serves its most event streams; retry later"),
+                **_HOST_ERROR,
             },
         }
     },
@@ -534,23 +665,81 @@ PATHS: dict[str, dict[str, Schema]] = {
         "get": {
             "summary": "This document",
             "responses": {
-                "200": {"description": "OpenAPI 3.1", "content": {"application/json": {}}}
+                "200": {"description": "OpenAPI 3.1", "content": {"application/json": {}}},
+                **_HOST_ERROR,
             },
         }
     },
     "/metrics": {
         "get": {
             "summary": "Prometheus text format: peers, records, RPCs, drops, latency",
-            "responses": {"200": {"description": "text", "content": {"text/plain": {}}}},
+            "responses": {
+                "200": {"description": "text", "content": {"text/plain": {}}},
+                **_HOST_ERROR,
+            },
         }
     },
     "/": {
         "get": {
             "summary": "The dashboard (HTML)",
-            "responses": {"200": {"description": "page", "content": {"text/html": {}}}},
+            "responses": {
+                "200": {"description": "page", "content": {"text/html": {}}},
+                **_HOST_ERROR,
+            },
         }
     },
 }
+
+
+def _operation_id(method: str, path: str) -> str:
+    """``getServersAuthor`` for GET /api/servers/{author}; ``getDashboard`` for GET /."""
+    words = [w.strip("{}") for w in re.split(r"[/._]", path.removeprefix("/api")) if w]
+    return method + "".join(w[:1].upper() + w[1:] for w in words or ["dashboard"])
+
+
+# OpenAPI links (§4.8.20): where a client finds the values of the next request in an
+# answer. Schemathesis' stateful phase follows them, so it reaches real servers, commits
+# and votes rather than random keys.
+_LINKS: dict[tuple[str, str, str], dict[str, tuple[str, dict[str, str]]]] = {
+    ("/api/servers", "get", "200"): {
+        "ServerAuthor": (
+            "getServersAuthor",
+            {"author": "$response.body#/servers/0/author", "network": "$response.body#/network"},
+        ),
+        "AuthorKarma": ("getKarmaSubject", {"subject": "$response.body#/servers/0/author"}),
+    },
+    ("/api/history", "get", "200"): {
+        "Commit": ("getHistoryCommit", {"commit": "$response.body#/commits/0/id"}),
+    },
+    ("/api/publish", "post", "201"): {
+        "Withdraw": (
+            "deletePublish",
+            {"address": "$response.body#/address", "network": "$response.body#/network"},
+        ),
+        "Records": ("getRecordsKey", {"key": "$response.body#/record/key"}),
+    },
+    ("/api/records", "post", "201"): {
+        "Records": ("getRecordsKey", {"key": "$response.body#/key"}),
+    },
+    ("/api/karma/vote", "post", "201"): {
+        "Karma": (
+            "getKarmaSubject",
+            {"subject": "$response.body#/subject", "network": "$response.body#/network"},
+        ),
+    },
+}
+
+for _path_name, _ops in PATHS.items():
+    for _method, _operation in _ops.items():
+        _operation["operationId"] = _operation_id(_method, _path_name)
+for (_path_name, _method, _status), _links in _LINKS.items():
+    PATHS[_path_name][_method]["responses"][_status] = {
+        **PATHS[_path_name][_method]["responses"][_status],
+        "links": {
+            name: {"operationId": target, "parameters": params}
+            for name, (target, params) in _links.items()
+        },
+    }
 
 
 def openapi_document() -> dict[str, Any]:

@@ -8,6 +8,7 @@ from typing import Any
 from aiohttp import web
 
 from fairdht.api.errors import ApiError
+from fairdht.api.refusals import count_refusal
 from fairdht.errors import BadBody
 from fairdht.records.envelope import check_network_name
 from fairdht.trust import DEMO_NETWORK
@@ -18,6 +19,7 @@ __all__ = [
     "int_param",
     "json_body",
     "network_param",
+    "parse_json",
     "public_key_param",
 ]
 
@@ -71,19 +73,31 @@ def int_param(request: web.Request, name: str, *, default: int, low: int, high: 
     text = request.query.get(name, "")
     if not text:
         return default
-    if not text.isdigit() or not low <= int(text) <= high:
+    # isascii: str.isdigit() also takes other scripts' digits ("٣"), which int() reads.
+    if not (text.isascii() and text.isdigit()) or not low <= int(text) <= high:
         raise ApiError(400, f"query parameter {name} must be a whole number from {low} to {high}")
     return int(text)
+
+
+def parse_json(request: web.Request, data: bytes) -> Any:
+    """``data`` parsed as JSON, else a 400 that says why (counted as a ``json`` refusal)."""
+    try:
+        return json.loads(data)
+    except RecursionError:
+        # The parser recurses once per nesting level: 30,000 ``[`` exhaust the stack.
+        # No document of this API nests more than 3 levels.
+        count_refusal(request.app, "json")
+        raise ApiError(400, "the body's JSON is nested too deeply") from None
+    except ValueError:  # JSONDecodeError and UnicodeDecodeError
+        count_refusal(request.app, "json")
+        raise ApiError(400, "the body is not valid JSON") from None
 
 
 async def json_body(request: web.Request) -> dict[str, Any]:
     """The request's JSON object body, else a 400."""
     if request.content_type != "application/json":
         raise ApiError(415, "send the body as application/json")
-    try:
-        document = json.loads(await request.read())
-    except (ValueError, UnicodeDecodeError):
-        raise ApiError(400, "the body is not valid JSON") from None
+    document = parse_json(request, await request.read())
     if not isinstance(document, dict):
         raise ApiError(400, "the body must be a JSON object")
     return document

@@ -6,13 +6,12 @@
 
 from __future__ import annotations
 
-import json
-
 from aiohttp import web
 
 from fairdht.api.auth import require_token
 from fairdht.api.context import NODE
 from fairdht.api.errors import ApiError
+from fairdht.api.params import parse_json
 from fairdht.api.render import record_json
 from fairdht.records import KEY_BYTES, validate_record
 
@@ -61,10 +60,7 @@ async def _record_bytes(request: web.Request) -> bytes:
     body = await request.read()
     if request.content_type != "application/json":
         return body
-    try:
-        document = json.loads(body)
-    except (ValueError, UnicodeDecodeError):
-        raise ApiError(400, "the body is not valid JSON") from None
+    document = parse_json(request, body)
     text = document.get("record") if isinstance(document, dict) else None
     if not isinstance(text, str):
         raise ApiError(400, 'a JSON body must be {"record": "<hex of the record bytes>"}')

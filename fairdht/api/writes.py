@@ -15,7 +15,7 @@ from aiohttp import web
 from fairdht.api.auth import require_token
 from fairdht.api.context import NODE
 from fairdht.api.errors import ApiError
-from fairdht.api.params import json_body
+from fairdht.api.params import json_body, network_param
 from fairdht.api.render import record_json
 from fairdht.dht import KeepAlive
 from fairdht.errors import BadBody
@@ -55,6 +55,16 @@ def _network(value: object) -> str:
         raise ApiError(400, f"network: {exc}") from None
 
 
+def _whole(value: object, name: str) -> int:
+    # JSON has one number type: 12 and 12.0 are the same integer (RFC 8259 §6; JSON
+    # Schema 2020-12 counts both as "integer"), so both are accepted; true is not a number.
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if type(value) is not int:
+        raise ApiError(400, f"{name} must be a whole number")
+    return value
+
+
 async def post_publish(request: web.Request) -> web.Response:
     """Sign and put an announcement for ``address``; keep it alive until withdrawn."""
     require_token(request)
@@ -67,8 +77,8 @@ async def post_publish(request: web.Request) -> web.Response:
         if name in doc and not isinstance(doc[name], str):
             raise ApiError(400, f"{name} must be a string")
     for name in ("players", "max_players"):
-        if name in doc and (type(doc[name]) is not int):
-            raise ApiError(400, f"{name} must be a whole number")
+        if name in doc:
+            doc[name] = _whole(doc[name], name)
     tags = doc.get("tags", [])
     if not isinstance(tags, list) or not all(isinstance(t, str) for t in tags):
         raise ApiError(400, "tags must be a list of strings")
@@ -136,7 +146,7 @@ async def delete_publish(request: web.Request) -> web.Response:
     """Stop re-announcing ``address`` and put a signed withdrawal for it."""
     require_token(request)
     node = request.app[NODE]
-    network = _network(request.query.get("network", DEMO_NETWORK))
+    network = network_param(request)  # empty or absent: the demo network, as on every read
     address = request.query.get("address", "")
     if not address:
         raise ApiError(400, "query parameter address is required")

@@ -35,6 +35,22 @@ def http_endpoint(text: str) -> tuple[str, int]:
     )
 
 
+def _http_host(text: str) -> str:
+    """argparse type of ``--http-host``: a host name or IP literal, normalized."""
+    from fairdht.api.hosts import check_host_name
+
+    try:
+        return check_host_name(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _max_streams(text: str) -> int:
+    if not text.isdigit() or not 1 <= int(text) <= 10_000:
+        raise argparse.ArgumentTypeError(f"{text!r} must be a whole number from 1 to 10000")
+    return int(text)
+
+
 def _positive_seconds(text: str) -> float:
     try:
         value = float(text)
@@ -80,6 +96,23 @@ def register(subparsers: Any) -> None:
         type=http_endpoint,
         default=None,
         help="start the local HTTP API here (e.g. 127.0.0.1:8470; port 0 picks one)",
+    )
+    parser.add_argument(
+        "--http-host",
+        metavar="NAME",
+        type=_http_host,
+        action="append",
+        default=None,
+        help="also answer HTTP requests whose Host is NAME (repeatable); others are refused "
+        "(421) against DNS rebinding, except the listen address, localhost on loopback, "
+        "and any IP literal when --http is a wildcard address",
+    )
+    parser.add_argument(
+        "--http-max-streams",
+        metavar="N",
+        type=_max_streams,
+        default=64,
+        help="most /api/events streams open at once; more are answered 503 (default 64)",
     )
     parser.add_argument(
         "--rpc-timeout",
@@ -142,6 +175,8 @@ def run(args: argparse.Namespace) -> int:
         listen=None if args.listen is None else tuple(args.listen),
         bootstrap=tuple(tuple(e) for e in args.bootstrap),
         http=args.http,
+        http_hosts=tuple(dict.fromkeys(args.http_host or ())),
+        http_max_streams=args.http_max_streams,
         key_path=args.key,
         rpc_timeout=args.rpc_timeout,
         retry_base=min(1.0, args.retry_cap),
@@ -156,7 +191,9 @@ def run(args: argparse.Namespace) -> int:
     if config.http is not None:
         if not ipaddress.ip_address(config.http[0]).is_loopback:
             log.warning("the HTTP API listens on %s, beyond loopback", config.http[0])
-        frontend = ApiServer(*config.http)
+        frontend = ApiServer(
+            *config.http, names=config.http_hosts, max_streams=config.http_max_streams
+        )
     runner = NodeRunner(config, frontend=frontend)
     try:
         run_main(run_until_signalled(runner))

@@ -17,6 +17,10 @@ class NodeConfig:
     listen: tuple[str, int] | None = None
     bootstrap: tuple[tuple[str, int], ...] = ()
     http: tuple[str, int] | None = None
+    # Host names the HTTP API answers besides its listen address (DNS-rebinding guard,
+    # fairdht.api.hosts), and the most event streams it keeps open at once.
+    http_hosts: tuple[str, ...] = ()
+    http_max_streams: int = 64
     key_path: Path | None = None
     rpc_timeout: float = 1.0
     # Bootstrap retries while no entry node answers: exponential backoff from

@@ -16,7 +16,7 @@ from typing import Any
 from aiohttp.test_utils import TestClient, TestServer
 
 from fairdht.api.app import create_app
-from fairdht.api.events import KEEPALIVE_SECONDS
+from fairdht.api.events import DEFAULT_MAX_STREAMS, KEEPALIVE_SECONDS
 from fairdht.api.openapi import openapi_document
 from fairdht.dht import DHTConfig, DHTNode
 from fairdht.dht.storage import SQLiteRecordStore
@@ -100,6 +100,7 @@ async def api_nodes(
     *,
     prepare: Callable[[Path], None] | None = None,
     queue_size: int = 256,
+    max_streams: int = DEFAULT_MAX_STREAMS,
 ) -> AsyncIterator[list[ApiNode]]:
     """Nodes 1..count on 127.0.N.1, joined through node 1, each serving the API.
 
@@ -134,7 +135,7 @@ async def api_nodes(
                 events=bus,
                 live=live,
             )
-            app = create_app(node)
+            app = create_app(node, max_streams=max_streams)
             app[KEEPALIVE_SECONDS] = 0.2
             client: TestClient[Any, Any] = TestClient(TestServer(app, host="127.0.0.1"))
             await client.start_server()

@@ -45,7 +45,6 @@ from fairdht.dht.admission import (
     passes_puzzle,
     subnet_of,
 )
-from fairdht.dht.amplification import FACTOR
 from fairdht.dht.config import DHTConfig
 from fairdht.dht.metrics import Metrics
 from fairdht.dht.ratelimit import Limit, SourceLimiter
@@ -126,8 +125,6 @@ MAX_TOKEN_ARG: Final = 1024
 # the request (RFC 9000 §8.1) still fits about 20 IPv4 contacts (QUIC pads its first
 # packet for the same reason).
 PAD_BYTES: Final = 256
-# Bytes sent to an unproven source are at most this many times the bytes it sent.
-AMPLIFICATION: Final = FACTOR
 # Tokens received and tokens presented, remembered per address (each table LRU).
 _ADDRESS_MEMORY: Final = 4096
 TOKEN_REFUSAL: Final = "token"
@@ -731,8 +728,8 @@ class DHTProtocol(HardenedRPCProtocol, KademliaProtocol):  # type: ignore[misc]
         reply = [self.wire_id, self.wire_key, signature, self._token_for(sender)]
         if sender_id:
             # Its key is claimed, not proved: challenge it back (S/Kademlia §4.1), from
-            # what the budget leaves after the reply (one with an id is at least 107
-            # bytes: 321 of credit cover the 154-byte pong and a ~120-byte challenge).
+            # what the budget leaves after the reply (a ping with an id is at least 107
+            # bytes: 321 of credit cover the 154-byte pong and a challenge of <= 156).
             self.admit(
                 Node(sender_id, sender[0], sender[1]),
                 reserve=HEADER_BYTES + len(pack(reply)),

@@ -8,8 +8,8 @@
 - Address validation (RFC 9000 §8.1, BEP 5 tokens): ``TokenMint`` hands out a short
   MAC of the requester's address under a rotating secret; a requester that echoes it
   has proven it receives datagrams there.
-- Per-address rate limits (OpenDHT's per-IP quotas): ``RateLimiter`` is a bounded map of
-  token buckets.
+- Per-source rate limits (OpenDHT's per-IP quotas, per host and per subnet here) live in
+  ``fairdht.dht.ratelimit``; ``RateLimiter`` is re-exported from there.
 
 Every function here takes time as ``now`` (seconds of the caller's clock).
 """
@@ -21,10 +21,9 @@ import hashlib
 import hmac
 import ipaddress
 import os
-from collections import OrderedDict
-from dataclasses import dataclass
 from typing import Final
 
+from fairdht.dht.ratelimit import RateLimiter
 from fairdht.identity import SigningKey, puzzle_bits
 
 __all__ = [
@@ -149,49 +148,3 @@ class TokenMint:
             hmac.compare_digest(token, self._mac(secret, ip, port))
             for secret in (self._current, self._previous)
         )
-
-
-@dataclass(slots=True)
-class _Bucket:
-    tokens: float
-    stamp: float
-
-
-class RateLimiter:
-    """Per-key token buckets (``rate`` per second, ``burst`` deep), at most ``size`` keys.
-
-    The least recently used key is forgotten first; a forgotten key starts with a full
-    bucket again, so the table bounds memory, not rates. ``rate`` 0 disables the limit.
-    """
-
-    def __init__(self, rate: float, burst: float, *, size: int = 4096) -> None:
-        self.rate = rate
-        self.burst = max(burst, 1.0)
-        self.size = size
-        self._buckets: OrderedDict[str, _Bucket] = OrderedDict()
-
-    def allow(self, key: str, now: float, cost: float = 1.0) -> bool:
-        """Take ``cost`` tokens from ``key``'s bucket; False (nothing taken) if too few."""
-        if self.rate <= 0:
-            return True
-        bucket = self._buckets.get(key)
-        if bucket is None:
-            bucket = self._buckets[key] = _Bucket(self.burst, now)
-            if len(self._buckets) > self.size:
-                self._buckets.popitem(last=False)
-        else:
-            self._buckets.move_to_end(key)
-            elapsed = max(0.0, now - bucket.stamp)
-            bucket.tokens = min(self.burst, bucket.tokens + elapsed * self.rate)
-            bucket.stamp = now
-        if bucket.tokens < cost:
-            return False
-        bucket.tokens -= cost
-        return True
-
-    def available(self, key: str, now: float) -> float:
-        """Tokens ``key`` could spend now (``burst`` for an unknown key)."""
-        bucket = self._buckets.get(key)
-        if self.rate <= 0 or bucket is None:
-            return self.burst
-        return min(self.burst, bucket.tokens + max(0.0, now - bucket.stamp) * self.rate)

@@ -57,13 +57,23 @@ class DHTConfig:
     disjoint_paths: int = 0
     # Address tokens (BEP 5): secrets rotate this often; a token lives 1-2 periods.
     token_period: float = 300.0
-    # Per-IP token buckets (OpenDHT's per-IP limits): requests served, and record
-    # signatures verified for STOREs; rate 0 disables a limit. Bursts cover an honest
-    # bulk writer (500 puts, 16 in flight, cost a peer ~2,000 requests in about a second).
+    # -- Source limits (fairdht.dht.ratelimit; docs/protocol.md "Budgets and limits") --
+    # Token buckets per host (an IPv4 address, an IPv6 /64) and per subnet (/24, /48):
+    # requests served, and record signatures verified for STOREs; a request needs a token
+    # from both; rate 0 disables a limit. Host bursts cover an honest bulk writer (500
+    # puts, 16 in flight, cost a peer ~2,000 requests in about a second); a subnet gets
+    # twice a host, so a few honest users behind one NAT or /24 fit, while 40 hosts of
+    # one /24 together get no more than two. Each table holds limiter_size keys (LRU).
+    # All limits come from here, so that a node may later exempt its local networks.
     request_rate: float = 1000.0
     request_burst: float = 4000.0
+    subnet_request_rate: float = 1000.0
+    subnet_request_burst: float = 8000.0
     verify_rate: float = 500.0
     verify_burst: float = 2000.0
+    subnet_verify_rate: float = 500.0
+    subnet_verify_burst: float = 4000.0
+    limiter_size: int = 4096
 
     def __post_init__(self) -> None:
         if self.ksize < 1 or self.alpha < 1 or self.read_replicas < 1:
@@ -80,7 +90,17 @@ class DHTConfig:
             raise ValueError("puzzle_bits and subnet limits must be >= 0")
         if self.disjoint_paths < 0 or self.token_period <= 0:
             raise ValueError("disjoint_paths >= 0 and token_period > 0")
-        if min(self.request_rate, self.request_burst, self.verify_rate, self.verify_burst) < 0:
-            raise ValueError("rate limits must be >= 0")
+        limits = (
+            self.request_rate,
+            self.request_burst,
+            self.subnet_request_rate,
+            self.subnet_request_burst,
+            self.verify_rate,
+            self.verify_burst,
+            self.subnet_verify_rate,
+            self.subnet_verify_burst,
+        )
+        if min(limits) < 0 or self.limiter_size < 1:
+            raise ValueError("rate limits must be >= 0 and limiter_size >= 1")
         if self.max_verify_in_flight < 0 or self.store_concurrency < 1:
             raise ValueError("max_verify_in_flight >= 0 and store_concurrency >= 1")

@@ -15,10 +15,12 @@ and replaces every RPC (docs/protocol.md, "RPCs"):
 - ``find_value(sender_id, key, cursor, token) -> {"records", "next", "nodes", "token"}``:
   one page of whole records per reply, at most one datagram (pitfall 6).
 
-Replies to a source that has not proven its address are at most 3x its request
-(RFC 9000 §8.1). Which contacts may enter the routing table is decided in one place,
-``admit``: only after a signed challenge, with a solved puzzle and within the
-per-subnet limits.
+Everything sent to a source that has not proven its address, in answer to what it
+sent (the reply, and the challenge ping a claimed id triggers), is at most 3x the bytes
+received from it: one ``AmplificationBudget`` per node (RFC 9000 §8.1). Requests are
+rate-limited per host and per /24 or /48 before they are decoded (``SourceLimiter``).
+Which contacts may enter the routing table is decided in one place, ``admit``: only
+after a signed challenge, with a solved puzzle and within the per-subnet limits.
 """
 
 from __future__ import annotations
@@ -38,7 +40,6 @@ from kademlia.routing import KBucket
 from fairdht.dht.admission import (
     NONCE_BYTES,
     TOKEN_BYTES,
-    RateLimiter,
     TokenMint,
     challenge_message,
     passes_puzzle,
@@ -46,6 +47,7 @@ from fairdht.dht.admission import (
 )
 from fairdht.dht.config import DHTConfig
 from fairdht.dht.metrics import Metrics
+from fairdht.dht.ratelimit import Limit, SourceLimiter
 from fairdht.dht.routing import DHTRoutingTable, loop_time
 from fairdht.dht.rpc import (
     HEADER_BYTES,
@@ -90,6 +92,7 @@ __all__ = [
     "PING",
     "PUBKEY_BYTES",
     "REFUSAL_CODES",
+    "REPLY_TOKEN_BYTES",
     "STORE",
     "STORE_BUDGET",
     "DHTProtocol",
@@ -122,15 +125,18 @@ MAX_TOKEN_ARG: Final = 1024
 # the request (RFC 9000 §8.1) still fits about 20 IPv4 contacts (QUIC pads its first
 # packet for the same reason).
 PAD_BYTES: Final = 256
-# Replies to an unproven source are at most this many times the request.
-AMPLIFICATION: Final = 3
-# Addresses remembered as proven, tokens received, tokens presented (each, LRU).
+# Tokens received and tokens presented, remembered per address (each table LRU).
 _ADDRESS_MEMORY: Final = 4096
 TOKEN_REFUSAL: Final = "token"
 BUSY_REFUSAL: Final = "busy"
 # Request bytes left for records in one STORE: the datagram minus header and the
 # framing of ["store", [sender_id, key, [...]]] (under 64 bytes), minus 3 per record.
 STORE_BUDGET: Final = MAX_DATAGRAM - HEADER_BYTES - 64
+# A reply costs one request token more per this many bytes (docs/protocol.md, limits).
+REPLY_TOKEN_BYTES: Final = 1024
+# Budget bytes a challenge ping leaves for the reply it comes with: an empty contact
+# list, or an empty find_value page with its token and "retry" (header included).
+_MIN_REPLY: Final = 80
 # Reply bytes reserved for the find_value map's keys, "next" and headers.
 _PAGE_OVERHEAD: Final = 64 + MAX_CURSOR_BYTES
 
@@ -436,7 +442,9 @@ class DHTProtocol(HardenedRPCProtocol, KademliaProtocol):  # type: ignore[misc]
         rng: random.Random | None = None,
         key: SigningKey | None = None,
     ) -> None:
-        HardenedRPCProtocol.__init__(self, metrics=metrics, timeout=config.rpc_timeout)
+        HardenedRPCProtocol.__init__(
+            self, metrics=metrics, timeout=config.rpc_timeout, proven_for=config.token_period
+        )
         self.config = config
         self.client_mode = config.client_mode
         self.serving = not config.client_mode
@@ -459,22 +467,31 @@ class DHTProtocol(HardenedRPCProtocol, KademliaProtocol):  # type: ignore[misc]
         self._head_checks: set[bytes] = set()
         # Address validation (RFC 9000 §8.1 with BEP 5 tokens), all timed by the loop.
         self.tokens = TokenMint(config.token_period)
-        self._proven: OrderedDict[Address, float] = OrderedDict()  # source -> until
         self._received_tokens: OrderedDict[Address, bytes] = OrderedDict()  # peer -> token
         self._presented: OrderedDict[Address, float] = OrderedDict()  # peer -> until
-        self.request_limits = RateLimiter(config.request_rate, config.request_burst)
-        self.verify_limits = RateLimiter(config.verify_rate, config.verify_burst)
+        # Token buckets per host and per /24 or /48 (fairdht.dht.ratelimit), all from the
+        # config so that a node can exempt its local networks there.
+        self.request_limits = SourceLimiter(
+            Limit(config.request_rate, config.request_burst),
+            Limit(config.subnet_request_rate, config.subnet_request_burst),
+            size=config.limiter_size,
+        )
+        self.verify_limits = SourceLimiter(
+            Limit(config.verify_rate, config.verify_burst),
+            Limit(config.subnet_verify_rate, config.subnet_verify_burst),
+            size=config.limiter_size,
+        )
 
     # -- routing-table admission (the one place) ------------------------------------------
 
-    def admit(self, node: Node, pubkey: bytes | None = None) -> bool:
+    def admit(self, node: Node, pubkey: bytes | None = None, *, reserve: int = 0) -> bool:
         """Let ``node`` into the routing table if it may enter; True if it is (now) there.
 
         ``pubkey`` is given only once ``node`` answered our signed challenge at its
         address (``call_ping``, S/Kademlia §4.1). A contact enters only then, with an id
         that solves the static puzzle and within the per-subnet limits. A sighting
         without proof refreshes a matching contact, or starts one challenge; light
-        clients (empty id) and our own id never enter.
+        clients (empty id) and our own id never enter. ``reserve``: see ``verify_later``.
         """
         if len(node.id) != NODE_ID_BYTES or node.id == self.source_node.id:
             return False
@@ -495,7 +512,7 @@ class DHTProtocol(HardenedRPCProtocol, KademliaProtocol):  # type: ignore[misc]
                 if refusal is not None:
                     self.metrics.inc(f"routing.refused.{refusal}")
                     return False  # it could not enter anyway: no challenge for it
-            self.verify_later((node.ip, node.port))
+            self.verify_later((node.ip, node.port), reserve=reserve)
             return False
         if node_id_of(pubkey) != node.id:
             self.metrics.inc("dropped.bad_identity")
@@ -543,15 +560,40 @@ class DHTProtocol(HardenedRPCProtocol, KademliaProtocol):  # type: ignore[misc]
         """kademlia's hook: here, an unverified sighting of ``node`` (see ``admit``)."""
         self.admit(node)
 
-    def verify_later(self, address: Address) -> None:
-        """Challenge ``address`` once (bounded, deduplicated) so its signed pong can admit it."""
+    def verify_later(self, address: Address, *, reserve: int = 0) -> None:
+        """Challenge ``address`` once (bounded, deduplicated) so its signed pong can admit it.
+
+        A challenge sent while answering a request from ``address`` is charged to its
+        amplification budget, keeping ``reserve`` bytes for the reply: if it does not
+        fit, it is skipped (the next sighting tries again).
+        """
         if address in self._verifying:
             return
         if len(self._verifying) >= self.config.max_verify_in_flight:
             self.metrics.inc("routing.verify_skipped")
             return
+        if not self._charge_challenge(address, reserve):
+            self.metrics.inc("amplification.challenge_skipped")
+            return
         self._verifying.add(address)
         self.tasks.spawn(self._verify(address), name="verify")
+
+    def _challenge_bytes(self, address: Address) -> int:
+        """The size of ``call_ping``'s datagram to ``address`` (with an 8-byte token, the most)."""
+        args = [self.wire_id, self.wire_key, bytes(NONCE_BYTES), *address, bytes(TOKEN_BYTES)]
+        return HEADER_BYTES + len(pack([PING, args]))
+
+    def _charge_challenge(self, address: Address, reserve: int) -> bool:
+        """Take a challenge ping's bytes from the budget of the source being answered."""
+        answering = self.answering
+        if answering is None or not same_address(answering, address):
+            return True  # not in answer to this address: our own lookup or a bucket check
+        now = self.now()
+        left = self.budget.remaining(address, now)
+        if left is None:
+            return True  # proven
+        size = self._challenge_bytes(address)
+        return left - reserve >= size and self.budget.allow(address, size, now)
 
     async def _verify(self, address: Address) -> None:
         try:
@@ -595,7 +637,8 @@ class DHTProtocol(HardenedRPCProtocol, KademliaProtocol):  # type: ignore[misc]
         if not sender_id:
             return None  # a light client: never a contact, never handed replicas
         node = Node(sender_id, address[0], address[1])
-        self.admit(node)
+        # A challenge it triggers leaves room for the smallest whole reply.
+        self.admit(node, reserve=_MIN_REPLY)
         return node
 
     # -- address validation and rate limits -------------------------------------------------
@@ -609,32 +652,39 @@ class DHTProtocol(HardenedRPCProtocol, KademliaProtocol):  # type: ignore[misc]
 
     def proven(self, address: Address) -> bool:
         """True if ``address`` echoed our token or answered our challenge lately."""
-        until = self._proven.get(address)
-        return until is not None and until > loop_time()
+        return self.budget.proven(address, loop_time())
 
     def _prove(self, address: Address) -> None:
-        self._remember(self._proven, address, loop_time() + self.config.token_period)
+        self.budget.prove(address, loop_time())
 
     def _source_proven(self, sender: Address, token: bytes) -> bool:
-        """Check an echoed token; set the reply cap (3x the request) if still unproven."""
+        """Check an echoed token; False (and counted) if the sender is still unproven."""
         if token and self.tokens.check(token, sender[0], sender[1], loop_time()):
             self._prove(sender)
             return True
         if self.proven(sender):
             return True
         self.metrics.inc("amplification.capped")
-        self.reply_cap = AMPLIFICATION * self.request_bytes
         return False
 
     def _token_for(self, sender: Address) -> bytes:
         return self.tokens.mint(sender[0], sender[1], loop_time())
 
     def allow_request(self, address: Address) -> bool:
-        """Per-IP token bucket over every request (OpenDHT-style per-IP limit)."""
-        if self.request_limits.allow(address[0], loop_time()):
+        """Token buckets per host and per /24 or /48 over every request (before decoding)."""
+        refusal = self.request_limits.refusal(address[0], loop_time())
+        if refusal is None:
             return True
         self.metrics.inc("ratelimit.requests")
+        self.metrics.inc(f"ratelimit.requests.{refusal}")
         return False
+
+    def replied(self, address: Address, nbytes: int) -> None:
+        """A reply costs its source one more request token per full KiB it carries, so a
+        flood of 7 KiB find_value pages is held to an eighth of the request rate."""
+        extra = nbytes // REPLY_TOKEN_BYTES
+        if extra:
+            self.request_limits.charge(address[0], loop_time(), extra)
 
     def _token_arg(self, address: Address, pad: int) -> bytes:
         """The trailing token argument for a request to ``address``: its token, or padding."""
@@ -669,20 +719,25 @@ class DHTProtocol(HardenedRPCProtocol, KademliaProtocol):  # type: ignore[misc]
             raise Dropped("not_serving", "no signing key")
         if sender_id and node_id_of(pubkey) != sender_id:
             raise Dropped("bad_identity", "sender id is not BLAKE2b-160 of its key")
-        # The reply (154 bytes) fits 3x the smallest valid ping (55 bytes); the cap stays
-        # as the backstop, and a token echo proves the sender's address.
+        # The reply (154 bytes) fits 3x the smallest valid ping (55 bytes), and a token
+        # echo proves the sender's address.
         self._source_proven(sender, token)
-        if sender_id:
-            # Its key is claimed, not proved: challenge it back (S/Kademlia §4.1).
-            self.admit(Node(sender_id, sender[0], sender[1]))
         signature = self.signing_key.sign(
             challenge_message(nonce, sender_id, self.wire_id, to_ip, to_port)
         )
+        reply = [self.wire_id, self.wire_key, signature, self._token_for(sender)]
         if sender_id:
+            # Its key is claimed, not proved: challenge it back (S/Kademlia §4.1), from
+            # what the budget leaves after the reply (a ping with an id is at least 107
+            # bytes: 321 of credit cover the 154-byte pong and a challenge of <= 156).
+            self.admit(
+                Node(sender_id, sender[0], sender[1]),
+                reserve=HEADER_BYTES + len(pack(reply)),
+            )
             # A full node challenges from its own socket; our signed answer proves our
             # address to it (its verifier marks us proven), so STOREs need no token echo.
             self._presented_now(sender)
-        return [self.wire_id, self.wire_key, signature, self._token_for(sender)]
+        return reply
 
     def rpc_store(
         self, sender: Address, sender_id: bytes, key: bytes, raws: list[bytes]
@@ -727,14 +782,15 @@ class DHTProtocol(HardenedRPCProtocol, KademliaProtocol):  # type: ignore[misc]
         self._note_sender(sender_id, sender)
         contacts = [contact_wire(n) for n in self._neighbors(target, sender)]
         if not proven:
-            cap = self._payload_cap()
+            cap = self._payload_cap(sender)
             while contacts and len(pack(contacts)) > cap:
                 contacts.pop()
         return contacts
 
-    def _payload_cap(self) -> int:
-        cap = self.reply_cap if self.reply_cap is not None else MAX_DATAGRAM
-        return cap - HEADER_BYTES
+    def _payload_cap(self, sender: Address) -> int:
+        """Reply payload bytes the sender's amplification budget still allows."""
+        left = self.budget.remaining(sender, self.now())
+        return min(MAX_DATAGRAM, MAX_DATAGRAM if left is None else left) - HEADER_BYTES
 
     def rpc_find_value(
         self, sender: Address, sender_id: bytes, key: bytes, cursor: bytes, token: bytes
@@ -756,7 +812,7 @@ class DHTProtocol(HardenedRPCProtocol, KademliaProtocol):  # type: ignore[misc]
             "token": self._token_for(sender),
         }
         if not proven:
-            cap = self._payload_cap() - 16  # room for "retry": true
+            cap = self._payload_cap(sender) - 16  # room for "retry": true
             while nodes and len(pack(reply)) > cap:
                 nodes.pop()
             budget = cap - len(pack(reply))

@@ -12,6 +12,10 @@ synchronously, checked against a per-RPC spec, and either answered or dropped an
 counted as ``dropped.<reason>``; replies must come from the address asked and parse
 under the RPC's reply parser. No exception escapes into the event loop.
 
+Every request credits its source in the node's one ``AmplificationBudget``
+(``fairdht.dht.amplification``, RFC 9000 §8.1), and every reply is charged to it: a
+source that has not proven its address never gets more than 3x what it sent.
+
 Invariant of the decoder: a datagram is dispatched, or dropped and counted, never
 anything else (fuzzed in tests/dht/test_fuzz.py).
 """
@@ -19,10 +23,12 @@ anything else (fuzzed in tests/dht/test_fuzz.py).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import inspect
 import ipaddress
 import logging
 import os
+import socket
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from dataclasses import dataclass
@@ -32,6 +38,7 @@ from typing import Any, ClassVar, Final
 import msgpack
 from rpcudp.protocol import RPCProtocol
 
+from fairdht.dht.amplification import AmplificationBudget
 from fairdht.dht.metrics import Metrics
 from fairdht.errors import ProtocolError
 
@@ -66,6 +73,11 @@ RESPONSE: Final = 0x01
 Address = tuple[str, int]
 
 _ENDED_MEMORY: Final = 512
+# Socket receive buffer asked for (the OS caps it at net.core.rmem_max; Linux's default
+# is 208 KiB, a few hundred datagrams). While the loop is busy, a flood's datagrams queue
+# here; a bigger buffer keeps an honest datagram from being pushed out by them before
+# the rate limits, which run when it is read, can drop the flood cheaply.
+RECEIVE_BUFFER: Final = 4 << 20
 
 
 class Dropped(ProtocolError):
@@ -236,14 +248,18 @@ class HardenedRPCProtocol(RPCProtocol):  # type: ignore[misc]  # rpcudp is untyp
 
     specs: ClassVar[Mapping[str, RPCSpec]] = {}
 
-    def __init__(self, *, metrics: Metrics, timeout: float) -> None:
+    def __init__(self, *, metrics: Metrics, timeout: float, proven_for: float = 300.0) -> None:
         RPCProtocol.__init__(self, wait_timeout=timeout)
         self.metrics = metrics
         self.tasks = TaskSet(metrics, "task")
         self.rtt = RttEstimator()
         self.serving = True  # False: every request is dropped (light clients)
-        self.request_bytes = 0  # size of the request being handled
-        self.reply_cap: int | None = None  # reply size limit set by its handler
+        # What may still go to each unproven address (RFC 9000 §8.1): credited by each
+        # request, charged by each reply and by whatever else a handler sends there.
+        self.budget = AmplificationBudget(proven_for=proven_for)
+        # The source of the request being handled (None outside a handler): what a
+        # handler sends to it, beyond the reply, is charged to the same budget.
+        self.answering: Address | None = None
         self._outstanding: dict[bytes, _Pending] = {}
         # Ids of calls that ended without a reply (timed out, or abandoned by a lookup
         # that had enough): a reply arriving later is late, not a peer's fault.
@@ -254,6 +270,15 @@ class HardenedRPCProtocol(RPCProtocol):  # type: ignore[misc]  # rpcudp is untyp
         raise AttributeError(f"{type(self).__name__!s} has no attribute {name!r}")
 
     # -- transport events --------------------------------------------------------------
+
+    def connection_made(self, transport: Any) -> None:
+        """Keep the transport; ask for a larger receive buffer on a real socket."""
+        super().connection_made(transport)
+        get_extra_info = getattr(transport, "get_extra_info", None)
+        sock = get_extra_info("socket") if get_extra_info is not None else None
+        if sock is not None:  # asyncio's TransportSocket; a simulated transport has none
+            with contextlib.suppress(OSError):
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RECEIVE_BUFFER)
 
     def connection_lost(self, exc: Exception | None) -> None:
         """Fail every outstanding call; nothing more will arrive."""
@@ -311,6 +336,14 @@ class HardenedRPCProtocol(RPCProtocol):  # type: ignore[misc]  # rpcudp is untyp
         """Whether to serve one more request from ``address`` (subclasses rate-limit)."""
         return True
 
+    def replied(self, address: Address, nbytes: int) -> None:
+        """A reply of ``nbytes`` went to ``address`` (subclasses charge its rate limits)."""
+
+    @staticmethod
+    def now() -> float:
+        """The running loop's clock (virtual under fairdht.sim): budgets and limits run on it."""
+        return asyncio.get_running_loop().time()
+
     def _accept_request(self, msg_id: bytes, data: Any, address: Address, size: int) -> None:
         if not isinstance(data, list) or len(data) != 2:
             raise Dropped("bad_request", "not [name, args]")
@@ -326,39 +359,32 @@ class HardenedRPCProtocol(RPCProtocol):  # type: ignore[misc]  # rpcudp is untyp
             check(arg)
         self.metrics.inc(f"rpc.{name}.received")
         handler = getattr(self, f"rpc_{name}")
-        # A handler serving a source that has not proven its address sets reply_cap
-        # (RFC 9000 §8.1: at most 3x the request); _send_reply enforces it.
-        self.request_bytes = size
-        self.reply_cap = None
-        reply = handler(address, *args)
-        cap, self.reply_cap = self.reply_cap, None
+        # The request's bytes are the source's credit for everything sent back to it
+        # while it is unproven (RFC 9000 §8.1): the reply, and a challenge ping.
+        self.budget.received(address, size, self.now())
+        self.answering = address
+        try:
+            reply = handler(address, *args)
+        finally:
+            self.answering = None
         if reply is NO_REPLY:
             return
         if inspect.isawaitable(reply):
-            self.tasks.spawn(self._reply_later(msg_id, reply, address, cap), name=f"rpc-{name}")
+            self.tasks.spawn(self._reply_later(msg_id, reply, address), name=f"rpc-{name}")
         else:
-            self._send_reply(msg_id, reply, address, cap)
+            self._send_reply(msg_id, reply, address)
 
-    async def _reply_later(
-        self, msg_id: bytes, reply: Awaitable[Any], address: Address, cap: int | None
-    ) -> None:
+    async def _reply_later(self, msg_id: bytes, reply: Awaitable[Any], address: Address) -> None:
         try:
             value = await reply
         except Dropped as drop:
             self.metrics.inc(f"dropped.{drop.reason}")
             return
         if value is not NO_REPLY:
-            self._send_reply(msg_id, value, address, cap)
+            self._send_reply(msg_id, value, address)
 
-    def _send_reply(
-        self, msg_id: bytes, reply: Any, address: Address, cap: int | None = None
-    ) -> None:
+    def _send_reply(self, msg_id: bytes, reply: Any, address: Address) -> None:
         data = bytes([RESPONSE]) + msg_id + pack(reply)
-        if cap is not None and len(data) > cap:
-            # Handlers trim replies to unproven sources; this is the backstop that keeps
-            # a spoofed request from ever being amplified (RFC 9000 §8.1).
-            self.metrics.inc("dropped.amplification")
-            return
         if len(data) > MAX_DATAGRAM:
             # Our own bug: handlers size their replies. Never send what peers must drop.
             self.metrics.inc("dropped.oversize_reply")
@@ -366,7 +392,13 @@ class HardenedRPCProtocol(RPCProtocol):  # type: ignore[misc]  # rpcudp is untyp
                 "reply of %d bytes to %s not sent (limit %d)", len(data), address, MAX_DATAGRAM
             )
             return
-        self._sendto(data, address)
+        if not self.budget.allow(address, len(data), self.now()):
+            # Handlers trim replies to unproven sources; this is the backstop that keeps
+            # a spoofed request from ever being amplified (RFC 9000 §8.1).
+            self.metrics.inc("dropped.amplification")
+            return
+        if self._sendto(data, address):
+            self.replied(address, len(data))
 
     def _accept_response(self, msg_id: bytes, payload: bytes, address: Address) -> None:
         pending = self._outstanding.get(msg_id)

@@ -1,4 +1,4 @@
-"""No amplification, no free writes: 3x reply limit, STORE tokens, per-IP rate limits."""
+"""No amplification, no free writes: the 3x budget, STORE tokens, per-IP rate limits."""
 
 from __future__ import annotations
 
@@ -21,17 +21,22 @@ class RawSocket(asyncio.DatagramProtocol):
     def __init__(self) -> None:
         self.transport: asyncio.DatagramTransport | None = None
         self.replies: dict[bytes, bytes] = {}
+        self.requests: list[bytes] = []
         self.arrived = asyncio.Event()
         self.received = 0
+        self.received_bytes = 0
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = cast(asyncio.DatagramTransport, transport)
 
     def datagram_received(self, data: bytes, addr: Address) -> None:
         self.received += 1
+        self.received_bytes += len(data)
         if data[:1] == b"\x01":
             self.replies[data[1:21]] = data
-            self.arrived.set()
+        else:
+            self.requests.append(data)
+        self.arrived.set()
 
     def send(self, name: str, args: list[Any], to: Address) -> tuple[bytes, int]:
         msg_id = os.urandom(20)
@@ -59,6 +64,80 @@ async def raw_socket(host: str) -> RawSocket:
 
 def body(reply: bytes) -> Any:
     return msgpack.unpackb(reply[21:])
+
+
+def test_all_a_node_sends_in_answer_to_one_datagram_is_at_most_three_times_it() -> None:
+    """Every request type from a fresh, unproven address, with and without a claimed id:
+    the reply plus the challenge ping a claimed id triggers stay within 3x the request."""
+
+    async def main() -> None:
+        nodes = await start_nodes(6, config=FAST, first=100)
+        socks: list[RawSocket] = []
+        try:
+            await join(nodes)
+            now = time.time()
+            records = []
+            for i in range(40):
+                author = det_key(f"budget-{i}")
+                records.append(server_record(author, subkey_in_shard(author, 5), now=now))
+            key = records[0].key
+            target = nodes[0]
+            for record in records:
+                target.store.put(key, record, now=now)
+            to = target.address
+            claimed = det_key("budget-claimed-id")
+            sid, spub = claimed.node_id, claimed.public_key.raw
+            pad = bytes(PAD_BYTES)
+            cases: dict[str, tuple[str, list[Any]]] = {
+                "ping": ("ping", [b"", b"", os.urandom(16), *to, b""]),
+                "ping+id": ("ping", [sid, spub, os.urandom(16), "x", 1, b""]),
+                "find_node": ("find_node", [b"", os.urandom(20), b""]),
+                "find_node+id": ("find_node", [sid, os.urandom(20), b""]),
+                "find_node+id padded": ("find_node", [sid, os.urandom(20), pad]),
+                "find_value": ("find_value", [b"", key, b"", b""]),
+                "find_value+id": ("find_value", [sid, key, b"", b""]),
+                "find_value+id padded": ("find_value", [sid, key, b"", pad]),
+                "store+id": ("store", [sid, key, [records[0].raw]]),
+            }
+            ratios: dict[str, float] = {}
+            answers: dict[str, Any] = {}
+            for n, (label, (name, args)) in enumerate(cases.items()):
+                # A fresh address per case: nothing proven, no credit left from before.
+                raw = await raw_socket(f"127.0.{110 + n}.1")
+                socks.append(raw)
+                challenges = target.metrics.get("rpc.ping.sent")
+                size, reply = await raw.call(name, args, to)
+                answers[label] = body(reply)
+                await asyncio.sleep(0.05)  # the challenge task runs after the reply
+                challenged = target.metrics.get("rpc.ping.sent") - challenges
+                for _ in range(100):
+                    if len(raw.requests) >= challenged:
+                        break
+                    raw.arrived.clear()
+                    await asyncio.wait_for(raw.arrived.wait(), 2.0)
+                # A claimed id is challenged (from what the budget leaves), else nothing.
+                assert challenged == (1 if args[0] and name != "store" else 0), label
+                assert [body(r)[0] for r in raw.requests] == ["ping"] * challenged, label
+                ratios[label] = round(raw.received_bytes / size, 2)
+                assert raw.received_bytes <= 3 * size, (label, raw.received_bytes, size)
+            # Every case got its answer whole (nothing cut by the backstop), and useful:
+            # a padded find_node all 5 other nodes despite its challenge, find_value a
+            # token to come back with, the STORE its "token" refusal.
+            assert target.metrics.get("dropped.amplification") == 0
+            assert len(answers["find_node+id padded"]) == 5
+            assert len(answers["find_node+id"]) >= 1
+            for label in ("find_value", "find_value+id", "find_value+id padded"):
+                assert len(answers[label]["token"]) == 8, label
+            assert answers["find_value+id padded"]["records"]
+            assert answers["store+id"] == ["token"]
+            print("bytes sent / bytes received, per request:", ratios)
+        finally:
+            for raw in socks:
+                assert raw.transport is not None
+                raw.transport.close()
+            await stop_all(nodes)
+
+    run(main)
 
 
 def test_unproven_sources_get_at_most_three_times_their_request() -> None:

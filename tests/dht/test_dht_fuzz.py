@@ -55,8 +55,8 @@ class NodeThread:
 
     async def _start(self) -> None:
         for n in (30, 31):
-            # No per-IP request limit: this test is about the decoder, not the rate.
-            config = dataclasses.replace(FAST, request_rate=0)
+            # No request limits (per host or subnet): this test is about the decoder.
+            config = dataclasses.replace(FAST, request_rate=0, subnet_request_rate=0)
             node = DHTNode(det_key(f"fuzz-{n}"), MemoryRecordStore(), config=config)
             await node.listen(f"127.0.{n}.1", 0)
             self.nodes.append(node)

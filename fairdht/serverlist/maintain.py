@@ -58,8 +58,12 @@ def _hex_prefix(text: str, what: str) -> str:
     return prefix
 
 
-async def _controls(get: Getter, network: str, history: History) -> list[Record]:
-    records = await fetch_controls(get, network)
+async def _controls(
+    get: Getter, network: str, history: History, authors: Iterable[bytes]
+) -> list[Record]:
+    # Each maintainer's controls live under its own key: read the trusted set's and
+    # the signer's own (docs/protocol.md, "Control keys").
+    records = await fetch_controls(get, network, authors)
     for raw in history.held_records(network):
         try:
             records.append(decode_record(raw))
@@ -110,12 +114,16 @@ async def sign_checkpoint(
     """Propose checkpoint (next version, current list) or co-sign ``version``/``root``."""
     trusted = trust.keys(network, "checkpoint")
     threshold = trust.threshold(network, "checkpoint")
-    records = [r for r in await _controls(get, network, history) if r.kind == CHECKPOINT_KIND]
+    authors = trusted | {key.public_key.raw}
+    records = [
+        r for r in await _controls(get, network, history, authors) if r.kind == CHECKPOINT_KIND
+    ]
     if version is None and root is None:
         view = await sync_network(
             get, network, history=history, trust=trust, now=now, record_history=False
         )
-        v = _next_version(await _controls(get, network, history), trusted, view.policy.version)
+        controls = await _controls(get, network, history, authors)
+        v = _next_version(controls, trusted, view.policy.version)
         banned = set(exclude) | trust.distrusted(network)
         members = member_list_of(
             view.listing, v, include_quarantined=include_quarantined, exclude=banned
@@ -186,7 +194,7 @@ async def sign_rollback(
     prefix = _hex_prefix(to_root, "--to")
     trusted = trust.keys(network, "checkpoint")
     threshold = trust.threshold(network, "checkpoint")
-    records = await _controls(get, network, history)
+    records = await _controls(get, network, history, trusted | {key.public_key.raw})
     agreed = decide(
         records, network=network, trusted=trusted, threshold=threshold, held_version=0, now=now
     ).accepted

@@ -27,7 +27,7 @@ from fairdht.serverlist.control import (
 from fairdht.serverlist.history import History
 from fairdht.serverlist.members import decode_members
 from fairdht.serverlist.policy import Control, decide
-from fairdht.serverlist.sync import Getter, fetch_controls, sync_network
+from fairdht.serverlist.sync import Getter, fetch_controls, follow_rotations, sync_network
 from fairdht.trust.store import TrustStore
 
 __all__ = ["SignOutcome", "sign_checkpoint", "sign_rollback"]
@@ -111,7 +111,12 @@ async def sign_checkpoint(
     exclude: Iterable[bytes] = (),
     lifetime: int = DEFAULT_CONTROL_LIFETIME,
 ) -> SignOutcome:
-    """Propose checkpoint (next version, current list) or co-sign ``version``/``root``."""
+    """Propose checkpoint (next version, current list) or co-sign ``version``/``root``.
+
+    Proposals are looked for under the keys this data dir trusts (after following the
+    key-set chain) and the signer's own key.
+    """
+    await follow_rotations(get, trust, network, now=now)
     trusted = trust.keys(network, "checkpoint")
     threshold = trust.threshold(network, "checkpoint")
     authors = trusted | {key.public_key.raw}
@@ -192,6 +197,7 @@ async def sign_rollback(
     one exists, so K maintainers running the same command converge on one body.
     """
     prefix = _hex_prefix(to_root, "--to")
+    await follow_rotations(get, trust, network, now=now)
     trusted = trust.keys(network, "checkpoint")
     threshold = trust.threshold(network, "checkpoint")
     records = await _controls(get, network, history, trusted | {key.public_key.raw})

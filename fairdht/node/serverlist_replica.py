@@ -28,7 +28,8 @@ __all__ = ["DEFAULT_FOLLOW_INTERVAL", "ServerListReplica"]
 
 log = logging.getLogger("fairdht.node.serverlist")
 
-# A round costs SERVER_SHARDS + 3 reads per network; every 30 s keeps a list at most
+# A round costs SERVER_SHARDS reads plus 3 per trusted maintainer (its key set, checkpoints
+# and rollbacks, docs/protocol.md "Control keys") per network; every 30 s keeps a list at most
 # one round behind, far inside the 900 s announcement TTL.
 DEFAULT_FOLLOW_INTERVAL = 30.0
 

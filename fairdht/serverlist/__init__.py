@@ -20,6 +20,7 @@ from fairdht.serverlist.announce import (
 from fairdht.serverlist.control import (
     checkpoint_key,
     checkpoint_record,
+    control_keys,
     keyset_key,
     member_list_of,
     propose_checkpoint,
@@ -50,7 +51,13 @@ from fairdht.serverlist.probe import (
     is_probe,
 )
 from fairdht.serverlist.probe_scope import ProbeScope
-from fairdht.serverlist.sync import SyncResult, fetch_announcements, fetch_controls, sync_network
+from fairdht.serverlist.sync import (
+    SyncResult,
+    fetch_announcements,
+    fetch_controls,
+    follow_rotations,
+    sync_network,
+)
 
 __all__ = [
     "ANNOUNCE_TTL",
@@ -84,10 +91,12 @@ __all__ = [
     "checkpoint_key",
     "checkpoint_record",
     "commit_id",
+    "control_keys",
     "decide",
     "decode_members",
     "fetch_announcements",
     "fetch_controls",
+    "follow_rotations",
     "inclusion_proof",
     "is_probe",
     "keyset_key",

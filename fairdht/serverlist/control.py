@@ -17,17 +17,14 @@ from fairdht.records.envelope import Record, sign_record
 from fairdht.records.keys import derive_key
 from fairdht.records.kinds.checkpoint import (
     CHECKPOINT_KIND,
+    CHECKPOINT_SPEC,
     CONTROL_MAX_TTL,
     CheckpointBody,
-    checkpoint_key_parts,
+    control_key_parts,
     version_subkey,
 )
-from fairdht.records.kinds.rollback import (
-    MAX_REASON,
-    ROLLBACK_KIND,
-    RollbackBody,
-    rollback_key_parts,
-)
+from fairdht.records.kinds.keyset import KEYSET_SPEC
+from fairdht.records.kinds.rollback import MAX_REASON, ROLLBACK_KIND, ROLLBACK_SPEC, RollbackBody
 from fairdht.records.kinds.server import SERVER_SHARDS, shard_key_parts
 from fairdht.serverlist.listing import Listing
 from fairdht.serverlist.members import Member, MemberList
@@ -37,6 +34,7 @@ __all__ = [
     "DEFAULT_CONTROL_LIFETIME",
     "checkpoint_key",
     "checkpoint_record",
+    "control_keys",
     "keyset_key",
     "member_list_of",
     "propose_checkpoint",
@@ -54,19 +52,28 @@ def shard_keys(network: str) -> list[bytes]:
     return [derive_key("servers", *shard_key_parts(network, s)) for s in range(SERVER_SHARDS)]
 
 
-def checkpoint_key(network: str) -> bytes:
-    """The DHT key of ``network``'s checkpoint records."""
-    return derive_key("checkpoints", *checkpoint_key_parts(network))
+def checkpoint_key(network: str, author: bytes) -> bytes:
+    """The DHT key of the checkpoint records ``author`` signed for ``network``."""
+    return derive_key(CHECKPOINT_SPEC.key_tag, *control_key_parts(network, author))
 
 
-def rollback_key(network: str) -> bytes:
-    """The DHT key of ``network``'s rollback records."""
-    return derive_key("rollbacks", *rollback_key_parts(network))
+def rollback_key(network: str, author: bytes) -> bytes:
+    """The DHT key of the rollback records ``author`` signed for ``network``."""
+    return derive_key(ROLLBACK_SPEC.key_tag, *control_key_parts(network, author))
 
 
-def keyset_key(network: str) -> bytes:
-    """The DHT key of ``network``'s key-set rotation records."""
-    return derive_key("keysets", network.encode())
+def keyset_key(network: str, author: bytes) -> bytes:
+    """The DHT key of the key-set rotation records ``author`` signed for ``network``."""
+    return derive_key(KEYSET_SPEC.key_tag, *control_key_parts(network, author))
+
+
+def control_keys(network: str, authors: Iterable[bytes]) -> list[bytes]:
+    """The checkpoint and rollback keys of each of ``authors`` (sorted, each once)."""
+    return [
+        key
+        for author in sorted(set(authors))
+        for key in (checkpoint_key(network, author), rollback_key(network, author))
+    ]
 
 
 def member_list_of(

@@ -27,7 +27,7 @@ from fairdht.serverlist.control import (
 from fairdht.serverlist.history import History
 from fairdht.serverlist.members import decode_members
 from fairdht.serverlist.policy import Control, decide
-from fairdht.serverlist.sync import Getter, fetch_controls, sync_network
+from fairdht.serverlist.sync import Getter, fetch_controls, follow_rotations, sync_network
 from fairdht.trust.store import TrustStore
 
 __all__ = ["SignOutcome", "sign_checkpoint", "sign_rollback"]
@@ -58,8 +58,12 @@ def _hex_prefix(text: str, what: str) -> str:
     return prefix
 
 
-async def _controls(get: Getter, network: str, history: History) -> list[Record]:
-    records = await fetch_controls(get, network)
+async def _controls(
+    get: Getter, network: str, history: History, authors: Iterable[bytes]
+) -> list[Record]:
+    # Each maintainer's controls live under its own key: read the trusted set's and
+    # the signer's own (docs/protocol.md, "Control keys").
+    records = await fetch_controls(get, network, authors)
     for raw in history.held_records(network):
         try:
             records.append(decode_record(raw))
@@ -107,15 +111,24 @@ async def sign_checkpoint(
     exclude: Iterable[bytes] = (),
     lifetime: int = DEFAULT_CONTROL_LIFETIME,
 ) -> SignOutcome:
-    """Propose checkpoint (next version, current list) or co-sign ``version``/``root``."""
+    """Propose checkpoint (next version, current list) or co-sign ``version``/``root``.
+
+    Proposals are looked for under the keys this data dir trusts (after following the
+    key-set chain) and the signer's own key.
+    """
+    await follow_rotations(get, trust, network, now=now)
     trusted = trust.keys(network, "checkpoint")
     threshold = trust.threshold(network, "checkpoint")
-    records = [r for r in await _controls(get, network, history) if r.kind == CHECKPOINT_KIND]
+    authors = trusted | {key.public_key.raw}
+    records = [
+        r for r in await _controls(get, network, history, authors) if r.kind == CHECKPOINT_KIND
+    ]
     if version is None and root is None:
         view = await sync_network(
             get, network, history=history, trust=trust, now=now, record_history=False
         )
-        v = _next_version(await _controls(get, network, history), trusted, view.policy.version)
+        controls = await _controls(get, network, history, authors)
+        v = _next_version(controls, trusted, view.policy.version)
         banned = set(exclude) | trust.distrusted(network)
         members = member_list_of(
             view.listing, v, include_quarantined=include_quarantined, exclude=banned
@@ -184,9 +197,10 @@ async def sign_rollback(
     one exists, so K maintainers running the same command converge on one body.
     """
     prefix = _hex_prefix(to_root, "--to")
+    await follow_rotations(get, trust, network, now=now)
     trusted = trust.keys(network, "checkpoint")
     threshold = trust.threshold(network, "checkpoint")
-    records = await _controls(get, network, history)
+    records = await _controls(get, network, history, trusted | {key.public_key.raw})
     agreed = decide(
         records, network=network, trusted=trusted, threshold=threshold, held_version=0, now=now
     ).accepted

@@ -4,6 +4,11 @@ The network is reached only through an injected ``get(key) -> list[Record]`` (no
 ``DHTNode.get``), so this runs the same over UDP, in ``fairdht.sim`` and in tests.
 Used by the light client (``fairdht servers``: policy only) and by a full node's
 follower (``fairdht.node.serverlist_replica``: policy and history commits).
+
+Control records live under each maintainer's own key (docs/protocol.md, "Control
+keys"), so a reader asks only the keys it trusts: first the key-set rotation chain
+(version V+1 is found under the keys of set V), then the checkpoints and rollbacks of
+the set it ends with. Keys it does not trust are never queried.
 """
 
 from __future__ import annotations
@@ -11,18 +16,18 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import Counter
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
 from fairdht.content.blobs import fetch_blob
 from fairdht.errors import NetworkError, RecordError
 from fairdht.records.envelope import Record, decode_record
-from fairdht.serverlist.control import checkpoint_key, keyset_key, rollback_key, shard_keys
+from fairdht.serverlist.control import control_keys, keyset_key, shard_keys
 from fairdht.serverlist.history import Commit, History
 from fairdht.serverlist.listing import DEFAULT_CAPS, Caps, Listing, build_listing
 from fairdht.serverlist.members import MemberList, decode_members
 from fairdht.serverlist.policy import Control, Policy, decide
-from fairdht.trust.rotation import apply_rotations
+from fairdht.trust.rotation import Rotation, apply_rotations
 from fairdht.trust.store import TrustStore
 
 __all__ = [
@@ -30,6 +35,7 @@ __all__ = [
     "SyncResult",
     "fetch_announcements",
     "fetch_controls",
+    "follow_rotations",
     "load_members",
     "sync_network",
 ]
@@ -38,6 +44,9 @@ log = logging.getLogger(__name__)
 
 Getter = Callable[[bytes], Awaitable[list[Record]]]
 _PARALLEL = 8
+# Rounds of the rotation walk: each round fetches the key sets of keys not asked yet, so
+# it ends once a round applies nothing; a longer chain goes on at the next read.
+_ROTATION_ROUNDS = 16
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,9 +78,34 @@ async def fetch_announcements(get: Getter, network: str) -> list[Record]:
     return await _gather(get, shard_keys(network))
 
 
-async def fetch_controls(get: Getter, network: str) -> list[Record]:
-    """Every checkpoint and rollback record of ``network``."""
-    return await _gather(get, [checkpoint_key(network), rollback_key(network)])
+async def fetch_controls(get: Getter, network: str, authors: Iterable[bytes]) -> list[Record]:
+    """Every checkpoint and rollback record that ``authors`` signed for ``network``."""
+    return await _gather(get, control_keys(network, authors))
+
+
+async def follow_rotations(
+    get: Getter, trust: TrustStore, network: str, *, now: float, role: str = "checkpoint"
+) -> list[Rotation]:
+    """Read the key-set records of the trusted keys of (network, role) and apply the chain.
+
+    Each key set's rotation is signed by the keys of the set before it and stored under
+    their keys; once a step installs new keys, their key-set records are read too, so a
+    chain V -> V+1 -> V+2 is followed to its end (TUF root rotation, bounded per call).
+    """
+    asked: set[bytes] = set()
+    pool: list[Record] = []
+    applied: list[Rotation] = []
+    for _ in range(_ROTATION_ROUNDS):
+        fresh = sorted(trust.keys(network, role) - asked)
+        if not fresh:
+            break
+        asked.update(fresh)
+        pool.extend(await _gather(get, [keyset_key(network, a) for a in fresh]))
+        step = apply_rotations(trust, network, role, pool, now=now)
+        if not step:
+            break
+        applied.extend(step)
+    return applied
 
 
 async def load_members(get: Getter, history: History, control: Control) -> MemberList:
@@ -119,17 +153,18 @@ async def sync_network(
     ignored: Counter[str] = Counter()
     control_get = control_get or get
     try:
-        rotations = apply_rotations(
-            trust, network, "checkpoint", await control_get(keyset_key(network)), now=now
-        )
+        rotations = await follow_rotations(control_get, trust, network, now=now)
     except RecordError as exc:
         ignored["rotation_" + exc.code] += 1
         rotations = []
     for rotation in rotations:
         log.info("network %s: maintainer key set rotated to version %d", network, rotation.version)
-    announcements, controls = await asyncio.gather(
-        fetch_announcements(get, network), fetch_controls(control_get, network)
-    )
+    maintainers = trust.keys(network, "checkpoint")
+    # One batch after the other, not gathered: 8 shard reads next to 8 disjoint-path
+    # control reads burst past a loopback socket's receive buffer (RcvbufErrors), so
+    # replies were lost, contacts evicted and the round failed.
+    announcements = await fetch_announcements(get, network)
+    controls = await fetch_controls(control_get, network, maintainers)
     held_raw = history.held_raw(network)
     for raw in held_raw:  # a record the DHT lost still counts for replay detection
         try:
@@ -142,7 +177,7 @@ async def sync_network(
     decision = decide(
         controls,
         network=network,
-        trusted=trust.keys(network, "checkpoint"),
+        trusted=maintainers,
         threshold=trust.threshold(network, "checkpoint"),
         held_version=policy.version,
         held_raw=held_raw,

@@ -46,6 +46,7 @@ class MemoryDHT:
     def __init__(self) -> None:
         self.data: dict[bytes, dict[tuple[bytes, bytes], Record]] = {}
         self.gets = 0
+        self.asked: set[bytes] = set()  # every DHT key a reader asked for
 
     def put_now(self, record: Record) -> bool:
         """Store ``record`` unless a newer one holds its slot."""
@@ -63,6 +64,7 @@ class MemoryDHT:
     async def get(self, dht_key: bytes) -> list[Record]:
         """Every non-withdrawn record under ``dht_key``."""
         self.gets += 1
+        self.asked.add(dht_key)
         return [r for r in self.data.get(dht_key, {}).values() if not r.withdrawn]
 
 

@@ -10,19 +10,35 @@ from hypothesis import strategies as st
 from serverlist_helpers import NET, NOW, key
 
 from fairdht.errors import BadBody
-from fairdht.records import decode_record, sign_record
+from fairdht.records import decode_record, derive_key, sign_record
 from fairdht.records.kinds.checkpoint import CHECKPOINT_KIND, CheckpointBody, version_subkey
 from fairdht.records.kinds.keyset import KeySetBody
 from fairdht.records.kinds.rollback import RollbackBody
-from fairdht.serverlist import checkpoint_key, rollback_key
+from fairdht.serverlist import checkpoint_key, keyset_key, rollback_key
 
 BODY = CheckpointBody(7, b"r" * 32, b"m" * 32, 3, int(NOW) + 60)
+# BLAKE2b-160("fairdht/key/v1" ‖ u16 ‖ "checkpoints" ‖ u16 ‖ "demo" ‖ u16 ‖ 32 zero bytes).
+PINNED_DEMO_ZERO = "bfb61a86c23b7e069262d397d34be1da460769bd"
 
 
 def test_checkpoint_round_trip_and_key() -> None:
     record = sign_record(key("m"), CHECKPOINT_KIND, NET, version_subkey(7), BODY, now=NOW)
     assert decode_record(record.raw).body == BODY
-    assert record.key == checkpoint_key(NET) != rollback_key(NET)
+    m = key("m").public_key.raw
+    assert record.key == checkpoint_key(NET, m)
+    assert len({checkpoint_key(NET, m), rollback_key(NET, m), keyset_key(NET, m)}) == 3
+
+
+def test_control_keys_are_per_author_and_pinned() -> None:
+    """(kind, network, author): another author, or another network, is another key."""
+    a, b = key("a").public_key.raw, key("b").public_key.raw
+    assert checkpoint_key(NET, a) != checkpoint_key(NET, b)
+    assert checkpoint_key(NET, a) != checkpoint_key("othernet", a)
+    # Known answer: derive_key("checkpoints", network, author) (docs/protocol.md).
+    assert checkpoint_key("demo", bytes(32)).hex() == PINNED_DEMO_ZERO
+    assert checkpoint_key(NET, a) == derive_key("checkpoints", NET.encode(), a)
+    assert rollback_key(NET, a) == derive_key("rollbacks", NET.encode(), a)
+    assert keyset_key(NET, a) == derive_key("keysets", NET.encode(), a)
 
 
 def test_checkpoint_slot_must_be_its_version() -> None:

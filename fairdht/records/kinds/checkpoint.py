@@ -21,7 +21,7 @@ __all__ = [
     "MAX_MEMBERS",
     "MAX_VERSION",
     "CheckpointBody",
-    "checkpoint_key_parts",
+    "control_key_parts",
     "version_subkey",
 ]
 
@@ -38,9 +38,18 @@ def version_subkey(version: int) -> bytes:
     return version.to_bytes(8, "big")
 
 
-def checkpoint_key_parts(network: str) -> tuple[bytes, ...]:
-    """Key parts of the DHT key holding every checkpoint record of ``network``."""
-    return (network.encode(),)
+def control_key_parts(network: str, author: bytes) -> tuple[bytes, ...]:
+    """Key parts of a control record (checkpoint, rollback, keyset): network and author.
+
+    Each maintainer's control records live under that maintainer's own key. Storing
+    nodes mostly do not follow a network, so they cannot know whom its readers trust:
+    under one key per network, 2 throwaway keys filled that key's quota (first come,
+    first served) and every node refused the maintainers' rollback for 7 days. A key
+    derived from the author holds only records that author signed (a record offered
+    under any other key is refused ``wrong_key``), so junk elsewhere cannot crowd it,
+    and readers query only the maintainers they trust (docs/protocol.md, "Control keys").
+    """
+    return (network.encode(), author)
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,7 +92,7 @@ def check_version_slot(record: Any) -> None:
 
 
 def _key_parts(network: str, author: bytes, subkey: bytes) -> tuple[bytes, ...]:
-    return checkpoint_key_parts(network)
+    return control_key_parts(network, author)
 
 
 CHECKPOINT_SPEC = register_kind(

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Any, Self
 
 from fairdht.errors import BadBody
-from fairdht.records.kinds.checkpoint import CONTROL_MAX_TTL, MAX_VERSION
+from fairdht.records.kinds.checkpoint import CONTROL_MAX_TTL, MAX_VERSION, control_key_parts
 from fairdht.records.registry import KindSpec, register_kind
 from fairdht.records.schema import expect_map, get_int, get_list, get_str
 
@@ -75,7 +75,8 @@ def _check(record: Any) -> None:
 
 
 def _key_parts(network: str, author: bytes, subkey: bytes) -> tuple[bytes, ...]:
-    return (network.encode(),)
+    # Under the signer's own key: a reader finds rotation V+1 under the keys of set V.
+    return control_key_parts(network, author)
 
 
 KEYSET_SPEC = register_kind(

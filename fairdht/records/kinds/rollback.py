@@ -16,20 +16,16 @@ from fairdht.records.kinds.checkpoint import (
     MAX_MEMBERS,
     MAX_VERSION,
     check_version_slot,
+    control_key_parts,
 )
 from fairdht.records.registry import KindSpec, register_kind
 from fairdht.records.schema import expect_map, get_bytes, get_int, get_str
 
-__all__ = ["MAX_REASON", "ROLLBACK_KIND", "RollbackBody", "rollback_key_parts"]
+__all__ = ["MAX_REASON", "ROLLBACK_KIND", "RollbackBody"]
 
 ROLLBACK_KIND = "rollback"
 MAX_REASON = 200
 _MAX_TIME = 2**40
-
-
-def rollback_key_parts(network: str) -> tuple[bytes, ...]:
-    """Key parts of the DHT key holding every rollback record of ``network``."""
-    return (network.encode(),)
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,7 +83,7 @@ class RollbackBody:
 
 
 def _key_parts(network: str, author: bytes, subkey: bytes) -> tuple[bytes, ...]:
-    return rollback_key_parts(network)
+    return control_key_parts(network, author)
 
 
 ROLLBACK_SPEC = register_kind(

@@ -115,7 +115,7 @@ def test_a_flood_from_one_subnet_leaves_users_in_other_subnets_served() -> None:
             for _ in range(10):
                 # What `fairdht servers --bootstrap VICTIM` does: a fresh light client.
                 try:
-                    async with connect([victim.address], config=FAST, host="127.0.60.1") as c:
+                    async with connect([victim.address], config=FAST, bind="127.0.60.1") as c:
                         found += await c.get(record.key) == [record]
                 except NetworkError as exc:
                     errors.append(str(exc))

@@ -1,5 +1,6 @@
 """``fairdht keygen --out PATH [--puzzle-bits D]``: create a key file and print its public
-key and node id (with D, one whose id solves S/Kademlia's static puzzle)."""
+key and node id (with D, one whose id solves S/Kademlia's static puzzle);
+``fairdht key show PATH``: print the same lines for an existing key file."""
 
 from __future__ import annotations
 
@@ -10,9 +11,9 @@ from typing import Any
 
 from fairdht.cli.common import add_json_option, print_json
 from fairdht.errors import UsageError
-from fairdht.identity import SigningKey, puzzle_bits, write_key
+from fairdht.identity import SigningKey, load_key, puzzle_bits, write_key
 
-__all__ = ["register", "run"]
+__all__ = ["register", "run", "run_show"]
 
 
 def register(subparsers: Any) -> None:
@@ -31,6 +32,15 @@ def register(subparsers: Any) -> None:
     )
     add_json_option(parser)
     parser.set_defaults(func=run)
+    key: argparse.ArgumentParser = subparsers.add_parser(
+        "key", help="show the public key and node id of a key file"
+    )
+    sub = key.add_subparsers(dest="key_command", metavar="SUBCOMMAND")
+    sub.required = True
+    show = sub.add_parser("show", help="print what keygen printed for this key file")
+    show.add_argument("path", metavar="PATH", type=Path, help="the key file")
+    add_json_option(show)
+    show.set_defaults(func=run_show)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -46,13 +56,22 @@ def run(args: argparse.Namespace) -> int:
     else:
         key = SigningKey.generate()
     write_key(args.out, key)
-    public_key = key.public_key.hex()
-    node_id = key.node_id.hex()
-    document: dict[str, Any] = {"public_key": public_key, "node_id": node_id}
-    if bits:
+    _print_identity(key, args.out, json_output=args.json, with_bits=bool(bits))
+    return 0
+
+
+def run_show(args: argparse.Namespace) -> int:
+    """Print the public key and node id of the key file at ``args.path``."""
+    key = load_key(args.path)
+    _print_identity(key, args.path, json_output=args.json, with_bits=False)
+    return 0
+
+
+def _print_identity(key: SigningKey, path: Path, *, json_output: bool, with_bits: bool) -> None:
+    document: dict[str, Any] = {"public_key": key.public_key.hex(), "node_id": key.node_id.hex()}
+    if with_bits:
         document["puzzle_bits"] = puzzle_bits(key.node_id)
-    if args.json:
-        print_json({**document, "path": str(args.out)})
+    if json_output:
+        print_json({**document, "path": str(path)})
     else:
         sys.stdout.write("".join(f"{name} {value}\n" for name, value in document.items()))
-    return 0

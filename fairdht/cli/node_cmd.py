@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import ipaddress
 import logging
 from typing import Any
@@ -91,6 +92,11 @@ def register(subparsers: Any) -> None:
     add_data_dir_option(parser)
     add_key_option(parser)
     parser.add_argument(
+        "--create-key",
+        action="store_true",
+        help="create the --key file when it does not exist (default: refuse a missing one)",
+    )
+    parser.add_argument(
         "--http",
         metavar="IP:PORT",
         type=http_endpoint,
@@ -178,6 +184,7 @@ def run(args: argparse.Namespace) -> int:
         http_hosts=tuple(dict.fromkeys(args.http_host or ())),
         http_max_streams=args.http_max_streams,
         key_path=args.key,
+        create_key=args.create_key,
         rpc_timeout=args.rpc_timeout,
         retry_base=min(1.0, args.retry_cap),
         retry_cap=args.retry_cap,
@@ -198,5 +205,9 @@ def run(args: argparse.Namespace) -> int:
     try:
         run_main(run_until_signalled(runner))
     except OSError as exc:
-        raise NetworkError(f"cannot start the node: {exc.strerror or exc}") from None
+        # The UDP socket reports its own errors (fairdht.dht); an OSError here is the API's.
+        where = f"{config.http[0]}:{config.http[1]}" if config.http else "the node"
+        if exc.errno == errno.EADDRINUSE:
+            raise NetworkError(f"{where} is already in use (the HTTP API's --http)") from None
+        raise NetworkError(f"cannot start the HTTP API on {where}: {exc.strerror}") from None
     return 0

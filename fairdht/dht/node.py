@@ -20,6 +20,7 @@ Time: record validity uses the injected ``clock``; every wait uses the running l
 from __future__ import annotations
 
 import asyncio
+import errno
 import functools
 import logging
 import random
@@ -31,14 +32,14 @@ from typing import Any
 
 from kademlia.node import Node
 
-from fairdht.dht.addresses import family_of, resolve_all
+from fairdht.dht.addresses import family_of, format_address, resolve_all
 from fairdht.dht.config import DHTConfig
 from fairdht.dht.lookup import Lookup, QueryResult, merge_newest, missing_from
 from fairdht.dht.metrics import Metrics
 from fairdht.dht.protocol import DHTProtocol, RecordCache, cursor_of, store_batches
 from fairdht.dht.rpc import Address, TaskSet
 from fairdht.dht.storage import RecordStore
-from fairdht.errors import NoPeersError, NotAcceptedError, RecordError, UsageError
+from fairdht.errors import NetworkError, NoPeersError, NotAcceptedError, RecordError, UsageError
 from fairdht.identity import SigningKey
 from fairdht.records import KEY_BYTES, Record
 
@@ -127,7 +128,19 @@ class DHTNode:
         ``host`` is an IP literal; "0.0.0.0" or "::" reach every network of the host.
         """
         loop = asyncio.get_running_loop()
-        return await self.start(loop.create_datagram_endpoint, local_addr=(host, port))
+        try:
+            return await self.start(loop.create_datagram_endpoint, local_addr=(host, port))
+        except OSError as exc:
+            where = format_address((host, port))
+            # uvloop wraps the bind error (its errno in __cause__); asyncio raises it as is.
+            cause = exc.__cause__ if isinstance(exc.__cause__, OSError) else exc
+            if errno.EADDRINUSE in (exc.errno, cause.errno):
+                raise NetworkError(f"{where} is already in use") from None
+            if errno.EADDRNOTAVAIL in (exc.errno, cause.errno):
+                raise UsageError(
+                    f"cannot listen on {where}: {host} is not an address of this host"
+                ) from None
+            raise NetworkError(f"cannot listen on {where}: {cause.strerror or exc}") from None
 
     async def start(self, create_endpoint: CreateEndpoint, local_addr: Address) -> Address:
         """Start on an endpoint from ``create_endpoint`` (``loop.create_datagram_endpoint``

@@ -25,7 +25,8 @@ def write_key(path: Path, key: SigningKey, *, overwrite: bool = False) -> None:
     path = Path(path)
     if path.exists() and not overwrite:
         raise KeyFileError(f"{path} already exists; refusing to overwrite a key file")
-    path.parent.mkdir(parents=True, exist_ok=True)
+    # A new directory for a key is private, like a data dir (README, "The data dir").
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     try:
@@ -43,7 +44,9 @@ def load_key(path: Path) -> SigningKey:
     try:
         st = path.stat()
     except FileNotFoundError:
-        raise KeyFileError(f"key file {path} does not exist") from None
+        raise KeyFileError(
+            f"key file {path} does not exist; create one with: fairdht keygen --out {path}"
+        ) from None
     except OSError as exc:
         raise KeyFileError(f"cannot read key file {path}: {exc.strerror}") from None
     if st.st_mode & (stat.S_IRWXG | stat.S_IRWXO):

@@ -22,6 +22,8 @@ class NodeConfig:
     http_hosts: tuple[str, ...] = ()
     http_max_streams: int = 64
     key_path: Path | None = None
+    # Create key_path when it does not exist (otherwise a missing --key is refused).
+    create_key: bool = False
     rpc_timeout: float = 1.0
     # Bootstrap retries while no entry node answers: exponential backoff from
     # retry_base to retry_cap seconds, with jitter (see fairdht.node.backoff).

@@ -8,21 +8,25 @@
         records.sqlite     the record store (SQLite, WAL)
         peers.json         contacts saved to rejoin when every entry node is down
         node.json          where the running node listens (pid, udp, http)
+        node.lock          held (flock) by the one node running on this data dir
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import os
 import secrets
 import stat
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from fairdht.errors import KeyFileError, UsageError
 
-__all__ = ["DataDir", "atomic_write", "load_or_create_token", "read_json_file"]
+__all__ = ["DataDir", "atomic_write", "load_or_create_token", "lock_data_dir", "read_json_file"]
 
 _TOKEN_BYTES = 32
 
@@ -54,6 +58,11 @@ class DataDir:
         return self.root / "peers.json"
 
     @property
+    def lock(self) -> Path:
+        """The lock a running node holds (its pid inside)."""
+        return self.root / "node.lock"
+
+    @property
     def node_info(self) -> Path:
         """Where the running node listens (JSON)."""
         return self.root / "node.json"
@@ -66,6 +75,33 @@ class DataDir:
             raise UsageError(f"cannot create data dir {self.root}: {exc.strerror}") from None
         if not self.root.is_dir():
             raise UsageError(f"data dir {self.root} is not a directory")
+
+
+@contextlib.contextmanager
+def lock_data_dir(data_dir: DataDir) -> Iterator[None]:
+    """Hold the data dir's lock while a node runs; UsageError naming the holder's pid.
+
+    Two nodes on one data dir would share an id and SQLite files, and the one that
+    stops first would delete the other's node.json. flock(2) is released by the kernel
+    when its holder dies, so a kill -9 leaves no stale lock. Readers (``history``,
+    ``servers --data-dir``) take no lock and keep working while the node runs.
+    """
+    data_dir.create()
+    fd = os.open(data_dir.lock, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.read(fd, 32).decode("ascii", "replace").strip() or "unknown"
+            raise UsageError(
+                f"data dir {data_dir.root} is in use by another fairdht node (pid {holder}); "
+                "stop it or give this one its own --data-dir"
+            ) from None
+        os.ftruncate(fd, 0)
+        os.write(fd, f"{os.getpid()}\n".encode("ascii"))
+        yield
+    finally:
+        os.close(fd)
 
 
 def atomic_write(path: Path, data: bytes, *, mode: int = 0o644) -> None:

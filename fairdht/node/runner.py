@@ -29,7 +29,7 @@ from fairdht.errors import NoPeersError, UsageError
 from fairdht.identity import PublicKey, SigningKey, load_or_create_key, puzzle_bits, write_key
 from fairdht.node.backoff import backoff_delay
 from fairdht.node.config import NodeConfig
-from fairdht.node.datadir import DataDir, load_or_create_token
+from fairdht.node.datadir import DataDir, load_or_create_token, lock_data_dir
 from fairdht.node.events import EventBus
 from fairdht.node.info import NodeInfo, write_node_info
 from fairdht.node.live import LiveServerLists
@@ -94,8 +94,15 @@ def summarize_metrics(snapshot: dict[str, int]) -> dict[str, int]:
     return totals
 
 
-def _node_key(path: Path, bits: int) -> SigningKey:
-    """Load the node's key, creating one whose id solves a ``bits``-bit puzzle on first run."""
+def _node_key(path: Path, bits: int, *, create: bool) -> SigningKey:
+    """Load the node's key, creating one whose id solves a ``bits``-bit puzzle on first run
+    when ``create`` (the data dir's own key, or ``--create-key``)."""
+    if not create and not path.exists():
+        # A mistyped --key must not silently become a new identity.
+        raise UsageError(
+            f"key file {path} does not exist; create it with: fairdht keygen --out {path} "
+            "(or start the node with --create-key)"
+        )
     if bits and not path.exists():
         write_key(path, generate_key(bits))
     key = load_or_create_key(path)
@@ -162,7 +169,12 @@ class NodeRunner:
         """Open the key, token, store, DHT socket and frontend; write node.json."""
         cfg = self.config
         self.data_dir.create()
-        key = _node_key(cfg.key_path or self.data_dir.key, cfg.puzzle_bits)
+        stack.enter_context(lock_data_dir(self.data_dir))
+        key = _node_key(
+            cfg.key_path or self.data_dir.key,
+            cfg.puzzle_bits,
+            create=cfg.key_path is None or cfg.create_key,
+        )
         token = load_or_create_token(self.data_dir.api_token)
         store = SQLiteRecordStore(self.data_dir.records)
         stack.callback(store.close)

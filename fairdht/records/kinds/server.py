@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import ipaddress
 from dataclasses import dataclass
 from typing import Any, Self
 
@@ -30,6 +31,16 @@ def shard_key_parts(network: str, shard: int) -> tuple[bytes, ...]:
     return (network.encode(), shard.to_bytes(1, "big"))
 
 
+def _check_unicast(host: str) -> None:
+    """A game server's address is one host: not unspecified (0.0.0.0, ::), multicast,
+    broadcast or IPv4 class E, which no client can connect to (docs/protocol.md)."""
+    ip = ipaddress.ip_address(host)
+    if ip.is_unspecified or ip.is_multicast or (ip.version == 4 and ip.is_reserved):
+        raise BadBody(f"address {host} is not a unicast address a client can connect to")
+    if ip.version == 4 and int(ip) >> 24 == 0:  # 0.0.0.0/8: "this network" (RFC 1122)
+        raise BadBody(f"address {host} is not a unicast address a client can connect to")
+
+
 @dataclass(frozen=True, slots=True)
 class ServerAnnouncement:
     """What a game server says about itself; ``address`` is an IP literal and port."""
@@ -44,7 +55,7 @@ class ServerAnnouncement:
     tags: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
-        parse_endpoint(self.address)
+        _check_unicast(parse_endpoint(self.address)[0])
         if self.max_players and self.players > self.max_players:
             raise BadBody(f"players ({self.players}) exceeds max players ({self.max_players})")
 
@@ -70,6 +81,7 @@ class ServerAnnouncement:
         )
         address = get_str(m, "address", max_len=64, min_len=3)
         host, port = parse_endpoint(address)
+        _check_unicast(host)
         canonical = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
         if canonical != address:
             raise BadBody(f"address must be written canonically as {canonical}")

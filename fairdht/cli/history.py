@@ -14,7 +14,7 @@ from typing import Any
 from fairdht.cli.common import add_data_dir_option, add_json_option, data_dir_of, print_json
 from fairdht.cli.servers import network_of, open_history
 from fairdht.errors import UsageError
-from fairdht.serverlist.history import Commit
+from fairdht.serverlist.history import Commit, History
 
 __all__ = ["register", "run_blame", "run_log", "run_show"]
 
@@ -49,6 +49,14 @@ def register(subparsers: Any) -> None:
     blame.set_defaults(func=run_blame)
 
 
+def _history(args: argparse.Namespace) -> History:
+    """The data dir's history; a data dir that does not exist is refused, not created."""
+    data_dir = data_dir_of(args)
+    if not data_dir.is_dir():
+        raise UsageError(f"data dir {data_dir} does not exist: no node has kept a history there")
+    return open_history(data_dir)
+
+
 def _when(t: int) -> str:
     return datetime.datetime.fromtimestamp(t, datetime.UTC).strftime("%Y-%m-%d %H:%M:%S")
 
@@ -65,7 +73,7 @@ def _line(c: Commit) -> str:
 def run_log(args: argparse.Namespace) -> int:
     """Print the log of one network, or of all."""
     network = network_of(args) if args.network else None
-    commits = open_history(data_dir_of(args)).log(network, limit=args.limit)
+    commits = _history(args).log(network, limit=args.limit)
     if args.json:
         print_json({"commits": [c.to_json() for c in commits]})
         return 0
@@ -78,7 +86,7 @@ def run_log(args: argparse.Namespace) -> int:
 
 def run_show(args: argparse.Namespace) -> int:
     """Print one commit and its entries."""
-    c = open_history(data_dir_of(args)).show(args.commit)
+    c = _history(args).show(args.commit)
     if args.json:
         print_json(c.to_json(with_entries=True))
         return 0
@@ -97,7 +105,7 @@ def run_show(args: argparse.Namespace) -> int:
 def run_blame(args: argparse.Namespace) -> int:
     """Print per-author counts, quarantined first."""
     network = network_of(args)
-    rows = open_history(data_dir_of(args)).blame(network)
+    rows = _history(args).blame(network)
     if args.json:
         print_json({"network": network, "authors": [r.to_json() for r in rows]})
         return 0

@@ -80,7 +80,7 @@ class ProbeCache:
     def __init__(self, path: Path) -> None:
         self.path = path
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
+            path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
             self._db = sqlite3.connect(path)
             self._db.execute(
                 "CREATE TABLE IF NOT EXISTS probes (address TEXT PRIMARY KEY, last_sent REAL NOT NULL,"

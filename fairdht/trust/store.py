@@ -61,7 +61,7 @@ class TrustStore:
         self, path: Path, *, defaults: Mapping[tuple[str, str], DefaultSet] | None = None
     ) -> None:
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         self._defaults = dict(load_defaults() if defaults is None else defaults)
         with self._db() as db:
             db.execute("PRAGMA journal_mode=WAL")

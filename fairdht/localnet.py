@@ -1,4 +1,12 @@
-"""The "local networks" setting: which address ranges count as the public internet.
+"""The "local networks" setting: which peers share a local network with this node, and
+which address ranges count as the public internet.
+
+A peer on a local network shared with the node (both on loopback, or both inside the
+subnet of one of the node's own interfaces) is exempt from the IP-diversity limits, so
+six nodes on one machine or a LAN party behind one router connect to each other; this
+is how libp2p separates its LAN DHT from its WAN DHT, where the diversity filter
+applies. The exemption is off unless ``exempt`` is set: the library is strict by
+default and ``fairdht node`` turns it on (``--no-local-exemption`` keeps it off).
 
 Python's ``ipaddress`` (after the IANA special-purpose registries, RFC 6890) calls the
 benchmarking range 198.18.0.0/15 and the documentation range 2001:db8::/32 non-global,
@@ -11,8 +19,11 @@ each process's composition root (``fairdht node`` and the light-client commands)
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import ipaddress
 import os
+import socket
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -28,9 +39,27 @@ IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 @dataclass(frozen=True, slots=True)
 class LocalNetworks:
-    """Ranges this node treats as public internet although IANA reserves them."""
+    """This node's own subnets (``own``, loopback always counts), whether peers there are
+    exempt from the diversity limits (``exempt``), and ranges that count as public."""
 
     public: tuple[IPNetwork, ...] = ()
+    own: tuple[IPNetwork, ...] = ()
+    exempt: bool = False
+
+    @classmethod
+    def detect(cls, environ: Mapping[str, str] | None = None) -> LocalNetworks:
+        """The setting of a full node: its interfaces' subnets, exemption on."""
+        import psutil  # only full nodes read their interfaces
+
+        own: list[IPNetwork] = []
+        for addrs in psutil.net_if_addrs().values():
+            for addr in addrs:
+                if addr.family not in (socket.AF_INET, socket.AF_INET6) or not addr.netmask:
+                    continue
+                with contextlib.suppress(ValueError):
+                    host = addr.address.split("%", 1)[0]  # drop an IPv6 zone (fe80::1%eth0)
+                    own.append(ipaddress.ip_network(f"{host}/{addr.netmask}", strict=False))
+        return cls(cls.from_environ(environ).public, tuple(own), exempt=True)
 
     @classmethod
     def parse(cls, text: str) -> LocalNetworks:
@@ -56,3 +85,23 @@ class LocalNetworks:
     def is_public(self, ip: IPAddress) -> bool:
         """True for public unicast addresses and for those inside ``public``."""
         return ip.is_global or any(ip in net for net in self.public)
+
+    def exempts(self, host: str) -> bool:
+        """True when the peer at ``host`` is on a local network shared with this node and
+        the exemption is on: loopback, or inside one of ``own`` and not ``public``."""
+        if not self.exempt:
+            return False
+        return _is_local(host, self.own, self.public)
+
+
+@functools.lru_cache(maxsize=4096)
+def _is_local(host: str, own: tuple[IPNetwork, ...], public: tuple[IPNetwork, ...]) -> bool:
+    try:
+        ip = ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    if any(ip in net for net in public):
+        return False
+    return ip.is_loopback or any(ip in net for net in own)

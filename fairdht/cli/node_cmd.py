@@ -150,6 +150,13 @@ def register(subparsers: Any) -> None:
         "it; a new key is made to pass it (default 0: off)",
     )
     parser.add_argument(
+        "--no-local-exemption",
+        dest="local_exemption",
+        action="store_false",
+        help="apply the IP-diversity limits to peers on this machine and its LANs too "
+        "(default: they are exempt, as on libp2p's LAN DHT)",
+    )
+    parser.add_argument(
         "--follow",
         metavar="NET",
         type=_network,
@@ -191,6 +198,7 @@ def run(args: argparse.Namespace) -> int:
         stats_interval=args.stats_interval,
         follow=tuple(dict.fromkeys(args.follow or [DEMO_NETWORK])),
         puzzle_bits=args.puzzle_bits,
+        local_exemption=args.local_exemption,
     )
     if not config.bootstrap:
         log.info("no --bootstrap given: starting as the first node of a network")

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+
+from fairdht.localnet import LocalNetworks
 
 __all__ = ["DHTConfig"]
 
@@ -52,6 +54,9 @@ class DHTConfig:
     # and in the whole table; 0 disables a limit.
     subnet_bucket_limit: int = 2
     subnet_table_limit: int = 10
+    # Peers on a local network shared with the node skip the diversity limits when
+    # ``local.exempt`` is set (fairdht.localnet; off by default, on in `fairdht node`).
+    local: LocalNetworks = field(default_factory=LocalNetworks)
     # S/Kademlia §4.4 disjoint lookups: a get (and a put's replica lookup) runs this many
     # lookups that never share a node; 0 or 1 is one ordinary lookup.
     disjoint_paths: int = 0

@@ -538,6 +538,8 @@ class DHTProtocol(HardenedRPCProtocol, KademliaProtocol):  # type: ignore[misc]
     def _subnet_refusal(self, node: Node) -> str | None:
         """Why ``node`` may not enter for IP diversity, or None (libp2p kad-dht's filter)."""
         cfg = self.config
+        if cfg.local.exempts(node.ip):  # a LAN or one machine: fairdht.localnet
+            return None
         group = subnet_of(node.ip)
         if cfg.subnet_bucket_limit:
             bucket: KBucket = self.router.buckets[self.router.get_bucket_for(node)]

@@ -38,5 +38,8 @@ class NodeConfig:
     # The network's static-puzzle difficulty D (S/Kademlia §4.1): contacts whose id fails
     # it are refused, and this node's own id must pass it.
     puzzle_bits: int = 0
+    # Exempt peers on a local network shared with the node from the diversity limits
+    # (fairdht.localnet); tests of those limits turn it off.
+    local_exemption: bool = True
     # Networks whose server list this node replicates and keeps a history of.
     follow: tuple[str, ...] = ("demo",)

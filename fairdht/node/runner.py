@@ -27,6 +27,7 @@ from fairdht.dht.admission import generate_key
 from fairdht.dht.storage import RecordStore, SQLiteRecordStore
 from fairdht.errors import NoPeersError, UsageError
 from fairdht.identity import PublicKey, SigningKey, load_or_create_key, puzzle_bits, write_key
+from fairdht.localnet import LocalNetworks
 from fairdht.node.backoff import backoff_delay
 from fairdht.node.config import NodeConfig
 from fairdht.node.datadir import DataDir, load_or_create_token, lock_data_dir
@@ -178,7 +179,12 @@ class NodeRunner:
         token = load_or_create_token(self.data_dir.api_token)
         store = SQLiteRecordStore(self.data_dir.records)
         stack.callback(store.close)
-        dht_config = DHTConfig(rpc_timeout=cfg.rpc_timeout, puzzle_bits=cfg.puzzle_bits)
+        dht_config = DHTConfig(
+            rpc_timeout=cfg.rpc_timeout,
+            puzzle_bits=cfg.puzzle_bits,
+            # Peers on this machine or a shared LAN skip the diversity limits.
+            local=LocalNetworks.detect() if cfg.local_exemption else LocalNetworks.from_environ(),
+        )
         dht = DHTNode(key, store, config=dht_config, clock=self.clock)
         stack.push_async_callback(dht.stop)
         listen = await dht.listen(await _listen_host(cfg), cfg.listen[1] if cfg.listen else 0)

@@ -65,12 +65,18 @@ KEY_HEX = _hex(32)
 _OCTET = "(25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])"
 _PORT = "([1-9][0-9]{0,3}|[1-5][0-9]{4}|6[0-4][0-9]{3}|65[0-4][0-9]{2}|655[0-2][0-9]|6553[0-5])"
 _H16 = "[0-9a-fA-F]{1,4}"
-# IPv4:PORT or [IPv6]:PORT with all eight groups; the shortened forms ([::1]:PORT) are
-# accepted too, but a pattern that admits them admits invalid addresses as well.
-ENDPOINT = {
+# A game server's address is one host (fairdht.records.kinds.server): IPv4 first octet
+# 1-223 (not 0/8, multicast, class E or broadcast); IPv6 written out in full, not
+# starting 0 or f (so neither :: nor multicast; the server also takes ::1 and fc00::/7).
+# Shortened IPv6 forms are accepted too, but a pattern admitting them admits invalid ones.
+_UNICAST_OCTET = "(22[0-3]|2[01][0-9]|1[0-9]{2}|[1-9][0-9]?)"
+SERVER_ENDPOINT = {
     "type": "string",
-    "pattern": f"^({_OCTET}(\\.{_OCTET}){{3}}|\\[{_H16}(:{_H16}){{7}}\\]):{_PORT}$",
-    "description": "IP:PORT or [IPv6]:PORT, an IP literal (no host name)",
+    "pattern": (
+        f"^({_UNICAST_OCTET}(\\.{_OCTET}){{3}}|\\[[1-9a-eA-E][0-9a-fA-F]{{0,3}}(:{_H16}){{7}}\\])"
+        f":{_PORT}$"
+    ),
+    "description": "a game server's IP:PORT or [IPv6]:PORT: one unicast host, an IP literal",
 }
 # Record text fields (fairdht.records.schema.get_str): no control characters.
 _NO_CONTROL = "^[^\\x00-\\x1f\\x7f]*$"
@@ -328,7 +334,7 @@ SCHEMAS: dict[str, Schema] = {
     ),
     "PublishRequest": {
         **_obj(
-            {"address": ENDPOINT, "name": _text(1, 64)},
+            {"address": SERVER_ENDPOINT, "name": _text(1, 64)},
             {
                 "network": NETWORK,
                 "mode": _text(0, 32),
@@ -633,7 +639,7 @@ PATHS: dict[str, dict[str, Schema]] = {
             None,
             parameters=[
                 _NETWORK,
-                _query("address", ENDPOINT, "the server's IP:PORT", required=True),
+                _query("address", SERVER_ENDPOINT, "the server's IP:PORT", required=True),
             ],
         ),
     },

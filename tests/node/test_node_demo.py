@@ -44,7 +44,7 @@ def test_demo_runs_five_nodes_publishes_servers_and_stops_them_cleanly(tmp_path:
     assert "demo-match-b: refereed by 16, completed" in out
     assert "referee 16 voted cheating for player 09" in out
     assert re.search(r"^dashboard: http://127\.0\.0\.1:\d+/", out, re.M)
-    assert re.search(r"^history on node 5: \d+ commits, ", out, re.M)
+    assert re.search(r"^history on node 5: \d+ commits?, ", out, re.M)
     assert "stopped 5 nodes cleanly" in out
     for n in range(1, 6):
         node_dir = data / f"node{n}"

@@ -24,8 +24,8 @@ from fairdht.dht import DHTConfig, DHTNode, connect
 from fairdht.errors import FairDHTError
 from fairdht.gateway.announce import GATEWAY_TAG, announce_records, withdraw_records
 from fairdht.gateway.challenge import Challenger
-from fairdht.gateway.cube2_core import Close, Cube2Core, Cube2Out, Reply
-from fairdht.gateway.dpmaster_core import DpmasterCore
+from fairdht.gateway.cube2_core import Close, Cube2Core, Cube2Limits, Cube2Out, Reply
+from fairdht.gateway.dpmaster_core import DpmasterCore, DpmasterLimits
 from fairdht.gateway.games import CUBE2_GAME, GameMap
 from fairdht.gateway.listing import Candidate, ListCache, build_gateway_list
 from fairdht.gateway.registry import Effect, Publish, Registry, Send, Withdraw
@@ -61,6 +61,8 @@ class GatewayConfig:
     max_servers: int = 256
     per_gateway: int = 64
     dht_config: DHTConfig | None = None
+    dpmaster_limits: DpmasterLimits | None = None
+    cube2_limits: Cube2Limits | None = None
     clock: Callable[[], float] = time.time
 
 
@@ -95,14 +97,14 @@ class Gateway:
         self.cache = ListCache()
         self.dp = DpmasterCore(
             challenger=self.challenger, games=config.games, registry=self.registry,
-            cache=self.cache,
+            cache=self.cache, limits=config.dpmaster_limits,
         )  # fmt: skip
         cube_network = config.games.network(CUBE2_GAME)
         self.cube: Cube2Core | None = None
         if config.cube2 is not None and cube_network is not None:
             self.cube = Cube2Core(
                 challenger=self.challenger, network=cube_network, registry=self.registry,
-                cache=self.cache,
+                cache=self.cache, limits=config.cube2_limits,
             )  # fmt: skip
         self.counters: Counter[str] = Counter()
         self.node: DHTNode | None = None

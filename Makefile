@@ -37,7 +37,7 @@ bench: $(STAMP)
 # Coverage-guided fuzzing of every decoder (issue 9's optional long run): 10 min each.
 fuzz: $(STAMP)
 	$(PY) -m pip install --quiet --disable-pip-version-check atheris
-	for t in record datagram frame probe hello; do \
+	for t in record datagram frame probe hello dpmaster cube2; do \
 		$(PY) scripts/fuzz/fuzz_decoders.py $$t -max_total_time=600 || exit 1; \
 	done
 

@@ -86,3 +86,44 @@ def test_heartbeat_proves_publishes_lists_and_leaves(tmp_path: Path) -> None:
             server.close()
         finally:
             c.call(gw.stop())
+
+
+def test_two_gateways_announcing_one_server_list_it_once(tmp_path: Path) -> None:
+    with cluster(tmp_path, 3) as c:
+        gw1 = c.call(start_gateway(c, tmp_path / "one"))
+        gw2 = c.call(start_gateway(c, tmp_path / "two"))
+        try:
+            server = c.call(start_q3(hostname="Shared", clients=1))
+            address = "{}:{}".format(*server.address)
+
+            async def heartbeat_both() -> bool:
+                server.heartbeat(gw1.dpmaster_address)
+                server.heartbeat(gw2.dpmaster_address)
+                return await until(
+                    lambda: gw1.counters["published"] >= 1 and gw2.counters["published"] >= 1
+                )
+
+            assert c.call(heartbeat_both())
+            # fairdht holds two announcements (one derived key per gateway)...
+            entries = [e for e in _listed(c, tmp_path, "quake3arena").listing.listed
+                       if e.body.address == address]  # fmt: skip
+            assert len(entries) == 2 and len({e.record.author for e in entries}) == 2
+
+            # ...and each gateway lists the address once, with the delegating gateway known.
+            def once(gw: object) -> bool:
+                lst = gw.cache.lists.get("quake3arena", [])  # type: ignore[attr-defined]
+                return [s.address for s in lst].count(address) == 1 and gw.counters[  # type: ignore[attr-defined]
+                    "list_duplicate"
+                ] >= 1
+
+            assert c.call(until(lambda: once(gw1) and once(gw2)))
+            [entry] = [s for s in gw1.cache.lists["quake3arena"] if s.address == address]
+            assert entry.gateway in {gw1.config.key.public_key.raw, gw2.config.key.public_key.raw}
+            replies = c.call(udp_exchange(gw2.dpmaster_address,
+                                          [dpmaster.encode_getservers(68, None, "empty")]))  # fmt: skip
+            servers = [s for r in replies for s in dpmaster.parse_packet(r).servers]  # type: ignore[union-attr]
+            assert servers.count(server.address) == 1
+            server.close()
+        finally:
+            c.call(gw1.stop())
+            c.call(gw2.stop())

@@ -79,12 +79,23 @@ def register(subparsers: Any) -> None:
         "--api", metavar="URL", default=None,
         help="read lists from the local node's API (its replica) instead of the DHT",
     )  # fmt: skip
-    parser.add_argument("--refresh", type=_seconds, default=30.0, help="list refresh (s)")
     parser.add_argument(
-        "--max-servers", type=_count, default=256, help="servers this gateway announces at most"
+        "--refresh", type=_seconds, default=30.0, metavar="S",
+        help="re-read the lists every S seconds (default 30)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--max-servers",
+        type=_count,
+        default=256,
+        metavar="N",
+        help="servers this gateway announces at most (default 256)",
     )
     parser.add_argument(
-        "--per-gateway", type=_count, default=64, help="servers listed per delegating gateway"
+        "--per-gateway",
+        type=_count,
+        default=256,
+        metavar="N",
+        help="servers listed per delegating gateway (default 256)",
     )
     parser.set_defaults(func=run_gateway)
 

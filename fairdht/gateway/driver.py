@@ -59,7 +59,7 @@ class GatewayConfig:
     probe_budget: int = 64
     probe_wait: float = 1.0
     max_servers: int = 256
-    per_gateway: int = 64
+    per_gateway: int = 256
     dht_config: DHTConfig | None = None
     dpmaster_limits: DpmasterLimits | None = None
     cube2_limits: Cube2Limits | None = None

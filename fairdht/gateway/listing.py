@@ -67,7 +67,7 @@ def build_gateway_list(
     proven: frozenset[str],
     delegations: dict[bytes, bytes],
     gateway_karma: dict[bytes, float],
-    per_gateway: int = 64,
+    per_gateway: int = 256,
 ) -> tuple[list[Listed], Counter[str]]:
     """Apply the rules of the module docstring; returns the list and drop counts."""
     dropped: Counter[str] = Counter()

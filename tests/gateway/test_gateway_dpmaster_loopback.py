@@ -12,7 +12,9 @@ from loopnet import Cluster, cluster
 from fairdht.cli.servers import read_network
 from fairdht.gateway import dpmaster
 from fairdht.gateway.announce import derive_server_key
+from fairdht.identity.keys import SigningKey
 from fairdht.records.kinds.delegation import Delegation, delegation_key
+from fairdht.serverlist.announce import announcement_record, make_announcement
 from fairdht.serverlist.sync import SyncResult
 
 
@@ -123,6 +125,42 @@ def test_two_gateways_announcing_one_server_list_it_once(tmp_path: Path) -> None
                                           [dpmaster.encode_getservers(68, None, "empty")]))  # fmt: skip
             servers = [s for r in replies for s in dpmaster.parse_packet(r).servers]  # type: ignore[union-attr]
             assert servers.count(server.address) == 1
+            server.close()
+        finally:
+            c.call(gw1.stop())
+            c.call(gw2.stop())
+
+
+def test_only_reachable_addresses_are_listed(tmp_path: Path) -> None:
+    with cluster(tmp_path, 3) as c:
+        gw1 = c.call(start_gateway(c, tmp_path / "one"))
+        gw2 = c.call(start_gateway(c, tmp_path / "two"))
+        try:
+            server = c.call(start_q3(hostname="Only Through One", clients=1))
+            address = "{}:{}".format(*server.address)
+            # A native announcement for an address where nothing answers.
+            dead = make_announcement(address="127.0.0.1:9", name="Nobody Home", players=1,
+                                     max_players=8, game_version="68")  # fmt: skip
+            record = announcement_record(
+                SigningKey.generate(), "quake3arena", dead, now=time.time()
+            )
+            c.call(c.nodes[0].put(record))
+
+            async def heartbeat_one() -> bool:
+                server.heartbeat(gw1.dpmaster_address)
+                return await until(lambda: gw1.counters["published"] >= 1)
+
+            assert c.call(heartbeat_one())
+
+            # gw2 never heard from the server: it lists it once its own getinfo probe is
+            # answered, and never lists the dead address.
+            def listed(gw: object) -> set[str]:
+                return {s.address for s in gw.cache.lists.get("quake3arena", [])}  # type: ignore[attr-defined]
+
+            assert c.call(until(lambda: address in listed(gw2)))
+            assert gw2.dp.counters["probe_answered"] >= 1
+            assert "127.0.0.1:9" not in listed(gw2) | listed(gw1)
+            assert gw2.counters["list_unreachable"] >= 1
             server.close()
         finally:
             c.call(gw1.stop())

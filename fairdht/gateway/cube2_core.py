@@ -221,6 +221,7 @@ class Cube2Core:
         host, info_port = addr[0], addr[1]
         try:
             pong = cube2.parse_pong(data)
+            address = canonical(host, info_port - 1)
         except GatewayProtocolError as exc:
             self.counters[exc.code] += 1
             return []
@@ -228,7 +229,6 @@ class Cube2Core:
         if not self.challenger.check_raw(_PING, host, info_port, challenge, now):
             self.counters["bad_challenge"] += 1
             return []
-        address = canonical(host, info_port - 1)
         self.probed[address] = now
         target = self._targets.get(address)
         if target is None:

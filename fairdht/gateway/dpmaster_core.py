@@ -131,16 +131,19 @@ class DpmasterCore:
         if length < _MIN_CHALLENGE:
             self.counters["short_heartbeat"] += 1
             return []
+        packet = self._getinfo(_PROOF, host, port, length, now)
+        # A proven server's heartbeat may be its last (ioquake3 sends them on shutdown):
+        # it must be answered within answer_timeout or the server is withdrawn.
+        if address in self.registry and address not in self._awaiting:
+            timeout = self.limits.answer_timeout
+            self._awaiting[address] = (now + timeout, now + timeout / 2, packet)
         last = self._last_getinfo.get(address)
         if last is not None and now - last < self.limits.getinfo_interval:
+            # Not answered now; an awaited server gets the challenge at the resend time.
             self.counters["heartbeat_repeat"] += 1
             return []
         _remember(self._last_getinfo, address, now, self.limits.max_tracked)
         _remember(self._asked, address, now, self.limits.max_tracked)
-        packet = self._getinfo(_PROOF, host, port, length, now)
-        if address in self.registry and address not in self._awaiting:
-            timeout = self.limits.answer_timeout
-            self._awaiting[address] = (now + timeout, now + timeout / 2, packet)
         self.counters["getinfo_sent"] += 1
         return [Send((host, port), packet)]
 

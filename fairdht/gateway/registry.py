@@ -10,10 +10,13 @@ that stops heartbeating drops out of every list within the TTL.
 
 from __future__ import annotations
 
+import ipaddress
 from collections import Counter
 from dataclasses import dataclass
 
+from fairdht.errors import RecordError
 from fairdht.gateway.announce import ProvenServer
+from fairdht.gateway.errors import GatewayProtocolError
 from fairdht.records.schema import parse_endpoint
 from fairdht.serverlist.announce import ANNOUNCE_TTL
 
@@ -46,8 +49,16 @@ Effect = Send | Publish | Withdraw
 
 
 def canonical(host: str, port: int) -> str:
-    """``IP:PORT`` or ``[IPv6]:PORT`` as records write it."""
-    h, p = parse_endpoint(f"[{host}]:{port}" if ":" in host else f"{host}:{port}")
+    """``IP:PORT`` or ``[IPv6]:PORT`` as records write it; a dual-stack socket's
+    IPv4-mapped peer (``::ffff:a.b.c.d``) is written as the IPv4 address it is."""
+    try:
+        ip = ipaddress.ip_address(host.split("%", 1)[0])
+        if ip.version == 6 and ip.ipv4_mapped is not None:
+            ip = ip.ipv4_mapped
+        h, p = parse_endpoint(f"[{ip}]:{port}" if ip.version == 6 else f"{ip}:{port}")
+    except (ValueError, RecordError):
+        # A raw datagram can claim source port 0: not an address anything is listed at.
+        raise GatewayProtocolError(f"unusable source address {host}:{port}", "bad_source") from None
     return f"[{h}]:{p}" if ":" in h else f"{h}:{p}"
 
 

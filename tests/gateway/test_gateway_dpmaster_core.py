@@ -171,3 +171,22 @@ def test_per_host_cap_holds() -> None:
                                                                 now=NOW + port * 10))  # fmt: skip
     assert published == 32
     assert c.registry.counters["refused_host_cap"] == 8
+
+
+def test_a_quit_heartbeat_right_after_a_proof_still_withdraws() -> None:
+    c = core()
+    prove(c)  # heartbeat at NOW, answered at NOW + 0.1
+    # Shutdown half a second later: within the 1 s getinfo interval, yet awaited.
+    assert c.receive(dpmaster.encode_heartbeat("QuakeArena-1"), SERVER, NOW + 0.5) == []
+    assert [type(e) for e in c.tick(NOW + 2.6)] == [Send]  # the challenge, at half-time
+    [withdraw] = c.tick(NOW + 4.6)
+    assert isinstance(withdraw, Withdraw)
+
+
+def test_odd_source_addresses_are_dropped_or_normalised() -> None:
+    c = core()
+    assert c.receive(dpmaster.encode_heartbeat("DarkPlaces"), ("203.0.113.1", 0), NOW) == []
+    assert c.counters["bad_source"] == 1
+    # A dual-stack socket's IPv4-mapped peer is announced as its IPv4 address.
+    [effect] = prove(c, ("::ffff:198.51.100.30", 27960))
+    assert isinstance(effect, Publish) and effect.server.address == "198.51.100.30:27960"

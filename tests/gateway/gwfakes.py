@@ -76,11 +76,11 @@ class FakeQ3Server(asyncio.DatagramProtocol):
             self.transport.close()
 
 
-async def start_q3(**kwargs: object) -> FakeQ3Server:
-    """A fake Q3 server on 127.0.0.1 (port 0)."""
+async def start_q3(host: str = "127.0.0.1", **kwargs: object) -> FakeQ3Server:
+    """A fake Q3 server on ``host`` (port 0)."""
     loop = asyncio.get_running_loop()
     server = FakeQ3Server(**kwargs)  # type: ignore[arg-type]
-    await loop.create_datagram_endpoint(lambda: server, local_addr=("127.0.0.1", 0))
+    await loop.create_datagram_endpoint(lambda: server, local_addr=(host, 0))
     return server
 
 

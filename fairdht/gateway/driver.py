@@ -118,6 +118,7 @@ class Gateway:
         self._wake = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
         self._delegations: dict[bytes, tuple[bytes | None, float]] = {}
+        self._probed_at: dict[str, float] = {}
         self.refreshed = asyncio.Event()
         self.rounds = 0
 
@@ -300,8 +301,16 @@ class Gateway:
         proven = self._proven()
         unproven = [c for c in candidates if c.reachable is not True and c.address not in proven]
         if unproven and cfg.probe_budget > 0:
-            targets = [_host_port(c.address) for c in unproven[: cfg.probe_budget]]
+            # Least recently probed first, so a budget smaller than the list still reaches
+            # every address in turn (and addresses that never answer do not hog it).
+            unproven.sort(key=lambda c: self._probed_at.get(c.address, 0.0))
             now = cfg.clock()
+            chosen = unproven[: cfg.probe_budget]
+            for c in chosen:
+                self._probed_at[c.address] = now
+            while len(self._probed_at) > 16 * cfg.max_servers:
+                del self._probed_at[next(iter(self._probed_at))]
+            targets = [_host_port(c.address) for c in chosen]
             if self.cube is not None and network == self.cube.network:
                 self._apply(self.cube.probe(targets, now), self._ping)
             else:

@@ -190,3 +190,18 @@ def test_odd_source_addresses_are_dropped_or_normalised() -> None:
     # A dual-stack socket's IPv4-mapped peer is announced as its IPv4 address.
     [effect] = prove(c, ("::ffff:198.51.100.30", 27960))
     assert isinstance(effect, Publish) and effect.server.address == "198.51.100.30:27960"
+
+
+def test_darkplaces_games_use_their_game_name_and_getserversext() -> None:
+    c = core()
+    [effect] = prove(c, ("198.51.100.40", 26000), gamename="Xonotic", protocol=3)
+    assert isinstance(effect, Publish) and effect.server.network == "xonotic"
+    query = dpmaster.encode_getservers(3, "Xonotic", "empty", extended=True)
+    [reply] = c.receive(query, ("198.18.9.9", 5000), NOW + 1)
+    assert isinstance(reply, Send)
+    assert dpmaster.parse_packet(reply.data) == dpmaster.GetServersResponse(
+        (("198.51.100.40", 26000),), True, True
+    )
+    # The same server is not in the Quake III list.
+    [reply] = c.receive(dpmaster.encode_getservers(3, None, "empty"), ("198.18.9.9", 5001), NOW + 1)
+    assert isinstance(reply, Send) and dpmaster.parse_packet(reply.data).servers == ()  # type: ignore[union-attr]

@@ -91,6 +91,8 @@ class DpmasterCore:
         self._awaiting: dict[str, tuple[float, float, bytes]] = {}
         self.probed: dict[str, float] = {}
         self.counters: Counter[str] = Counter()
+        self._memo: dict[dpmaster.GetServers, list[bytes]] = {}
+        self._memo_versions = (-1, -1)
 
     # -- input -------------------------------------------------------------------------
     def receive(self, data: bytes, addr: tuple[str, int], now: float) -> list[Effect]:
@@ -190,14 +192,18 @@ class DpmasterCore:
         self.probed[address] = now
         return self.registry.prove(server, now)
 
-    def _getservers(
-        self, query: dpmaster.GetServers, host: str, port: int, now: float
-    ) -> list[Effect]:
+    def _packets(self, query: dpmaster.GetServers) -> list[bytes]:
+        """The encoded reply to ``query``, memoised until the cache or registry changes."""
+        versions = (self.cache.version, self.registry.version)
+        if versions != self._memo_versions:
+            self._memo.clear()
+            self._memo_versions = versions
+        packets = self._memo.get(query)
+        if packets is not None:
+            return packets
         network = self.games.network(query.gamename)
         servers: list[tuple[str, int]] = []
-        if network is None:
-            self.counters["unknown_game_query"] += 1
-        else:
+        if network is not None:
             servers = self.cache.select(
                 network,
                 version=str(query.protocol),
@@ -209,6 +215,16 @@ class DpmasterCore:
                 ipv6=query.ipv6,
             )
         packets = dpmaster.encode_servers_response(servers, extended=query.extended)
+        if len(self._memo) < 256:  # distinct queries memoised per version, at most
+            self._memo[query] = packets
+        return packets
+
+    def _getservers(
+        self, query: dpmaster.GetServers, host: str, port: int, now: float
+    ) -> list[Effect]:
+        if self.games.network(query.gamename) is None:
+            self.counters["unknown_game_query"] += 1
+        packets = self._packets(query)
         if not self.budget.spend(host, sum(len(p) for p in packets), now):
             self.counters["reply_budget"] += 1
             return []

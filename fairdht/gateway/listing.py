@@ -116,16 +116,20 @@ class ListCache:
 
     lists: dict[str, list[Listed]] = field(default_factory=dict)
     updated_at: dict[str, float] = field(default_factory=dict)
+    # Bumped on every change, so encoded replies can be memoised per version.
+    version: int = 0
 
     def update(self, network: str, servers: list[Listed], now: float) -> None:
         """Replace the list of ``network``."""
         self.lists[network] = servers
         self.updated_at[network] = now
+        self.version += 1
 
     def forget(self, address: str) -> None:
         """Drop ``address`` from every list now (its server left; the next refresh agrees)."""
         for network, servers in self.lists.items():
             self.lists[network] = [s for s in servers if s.address != address]
+        self.version += 1
 
     def select(
         self,

@@ -90,6 +90,8 @@ class Registry:
         self._held: dict[str, _Held] = {}
         self._per_host: Counter[str] = Counter()
         self.counters: Counter[str] = Counter()
+        # Bumped whenever what is held changes (memoised replies depend on it).
+        self.version = 0
 
     def __contains__(self, address: str) -> bool:
         return address in self._held
@@ -110,6 +112,7 @@ class Registry:
 
     def prove(self, server: ProvenServer, now: float) -> list[Effect]:
         """Record a fresh proof; returns a Publish when one is due ([] if over a cap)."""
+        self.version += 1
         held = self._held.get(server.address)
         if held is None:
             host = parse_endpoint(server.address)[0]
@@ -137,6 +140,7 @@ class Registry:
         held = self._held.pop(address, None)
         if held is None:
             return None
+        self.version += 1
         host = parse_endpoint(address)[0]
         self._per_host[host] -= 1
         if self._per_host[host] <= 0:

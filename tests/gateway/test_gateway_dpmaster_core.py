@@ -205,3 +205,25 @@ def test_darkplaces_games_use_their_game_name_and_getserversext() -> None:
     # The same server is not in the Quake III list.
     [reply] = c.receive(dpmaster.encode_getservers(3, None, "empty"), ("198.18.9.9", 5001), NOW + 1)
     assert isinstance(reply, Send) and dpmaster.parse_packet(reply.data).servers == ()  # type: ignore[union-attr]
+
+
+def test_memoised_replies_follow_every_change() -> None:
+    c = core()
+    query = dpmaster.encode_getservers(68, None, "empty")
+
+    def listed(now: float) -> tuple[tuple[str, int], ...]:
+        [reply] = c.receive(query, ("198.18.7.7", 7000), now)
+        assert isinstance(reply, Send)
+        return dpmaster.parse_packet(reply.data).servers  # type: ignore[union-attr]
+
+    assert listed(NOW) == ()
+    prove(c)
+    assert listed(NOW + 1) == (SERVER,)
+    c.cache.update("quake3arena", [Listed("10.1.1.1", 5, "10.1.1.1:5", A_KEY, None, "68")], NOW)
+    assert set(listed(NOW + 2)) == {SERVER, ("10.1.1.1", 5)}
+    c.receive(dpmaster.encode_heartbeat("QuakeArena-1"), SERVER, NOW + 3)
+    c.tick(NOW + 8)  # unanswered: withdrawn
+    assert listed(NOW + 9) == (("10.1.1.1", 5),)
+
+
+A_KEY = bytes(32)

@@ -137,6 +137,16 @@ class Cube2Core:
         self._per_ip[host] += 1
         return []
 
+    def idle_limit(self, conn: int) -> float:
+        """How long ``conn`` may stay silent: a registered server's master connection
+        the ``keepalive`` (master.cpp's 65 minutes), anyone else ``idle_timeout``."""
+        state = self._conns.get(conn)
+        if state is not None and state.servport is not None:
+            target = self._targets.get(canonical(state.host, state.servport))
+            if target is not None and target.registered and target.conn == conn:
+                return self.limits.keepalive
+        return self.limits.idle_timeout
+
     def closed(self, conn: int, now: float) -> list[Cube2Out]:
         """A connection ended; a registered server's closing starts its leave check."""
         state = self._conns.pop(conn, None)

@@ -219,13 +219,19 @@ class Gateway:
         self._writers[conn] = writer
         try:
             self._apply(self.cube.opened(conn, host, self.config.clock()), self._ping)
+            last = self.config.clock()
             while not writer.is_closing():
-                try:
-                    data = await asyncio.wait_for(reader.read(4096), self.cube.limits.idle_timeout)
-                except TimeoutError:
+                # Re-read the limit often: it grows once the server's address is proven.
+                remaining = last + self.cube.idle_limit(conn) - self.config.clock()
+                if remaining <= 0:
                     break
+                try:
+                    data = await asyncio.wait_for(reader.read(4096), min(remaining, 5.0))
+                except TimeoutError:
+                    continue
                 if not data:
                     break
+                last = self.config.clock()
                 self._apply(self.cube.received(conn, data, self.config.clock()), self._ping)
                 with contextlib.suppress(ConnectionError):
                     await writer.drain()

@@ -88,3 +88,13 @@ def test_connections_per_ip_are_capped() -> None:
     closed = sum(Close(i) in c.opened(i, "203.0.113.3", NOW) for i in range(20))
     assert closed == 12
     assert c.opened(99, "198.18.0.1", NOW) == []  # another host is not affected
+
+
+def test_only_a_registered_servers_connection_may_idle_for_the_keepalive() -> None:
+    c = core()
+    c.opened(1, "198.51.100.4", NOW)
+    [ping] = c.received(1, b"regserv 28785\n", NOW)
+    assert isinstance(ping, Send)
+    assert c.idle_limit(1) == c.limits.idle_timeout  # claimed, not proven
+    c.pong(cube2.encode_pong(ping.data, INFO), ping.addr, NOW)
+    assert c.idle_limit(1) == c.limits.keepalive

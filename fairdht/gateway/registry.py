@@ -152,8 +152,8 @@ class Registry:
         out: list[Effect] = []
         for address, held in list(self._held.items()):
             if now - held.proven_at >= self.ttl:
-                # The last record was published no later than the last proof: it has
-                # expired by now, so no withdrawal is needed.
+                # The last record was published at most min_interval after the last
+                # proof, so it expires within the TTL plus min_interval of it by itself.
                 self.remove(address)
                 self.counters["expired"] += 1
             elif held.dirty and now - held.published_at >= self.min_interval:

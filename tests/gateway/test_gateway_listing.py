@@ -119,3 +119,26 @@ def test_records_derived_key_delegation_and_withdrawal() -> None:
     assert untrust.withdrawn and untrust.slot == delegation.slot
     with pytest.raises(BadBody):
         Delegation("198.51.100.7:27960", "gopher")
+
+
+def test_heartbeats_keep_a_server_alive_and_silence_drops_it_within_the_ttl() -> None:
+    from fairdht.gateway.registry import Publish, Registry
+
+    reg = Registry()
+    s = ProvenServer("dpmaster", "198.51.100.7:27960", "Quake3Arena", "quake3arena", "x")
+    published = [NOW] if reg.prove(s, NOW) else []
+    # ioquake3 heartbeats every 300 s: each proof past the 240 s re-announce publishes.
+    for t in (NOW + 300, NOW + 600):
+        published += [t] if reg.prove(s, t) else []
+    # A changed player count is published, but not more than once per 30 s.
+    busy = ProvenServer("dpmaster", s.address, s.game, s.network, "x", players=3)
+    assert reg.prove(busy, NOW + 610) == []
+    assert [type(e) for e in reg.tick(NOW + 631)] == [Publish]
+    published.append(NOW + 631)
+    assert published == [NOW, NOW + 300, NOW + 600, NOW + 631]
+    # Then silence: nothing is ever published without a proof, and the registry forgets
+    # the server 900 s after its last proof; its last record (TTL 900) lapses by itself.
+    assert all(reg.tick(t) == [] for t in range(int(NOW) + 632, int(NOW) + 1510, 60))
+    assert s.address in reg
+    reg.tick(NOW + 610 + 900)
+    assert s.address not in reg and reg.counters["expired"] == 1

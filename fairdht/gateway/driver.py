@@ -248,10 +248,14 @@ class Gateway:
     async def _ticker(self) -> None:
         while True:
             now = self.config.clock()
-            self._apply(self.dp.tick(now), self._dp)
-            if self.cube is not None:
-                self._apply(self.cube.tick(now), self._ping)
-            self._apply(self.registry.tick(now), None)
+            try:
+                self._apply(self.dp.tick(now), self._dp)
+                if self.cube is not None:
+                    self._apply(self.cube.tick(now), self._ping)
+                self._apply(self.registry.tick(now), None)
+            except Exception:  # a bug in one tick must not stop every timer for good
+                self.counters["tick_failed"] += 1
+                log.exception("gateway: tick failed")
             await asyncio.sleep(_TICK)
 
     async def _publisher(self) -> None:
@@ -267,6 +271,9 @@ class Gateway:
                 except FairDHTError as exc:  # the network may come back: keep going
                     self.counters[f"publish_failed_{exc.code}"] += 1
                     log.warning("gateway: publishing %s failed: %s", slot[1], exc)
+                except Exception:  # never let one server's record stop all publishing
+                    self.counters["publish_failed_bug"] += 1
+                    log.exception("gateway: publishing %s failed", slot[1])
 
     async def _publish(self, effect: Publish | Withdraw) -> None:
         assert self.node is not None
@@ -290,6 +297,9 @@ class Gateway:
             except FairDHTError as exc:
                 self.counters[f"refresh_failed_{exc.code}"] += 1
                 log.warning("gateway: list refresh failed: %s", exc)
+            except Exception:  # keep serving the last lists and try again next round
+                self.counters["refresh_failed_bug"] += 1
+                log.exception("gateway: list refresh failed")
             self.rounds += 1
             self.refreshed.set()
             await asyncio.sleep(self.config.refresh)

@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-dev
 
-.PHONY: demo test test-slow lint typecheck bench fuzz clean
+.PHONY: demo test test-slow test-interop lint typecheck bench fuzz clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -25,10 +25,18 @@ typecheck: $(STAMP)
 
 test: lint typecheck
 	sh scripts/ensure_chromium.sh
+	sh scripts/ensure_qstat.sh
 	$(VENV)/bin/pytest -n 2 -m "not slow" --timeout 300
 
 test-slow: $(STAMP)
 	$(VENV)/bin/pytest -n 2 -m slow --timeout 3600
+
+# A real OpenArena server behind the master-server gateway (docs/gateway.md); not in CI:
+# installs Debian's openarena-server (about 420 MB) and qstat when missing.
+test-interop: $(STAMP)
+	sh scripts/ensure_qstat.sh
+	sh scripts/ensure_openarena.sh
+	$(PY) scripts/interop_openarena.py
 
 bench: $(STAMP)
 	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[dev,bench]'
@@ -37,7 +45,7 @@ bench: $(STAMP)
 # Coverage-guided fuzzing of every decoder (issue 9's optional long run): 10 min each.
 fuzz: $(STAMP)
 	$(PY) -m pip install --quiet --disable-pip-version-check atheris
-	for t in record datagram frame probe hello; do \
+	for t in record datagram frame probe hello dpmaster cube2; do \
 		$(PY) scripts/fuzz/fuzz_decoders.py $$t -max_total_time=600 || exit 1; \
 	done
 

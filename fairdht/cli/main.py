@@ -34,6 +34,7 @@ COMMAND_MODULES = [
     "fairdht.cli.match",
     "fairdht.cli.karma",
     "fairdht.cli.session_cmds",
+    "fairdht.cli.gateway",
 ]
 
 

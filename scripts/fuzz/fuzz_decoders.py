@@ -25,6 +25,7 @@ from pathlib import Path
 from fairdht.dht.rpc import unpack
 from fairdht.errors import ProtocolError, RecordError
 from fairdht.game.frames import decode_payload
+from fairdht.gateway import cube2, dpmaster
 from fairdht.identity import SigningKey
 from fairdht.records import decode_record, sign_record, sign_withdrawal
 from fairdht.records.kinds.server import ServerAnnouncement
@@ -61,12 +62,27 @@ def _hello(data: bytes) -> None:
         accept_hello(data, _KEY.public_key.raw, now=_NOW)
 
 
+def _dpmaster(data: bytes) -> None:
+    with contextlib.suppress(ProtocolError):
+        dpmaster.parse_packet(data)
+
+
+def _cube2(data: bytes) -> None:
+    with contextlib.suppress(ProtocolError):
+        cube2.LineReader().feed(data)
+    for decoder in (cube2.parse_pong, cube2.parse_list):
+        with contextlib.suppress(ProtocolError):
+            decoder(data)
+
+
 TARGETS: dict[str, Callable[[bytes], None]] = {
     "record": _record,
     "datagram": _datagram,
     "frame": _frame,
     "probe": _probe,
     "hello": _hello,
+    "dpmaster": _dpmaster,
+    "cube2": _cube2,
 }
 
 
@@ -79,6 +95,12 @@ def seeds() -> list[bytes]:
         sign_withdrawal(_KEY, "server", "demo", b"main", now=_NOW).raw,
         hello,
         b"\x00" + bytes(20) + b"\x92\xa4ping\x91\xc4\x14" + bytes(20),
+        dpmaster.encode_heartbeat("QuakeArena-1"),
+        dpmaster.encode_info_response({"challenge": "abcdefgh", "clients": 1, "protocol": 68}),
+        dpmaster.encode_getservers(71, None, "empty", "full"),
+        dpmaster.encode_servers_response([("1.2.3.4", 27960)], extended=True)[0],
+        b"regserv 28785\nlist\n",
+        cube2.encode_pong(b"\x01" + bytes(8), cube2.ServerInfo(1, 260, 0, 8, "m", "d")),
     ]
 
 

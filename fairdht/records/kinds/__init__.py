@@ -3,6 +3,7 @@
 from fairdht.records.kinds import checkpoint as checkpoint
 from fairdht.records.kinds import chunk as chunk
 from fairdht.records.kinds import content as content
+from fairdht.records.kinds import delegation as delegation
 from fairdht.records.kinds import karma as karma
 from fairdht.records.kinds import keyset as keyset
 from fairdht.records.kinds import match as match

@@ -19,12 +19,12 @@ from fairdht.api.errors import ApiError
 from fairdht.api.karmaview import install, read_view
 from fairdht.api.params import flag, network_param, public_key_param
 from fairdht.api.timing import timed_get
+from fairdht.app.servers import list_document as app_list_document
+from fairdht.app.servers import read_list
 from fairdht.karma.score import karma_of
 from fairdht.node.live import LiveServerLists
-from fairdht.serverlist.history import History
 from fairdht.serverlist.listing import Entry
-from fairdht.serverlist.sync import SyncResult, sync_network
-from fairdht.trust import TrustStore
+from fairdht.serverlist.sync import SyncResult
 
 __all__ = [
     "current_list",
@@ -47,14 +47,12 @@ async def current_list(request: web.Request, network: str) -> tuple[SyncResult, 
         if result is None:
             raise ApiError(503, f"the node could not read {network} yet; no peer answered")
         return result, int(live.synced_at.get(network, node.clock()))
-    root = node.data_dir.root
-    result = await sync_network(
+    result = await read_list(
         timed_get(request),
         network,
-        history=History(root / "history.sqlite"),
-        trust=TrustStore(root / "trust.sqlite"),
+        node.data_dir.root,
         now=node.clock(),
-        record_history=False,
+        control_get=node.dht.secure_get,
     )
     return result, None
 
@@ -71,17 +69,8 @@ def server_json(entry: Entry, live: LiveServerLists | None) -> dict[str, Any]:
 def list_document(
     result: SyncResult, network: str, now: float, live: LiveServerLists | None = None
 ) -> dict[str, Any]:
-    """The document of ``fairdht servers --json``."""
-    listing = result.listing
-    return {
-        "servers": [server_json(e, live) for e in listing.listed],
-        "network": network,
-        "state_root": listing.root.hex(),
-        "checkpoint_version": result.policy.version,
-        "closed": result.policy.closed(now),
-        "quarantined": len(listing.quarantined),
-        "capped": len(listing.capped),
-    }
+    """The document of ``fairdht servers --json`` (fairdht.app.servers.list_document)."""
+    return app_list_document(result, network, now, lambda e: server_json(e, live))
 
 
 async def _add_karma(request: web.Request, network: str, servers: list[dict[str, Any]]) -> None:

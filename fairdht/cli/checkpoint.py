@@ -14,6 +14,7 @@ import asyncio
 import time
 from typing import Any
 
+from fairdht.app.servers import open_history, open_trust
 from fairdht.cli.common import (
     add_bootstrap_option,
     add_data_dir_option,
@@ -23,7 +24,7 @@ from fairdht.cli.common import (
     load_key_of,
     print_json,
 )
-from fairdht.cli.servers import add_network_option, network_of, open_history, open_trust
+from fairdht.cli.servers import add_network_option, network_of
 from fairdht.errors import NotFoundError, RecordError
 from fairdht.identity.keys import PublicKey
 from fairdht.records.kinds.checkpoint import CONTROL_MAX_TTL

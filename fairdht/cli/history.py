@@ -11,8 +11,9 @@ import argparse
 import datetime
 from typing import Any
 
+from fairdht.app.servers import open_history
 from fairdht.cli.common import add_data_dir_option, add_json_option, data_dir_of, print_json
-from fairdht.cli.servers import network_of, open_history
+from fairdht.cli.servers import network_of
 from fairdht.errors import UsageError
 from fairdht.serverlist.history import Commit, History
 

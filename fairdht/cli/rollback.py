@@ -12,6 +12,7 @@ import asyncio
 import time
 from typing import Any
 
+from fairdht.app.servers import open_history, open_trust
 from fairdht.cli.checkpoint import outcome_json, print_outcome
 from fairdht.cli.common import (
     add_bootstrap_option,
@@ -22,7 +23,7 @@ from fairdht.cli.common import (
     load_key_of,
     print_json,
 )
-from fairdht.cli.servers import add_network_option, network_of, open_history, open_trust
+from fairdht.cli.servers import add_network_option, network_of
 from fairdht.records.kinds.checkpoint import CONTROL_MAX_TTL
 from fairdht.serverlist.maintain import SignOutcome, sign_rollback
 

@@ -1,4 +1,5 @@
-"""``fairdht servers``: list a network's game servers as a light client.
+"""``fairdht servers``: list a network's game servers as a light client (the flow is
+``fairdht.app.servers.read_and_probe``; this module parses and renders).
 
 Reads every shard of the network, verifies every record, applies the trust policy of
 the data dir (accepted checkpoints and rollbacks, distrusted keys), merges, caps and
@@ -14,10 +15,14 @@ import argparse
 import asyncio
 import sys
 import time
-from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
+from fairdht.app.servers import (
+    DEFAULT_PROBE_BUDGET,
+    DEFAULT_PROBE_TIMEOUT,
+    ProbedList,
+    read_and_probe,
+)
 from fairdht.cli.common import (
     add_bootstrap_option,
     add_data_dir_option,
@@ -27,43 +32,18 @@ from fairdht.cli.common import (
     key_path_of,
     print_json,
 )
-from fairdht.dht import connect
 from fairdht.errors import BadBody, UsageError
-from fairdht.localnet import LocalNetworks
-from fairdht.node.karma_reader import reader_karma
-from fairdht.node.prober import ProbeCache, Prober
 from fairdht.records.envelope import check_network_name
-from fairdht.serverlist.history import History
-from fairdht.serverlist.listing import Entry
-from fairdht.serverlist.probe import ProbeTable
-from fairdht.serverlist.probe_scope import ProbeScope
-from fairdht.serverlist.sync import SyncResult, sync_network
-from fairdht.trust import DEMO_NETWORK, TrustStore
+from fairdht.serverlist.sync import SyncResult
+from fairdht.trust import DEMO_NETWORK
 
 __all__ = [
-    "DEFAULT_PROBE_BUDGET",
-    "DEFAULT_PROBE_TIMEOUT",
-    "HISTORY_FILE_NAME",
-    "PROBE_FILE_NAME",
-    "TRUST_FILE_NAME",
-    "ProbedList",
     "add_network_option",
     "network_of",
-    "open_history",
-    "open_trust",
-    "read_and_probe",
-    "read_network",
     "register",
     "render_table",
     "run_servers",
 ]
-
-HISTORY_FILE_NAME = "history.sqlite"
-TRUST_FILE_NAME = "trust.sqlite"
-PROBE_FILE_NAME = "probes.sqlite"
-# A light client is short-lived: a few dozen probes and a second of waiting at most.
-DEFAULT_PROBE_BUDGET = 32
-DEFAULT_PROBE_TIMEOUT = 1.0
 
 
 def add_network_option(parser: argparse.ArgumentParser, *, required: bool = False) -> None:
@@ -83,129 +63,6 @@ def network_of(args: argparse.Namespace) -> str:
         return check_network_name(args.network)
     except BadBody as exc:
         raise UsageError(str(exc)) from None
-
-
-def open_history(data_dir: Path) -> History:
-    """The history (and accepted policy) file of a data dir."""
-    return History(data_dir / HISTORY_FILE_NAME)
-
-
-def open_trust(data_dir: Path) -> TrustStore:
-    """The trust store of a data dir."""
-    return TrustStore(data_dir / TRUST_FILE_NAME)
-
-
-async def read_network(
-    bootstrap: list[tuple[str, int]],
-    network: str,
-    data_dir: Path,
-    *,
-    now: float,
-    bind: str | None = None,
-) -> SyncResult:
-    """Join as a light client and read ``network`` under the data dir's trust policy."""
-    history, trust = open_history(data_dir), open_trust(data_dir)
-    async with connect(bootstrap, bind=bind) as node:
-        return await sync_network(
-            node.get,
-            network,
-            history=history,
-            trust=trust,
-            now=now,
-            record_history=False,
-            control_get=node.secure_get,
-        )
-
-
-@dataclass(frozen=True, slots=True)
-class ProbedList:
-    """A network's list and the probe result of each listed entry (by leaf)."""
-
-    result: SyncResult
-    reachable: dict[bytes, bool | None] = field(default_factory=dict)
-    probes_sent: int = 0
-    # (score, color) per author in the reader's own view; None without a key to read as.
-    karma: dict[bytes, tuple[float, str]] | None = None
-
-    def server_json(self, entry: Entry) -> dict[str, Any]:
-        """``Entry.to_json`` plus ``reachable`` (true, false, null) and, with a reader key,
-        ``karma`` ({"score", "color"} in the reader's own view)."""
-        doc = entry.to_json()
-        doc["reachable"] = self.reachable.get(entry.leaf)
-        # Present when there is a reader key to score with (as the API's ?karma=1).
-        if self.karma is not None:
-            score, color = self.karma.get(entry.record.author, (0.0, "neutral"))
-            doc["karma"] = {"score": round(score, 6), "color": color}
-        return doc
-
-    def ordered(self) -> list[Entry]:
-        """Listed entries, best karma first (the listing's order among equals), as the
-        Inexor seed lists a negative-karma server red and last."""
-        entries = list(self.result.listing.listed)
-        if self.karma is None:
-            return entries
-        karma = self.karma
-        return sorted(entries, key=lambda e: -karma.get(e.record.author, (0.0, ""))[0])
-
-
-async def read_and_probe(
-    bootstrap: list[tuple[str, int]],
-    network: str,
-    data_dir: Path,
-    *,
-    now: float,
-    probe: bool = True,
-    budget: int = DEFAULT_PROBE_BUDGET,
-    timeout: float = DEFAULT_PROBE_TIMEOUT,
-    scope: ProbeScope | None = None,
-    key_path: Path | None = None,
-    bind: str | None = None,
-) -> ProbedList:
-    """Read ``network`` as a light client, probe its listed servers (bounded), and score
-    their authors' karma as the reader at ``key_path`` (when that key file exists)."""
-    history, trust = open_history(data_dir), open_trust(data_dir)
-    async with connect(bootstrap, bind=bind) as node:
-        result = await sync_network(
-            node.get,
-            network,
-            history=history,
-            trust=trust,
-            now=now,
-            record_history=False,
-            control_get=node.secure_get,
-        )
-        karma = None
-        if key_path is not None:
-            karma = await reader_karma(
-                lambda k: node.get(k, include_withdrawn=True, disjoint=True),
-                data_dir=data_dir,
-                key_path=key_path,
-                network=network,
-                subjects=sorted({e.record.author for e in result.listing.listed}),
-                now=now,
-            )
-        if not probe or not result.listing.listed:
-            return ProbedList(result, karma=karma)
-        cache = ProbeCache(data_dir / PROBE_FILE_NAME)
-        prober = Prober(table=ProbeTable(timeout=timeout))
-        try:
-            prober.table.load(cache.load())
-            await prober.start(node.address[0])
-            targets: dict[str, set[bytes]] = {}
-            for entry in result.listing.listed:
-                targets.setdefault(entry.body.address, set()).add(entry.record.author)
-            reach = scope or ProbeScope.for_node(
-                node.address[0], [h for h, _ in bootstrap], LocalNetworks.from_environ()
-            )
-            outcome = await prober.probe(targets, scope=reach, budget=budget, timeout=timeout)
-            cache.save(prober.table.rows())
-        finally:
-            await prober.close()
-            cache.close()
-        reachable = {
-            e.leaf: prober.reachable(e.body.address, e.record.author) for e in result.listing.listed
-        }
-        return ProbedList(result, reachable, outcome.sent, karma)
 
 
 def _budget(text: str) -> int:
@@ -328,20 +185,8 @@ def run_servers(args: argparse.Namespace) -> int:
             bind=args.bind,
         )
     )
-    result = probed.result
     if args.json:
-        listing = result.listing
-        print_json(
-            {
-                "servers": [probed.server_json(e) for e in probed.ordered()],
-                "network": network,
-                "state_root": listing.root.hex(),
-                "checkpoint_version": result.policy.version,
-                "closed": result.policy.closed(now),
-                "quarantined": len(listing.quarantined),
-                "capped": len(listing.capped),
-            }
-        )
+        print_json(probed.document(network, now))
     else:
         print(render_table(probed, color=sys.stdout.isatty()))
     return 0

@@ -13,6 +13,7 @@ import asyncio
 import time
 from typing import Any
 
+from fairdht.app.servers import open_trust
 from fairdht.cli.common import (
     add_bootstrap_option,
     add_data_dir_option,
@@ -22,7 +23,7 @@ from fairdht.cli.common import (
     load_key_of,
     print_json,
 )
-from fairdht.cli.servers import network_of, open_trust
+from fairdht.cli.servers import network_of
 from fairdht.errors import RecordError, UsageError
 from fairdht.identity.keys import PublicKey
 from fairdht.trust import ROLES, sign_rotation

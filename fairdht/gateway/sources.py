@@ -1,7 +1,7 @@
 """Where a gateway reads a network's list: the local node's replica (its HTTP API) or the DHT.
 
 Both give the same ``Candidate`` values. The light-client source calls the very
-function ``fairdht servers`` uses (``fairdht.cli.servers.read_and_probe``: all shards,
+function ``fairdht servers`` uses (``fairdht.app.servers.read_and_probe``: all shards,
 the data dir's trust policy, fairdht probes, karma in the reader's view); the API
 source asks the local node, which answers from the replica it follows.
 """
@@ -14,7 +14,7 @@ from typing import Any, Protocol
 
 import aiohttp
 
-from fairdht.cli.servers import read_and_probe
+from fairdht.app.servers import read_and_probe
 from fairdht.errors import NetworkError
 from fairdht.gateway.listing import Candidate
 from fairdht.serverlist.probe_scope import ProbeScope

@@ -14,7 +14,7 @@ from gwfakes import start_q3
 from gwkit import udp_exchange
 from loopnet import cluster
 
-from fairdht.cli.servers import read_network
+from fairdht.app.servers import read_network
 from fairdht.gateway import dpmaster
 from fairdht.identity.keyfile import write_key
 from fairdht.identity.keys import SigningKey

@@ -10,7 +10,7 @@ from gwfakes import start_cube
 from gwkit import start_gateway, until
 from loopnet import cluster
 
-from fairdht.cli.servers import read_network
+from fairdht.app.servers import read_network
 from fairdht.gateway import cube2
 from fairdht.gateway.cube2_core import Cube2Limits
 

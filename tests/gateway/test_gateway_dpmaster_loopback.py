@@ -9,7 +9,7 @@ from gwfakes import start_q3
 from gwkit import start_gateway, udp_exchange, until
 from loopnet import Cluster, cluster
 
-from fairdht.cli.servers import read_network
+from fairdht.app.servers import read_network
 from fairdht.gateway import dpmaster
 from fairdht.gateway.announce import derive_server_key
 from fairdht.identity.keys import SigningKey

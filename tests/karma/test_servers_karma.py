@@ -11,7 +11,8 @@ import hashlib
 import time
 from pathlib import Path
 
-from fairdht.cli.servers import ProbedList, read_and_probe, render_table
+from fairdht.app.servers import ProbedList, read_and_probe
+from fairdht.cli.servers import render_table
 from fairdht.dht import DHTConfig, DHTNode
 from fairdht.dht.storage import MemoryRecordStore
 from fairdht.identity import SigningKey, write_key

@@ -6,7 +6,8 @@ subnet of one of the node's own interfaces) is exempt from the IP-diversity limi
 six nodes on one machine or a LAN party behind one router connect to each other; this
 is how libp2p separates its LAN DHT from its WAN DHT, where the diversity filter
 applies. The exemption is off unless ``exempt`` is set: the library is strict by
-default and ``fairdht node`` turns it on (``--no-local-exemption`` keeps it off).
+default and ``fairdht node`` turns it on with its interfaces' subnets
+(``fairdht.node.interfaces``; ``--no-local-exemption`` keeps it off).
 
 Python's ``ipaddress`` (after the IANA special-purpose registries, RFC 6890) calls the
 benchmarking range 198.18.0.0/15 and the documentation range 2001:db8::/32 non-global,
@@ -19,11 +20,9 @@ each process's composition root (``fairdht node`` and the light-client commands)
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import ipaddress
 import os
-import socket
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -47,21 +46,6 @@ class LocalNetworks:
     exempt: bool = False
 
     @classmethod
-    def detect(cls, environ: Mapping[str, str] | None = None) -> LocalNetworks:
-        """The setting of a full node: its interfaces' subnets, exemption on."""
-        import psutil  # only full nodes read their interfaces
-
-        own: list[IPNetwork] = []
-        for addrs in psutil.net_if_addrs().values():
-            for addr in addrs:
-                if addr.family not in (socket.AF_INET, socket.AF_INET6) or not addr.netmask:
-                    continue
-                with contextlib.suppress(ValueError):
-                    host = addr.address.split("%", 1)[0]  # drop an IPv6 zone (fe80::1%eth0)
-                    own.append(ipaddress.ip_network(f"{host}/{addr.netmask}", strict=False))
-        return cls(cls.from_environ(environ).public, tuple(own), exempt=True)
-
-    @classmethod
     def parse(cls, text: str) -> LocalNetworks:
         """From comma-separated CIDRs (``198.18.0.0/15,2001:db8::/32``); UsageError if bad."""
         nets: list[IPNetwork] = []
@@ -78,7 +62,7 @@ class LocalNetworks:
 
     @classmethod
     def from_environ(cls, environ: Mapping[str, str] | None = None) -> LocalNetworks:
-        """The setting of this process (``FAIRDHT_PUBLIC_NETS``; empty when unset)."""
+        """The public ranges of this process (``FAIRDHT_PUBLIC_NETS``; none when unset)."""
         env = os.environ if environ is None else environ
         return cls.parse(env.get(PUBLIC_NETS_ENV, ""))
 

@@ -14,7 +14,7 @@ import asyncio
 import time
 from typing import Any
 
-from fairdht.app.servers import open_history, open_trust
+from fairdht.app.servers import open_history, open_trust, read_list
 from fairdht.cli.common import (
     add_bootstrap_option,
     add_data_dir_option,
@@ -31,7 +31,6 @@ from fairdht.records.kinds.checkpoint import CONTROL_MAX_TTL
 from fairdht.serverlist.announce import make_announcement, server_subkey
 from fairdht.serverlist.maintain import SignOutcome, sign_checkpoint
 from fairdht.serverlist.merkle import inclusion_proof, leaf_id, verify_inclusion
-from fairdht.serverlist.sync import sync_network
 
 __all__ = ["outcome_json", "print_outcome", "register"]
 
@@ -158,14 +157,12 @@ def run_prove(args: argparse.Namespace) -> int:
     address = make_announcement(address=args.address, name="x").address
     leaf = leaf_id(network, author, server_subkey(address), address)
     data_dir = data_dir_of(args)
-    history, trust = open_history(data_dir), open_trust(data_dir)
 
     async def go() -> tuple[int, bytes, tuple[bytes, ...]]:
         async with light_client(args) as node:
-            view = await sync_network(
-                node.get, network, history=history, trust=trust, now=time.time(),
-                record_history=False,
-            )  # fmt: skip
+            view = await read_list(
+                node.get, network, data_dir, now=time.time(), control_get=node.secure_get
+            )
         policy = view.policy
         if policy.root is None:
             raise NotFoundError(f"no accepted checkpoint for {network} in this data dir")

@@ -33,6 +33,7 @@ from fairdht.node.config import NodeConfig
 from fairdht.node.datadir import DataDir, load_or_create_token, lock_data_dir
 from fairdht.node.events import EventBus
 from fairdht.node.info import NodeInfo, write_node_info
+from fairdht.node.interfaces import detect_local_networks
 from fairdht.node.live import LiveServerLists
 from fairdht.node.peers import load_peers, merge_peers, save_peers
 
@@ -183,7 +184,7 @@ class NodeRunner:
             rpc_timeout=cfg.rpc_timeout,
             puzzle_bits=cfg.puzzle_bits,
             # Peers on this machine or a shared LAN skip the diversity limits.
-            local=LocalNetworks.detect() if cfg.local_exemption else LocalNetworks.from_environ(),
+            local=detect_local_networks() if cfg.local_exemption else LocalNetworks.from_environ(),
         )
         dht = DHTNode(key, store, config=dht_config, clock=self.clock)
         stack.push_async_callback(dht.stop)

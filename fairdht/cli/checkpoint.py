@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import sys
 import time
 from typing import Any
 
@@ -26,11 +27,12 @@ from fairdht.cli.common import (
 )
 from fairdht.cli.servers import add_network_option, network_of
 from fairdht.errors import NotFoundError, RecordError
-from fairdht.identity.keys import PublicKey
+from fairdht.identity.keys import PublicKey, SigningKey
 from fairdht.records.kinds.checkpoint import CONTROL_MAX_TTL
 from fairdht.serverlist.announce import make_announcement, server_subkey
 from fairdht.serverlist.maintain import SignOutcome, sign_checkpoint
 from fairdht.serverlist.merkle import inclusion_proof, leaf_id, verify_inclusion
+from fairdht.trust import TrustStore
 
 __all__ = ["outcome_json", "print_outcome", "register"]
 
@@ -147,7 +149,20 @@ def run_sign(args: argparse.Namespace) -> int:
         print_json(outcome_json(outcome))
     else:
         print_outcome(outcome)
+    explain_untrusted_signer(key, network, trust)
     return 0
+
+
+def explain_untrusted_signer(key: SigningKey, network: str, trust: TrustStore) -> None:
+    """Say on stderr why a signature counts for nothing here: the signer is not trusted."""
+    if key.public_key.raw in trust.keys(network, "checkpoint"):
+        return
+    hexkey = key.public_key.hex()
+    sys.stderr.write(
+        f"note: {hexkey[:16]}… is not a checkpoint key this data dir trusts for {network}, so "
+        "its signature counts neither here nor on nodes that do not trust it; if it is a "
+        f"maintainer key, run: fairdht trust add {hexkey} --network {network} --role checkpoint\n"
+    )
 
 
 def run_prove(args: argparse.Namespace) -> int:

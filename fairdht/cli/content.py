@@ -122,7 +122,7 @@ def run_fetch(args: argparse.Namespace) -> int:
     if not trusted:
         raise UsageError(
             f"no key is trusted for content on network {args.network}; "
-            "add one with: fairdht trust add KEY --role content"
+            f"add one with: fairdht trust add KEY --network {args.network} --role content"
         )
     out: Path = args.out
     if out.exists() and (not out.is_dir() or any(out.iterdir())):

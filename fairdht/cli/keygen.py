@@ -12,6 +12,7 @@ from typing import Any
 from fairdht.cli.common import add_json_option, print_json
 from fairdht.errors import UsageError
 from fairdht.identity import SigningKey, load_key, puzzle_bits, write_key
+from fairdht.trust.defaults import demo_placeholder_key
 
 __all__ = ["register", "run", "run_show"]
 
@@ -29,6 +30,12 @@ def register(subparsers: Any) -> None:
         default=0,
         help="search for a key whose id has D leading zero bits of BLAKE2b-256 (the "
         "network's puzzle difficulty; 14 takes about a second, each bit doubles it)",
+    )
+    parser.add_argument(
+        "--demo-placeholder",
+        action="store_true",
+        help="write the demo network's maintainer key, whose secret is public by design "
+        "(it signs demo checkpoints; never use it for a real network)",
     )
     add_json_option(parser)
     parser.set_defaults(func=run)
@@ -48,7 +55,11 @@ def run(args: argparse.Namespace) -> int:
     bits = args.puzzle_bits
     if not 0 <= bits <= 32:
         raise UsageError("--puzzle-bits must be 0..32")
-    if bits:
+    if args.demo_placeholder:
+        if bits:
+            raise UsageError("--demo-placeholder is one fixed key: it takes no --puzzle-bits")
+        key = demo_placeholder_key()
+    elif bits:
         # Imported here so a plain `fairdht keygen` starts without the DHT stack.
         from fairdht.dht.admission import generate_key
 

@@ -13,7 +13,7 @@ import time
 from typing import Any
 
 from fairdht.app.servers import open_history, open_trust
-from fairdht.cli.checkpoint import outcome_json, print_outcome
+from fairdht.cli.checkpoint import explain_untrusted_signer, outcome_json, print_outcome
 from fairdht.cli.common import (
     add_bootstrap_option,
     add_data_dir_option,
@@ -84,4 +84,5 @@ def run_rollback(args: argparse.Namespace) -> int:
         print_json(outcome_json(outcome))
     else:
         print_outcome(outcome)
+    explain_untrusted_signer(key, network, trust)
     return 0

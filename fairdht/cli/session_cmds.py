@@ -279,7 +279,8 @@ def run_serve(args: argparse.Namespace) -> int:
                     trusted = trust.keys(args.network, "content")
                     if not trusted and digest not in args.trust_code:
                         raise UsageError(
-                            "no content signer is trusted: run `fairdht trust add KEY --role content`"
+                            "no content signer is trusted: run "
+                            f"`fairdht trust add KEY --network {args.network} --role content`"
                         )
                     bundle = await fetch_bundle(node.get, args.network, digest, trusted=trusted)
                     bundle_dir = Path(tmp) / "bundle"

@@ -33,8 +33,12 @@ __all__ = ["register"]
 
 def _common(parser: argparse.ArgumentParser, *, network_required: bool = True) -> None:
     parser.add_argument("--network", metavar="NET", required=network_required, default=None)
+    # `list` shows every role unless one is named; the other commands default to checkpoint.
     parser.add_argument(
-        "--role", choices=sorted(ROLES), default="checkpoint", help="trust role (checkpoint)"
+        "--role",
+        choices=sorted(ROLES),
+        default="checkpoint" if network_required else None,
+        help="trust role" + (" (checkpoint)" if network_required else " (default: every role)"),
     )
     add_data_dir_option(parser)
     add_json_option(parser)
@@ -77,22 +81,33 @@ def _key(text: str) -> bytes:
     return PublicKey.from_hex(text).raw
 
 
+def _say(args: argparse.Namespace, change: str, role: str, line: str) -> int:
+    if args.json:
+        print_json(
+            {"change": change, "key": args.key.lower(), "network": args.network, "role": role}
+        )
+    else:
+        print(line)
+    return 0
+
+
 def _run_add(args: argparse.Namespace) -> int:
     open_trust(data_dir_of(args)).add(network_of(args), args.role, _key(args.key))
-    print(f"trusted {args.key.lower()} as {args.role} key on {args.network}")
-    return 0
+    line = f"trusted {args.key.lower()} as {args.role} key on {args.network}"
+    return _say(args, "added", args.role, line)
 
 
 def _run_remove(args: argparse.Namespace) -> int:
     open_trust(data_dir_of(args)).remove(network_of(args), args.role, _key(args.key))
-    print(f"removed {args.key.lower()} from the {args.role} keys of {args.network}")
-    return 0
+    line = f"removed {args.key.lower()} from the {args.role} keys of {args.network}"
+    return _say(args, "removed", args.role, line)
 
 
 def _run_distrust(args: argparse.Namespace) -> int:
     open_trust(data_dir_of(args)).distrust(network_of(args), _key(args.key))
-    print(f"distrusted {args.key.lower()} on {args.network}")
-    return 0
+    return _say(
+        args, "distrusted", "distrusted", f"distrusted {args.key.lower()} on {args.network}"
+    )
 
 
 def _run_threshold(args: argparse.Namespace) -> int:
@@ -114,7 +129,7 @@ def _run_list(args: argparse.Namespace) -> int:
     networks = [network_of(args)] if args.network else store.networks()
     rows: list[dict[str, Any]] = []
     for network in networks:
-        for role in sorted(ROLES):
+        for role in sorted(ROLES) if args.role is None else [args.role]:
             keys = sorted(k.hex() for k in store.keys(network, role))
             if keys or args.network:
                 rows.append(
@@ -127,7 +142,7 @@ def _run_list(args: argparse.Namespace) -> int:
                     }
                 )
         distrusted = sorted(k.hex() for k in store.distrusted(network))
-        if distrusted:
+        if distrusted and args.role is None:
             rows.append({"network": network, "role": "distrusted", "keys": distrusted})
     if args.json:
         print_json({"trust": rows})

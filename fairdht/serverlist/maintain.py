@@ -208,7 +208,9 @@ async def sign_rollback(
     targets = [c for c in agreed if c.kind == CHECKPOINT_KIND and c.root.hex().startswith(prefix)]
     if not targets:
         raise NotFoundError(
-            f"no checkpoint with root {prefix} agreed by {threshold} trusted keys was found"
+            f"no checkpoint with root {prefix} agreed by {threshold} trusted keys was found "
+            f"(only keys in this data dir's checkpoint role for {network} count: see "
+            f"fairdht trust list --network {network} --role checkpoint)"
         )
     if len({c.root for c in targets}) > 1:
         raise UsageError(f"root prefix {prefix} matches several checkpoints; give more digits")

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from aiohttp import web
 
-__all__ = ["STATIC_DIR", "index", "register"]
+__all__ = ["STATIC_DIR", "favicon", "index", "register"]
 
 STATIC_DIR = Path(__file__).with_name("static")
 
@@ -30,7 +30,16 @@ async def index(request: web.Request) -> web.FileResponse:
     )
 
 
+async def favicon(request: web.Request) -> web.FileResponse:
+    """The icon browsers ask for at /favicon.ico (an SVG; the page links it too)."""
+    return web.FileResponse(
+        STATIC_DIR / "favicon.svg",
+        headers={"Content-Type": "image/svg+xml", "Cache-Control": "max-age=86400"},
+    )
+
+
 def register(app: web.Application) -> None:
-    """Add the dashboard page and its static files."""
+    """Add the dashboard page, its icon and its static files."""
     app.router.add_get("/", index)
+    app.router.add_get("/favicon.ico", favicon)
     app.router.add_static("/static/", STATIC_DIR, append_version=False)

@@ -694,6 +694,15 @@ PATHS: dict[str, dict[str, Schema]] = {
             },
         }
     },
+    "/favicon.ico": {
+        "get": {
+            "summary": "The dashboard's icon (SVG)",
+            "responses": {
+                "200": {"description": "icon", "content": {"image/svg+xml": {}}},
+                **_HOST_ERROR,
+            },
+        }
+    },
 }
 
 

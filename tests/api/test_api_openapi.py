@@ -59,8 +59,13 @@ def test_the_dashboard_is_served_with_its_own_files_only(tmp_path: Path) -> None
             assert "default-src 'self'" in page.headers["Content-Security-Policy"]
             html = await page.text()
             linked = re.findall(r'(?:src|href)="(/static/[^"]+)"', html)
-            assert sorted(linked) == ["/static/app.js", "/static/style.css"]
-            for path, kind in (("/static/app.js", "javascript"), ("/static/style.css", "text/css")):
+            assert sorted(linked) == ["/static/app.js", "/static/favicon.svg", "/static/style.css"]
+            for path, kind in (
+                ("/static/app.js", "javascript"),
+                ("/static/style.css", "text/css"),
+                ("/static/favicon.svg", "image/svg+xml"),
+                ("/favicon.ico", "image/svg+xml"),  # browsers ask for it whatever the page says
+            ):
                 response = await one.http.get(path)
                 assert response.status == 200 and kind in response.content_type
             missing = await one.http.get("/static/nope.js")
@@ -73,7 +78,7 @@ def test_the_dashboard_is_served_with_its_own_files_only(tmp_path: Path) -> None
 
 def test_static_files_load_nothing_from_the_internet_and_never_inject_html() -> None:
     names = sorted(p.name for p in STATIC_DIR.iterdir())
-    assert names == ["app.js", "index.html", "style.css"]
+    assert names == ["app.js", "favicon.svg", "index.html", "style.css"]
     for path in STATIC_DIR.iterdir():
         text = path.read_text()
         assert not re.search(r"https?://|//[a-z0-9.-]+\.[a-z]{2,}/|@import", text), path.name

@@ -113,7 +113,9 @@ def emsa_pss_encode(msg: bytes, em_bits: int, salt: bytes) -> bytes:
         raise ProtocolError("RSA modulus too short for PSS encoding")
     h = hashlib.sha384(b"\x00" * 8 + m_hash + salt).digest()
     db = b"\x00" * (em_len - len(salt) - HASH_LEN - 2) + b"\x01" + salt
-    masked = bytearray(a ^ b for a, b in zip(db, _mgf1_sha384(h, em_len - HASH_LEN - 1), strict=True))
+    masked = bytearray(
+        a ^ b for a, b in zip(db, _mgf1_sha384(h, em_len - HASH_LEN - 1), strict=True)
+    )
     masked[0] &= 0xFF >> (8 * em_len - em_bits)
     return bytes(masked) + h + b"\xbc"
 
@@ -172,7 +174,9 @@ def blind_sign(sk: BlindSecretKey, blinded_msg: bytes) -> bytes:
     return s.to_bytes(pk.modulus_len, "big")
 
 
-def verify(pk: BlindPublicKey, prepared_msg: bytes, sig: bytes, *, salt_len: int = SALT_LEN) -> None:
+def verify(
+    pk: BlindPublicKey, prepared_msg: bytes, sig: bytes, *, salt_len: int = SALT_LEN
+) -> None:
     """RSASSA-PSS-VERIFY (SHA-384) of ``sig`` over ``prepared_msg``; BadSignature if not."""
     if len(sig) != pk.modulus_len:
         raise BadSignature("blind token has the wrong length for its key")

@@ -12,6 +12,7 @@ from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
 
 from fairdht.errors import NetworkError
+from fairdht.karma.anon.fetch import fetch_anon_votes
 from fairdht.karma.crawl import CrawlPlan
 from fairdht.karma.policy import KarmaPolicy
 from fairdht.karma.score import KarmaView, build_view
@@ -67,8 +68,14 @@ async def fetch_view(
     distrusted: frozenset[bytes] = frozenset(),
     high_water: Mapping[Slot, int] | None = None,
     parallel: int = 8,
+    anonymous: bool = True,
 ) -> FetchedView:
-    """Crawl around ``reader`` (bounded by ``policy``) and build its view of ``subjects``."""
+    """Crawl around ``reader`` (bounded by ``policy``) and build its view of ``subjects``.
+
+    With ``anonymous`` the subjects' anonymous match votes are fetched and checked too
+    (docs/karma.md, "Anonymous match votes").
+    """
+    subjects = list(subjects)
     plan = CrawlPlan(
         network=network,
         reader=reader,
@@ -81,12 +88,18 @@ async def fetch_view(
     )
     await crawl(get, plan, parallel=parallel)
     merged = plan.merged()
+    anon = (
+        await fetch_anon_votes(get, network=network, subjects=subjects, now=now)
+        if anonymous
+        else []
+    )
     view = build_view(
         reader=reader,
         votes=merged.votes,
         policy=policy,
         trusted=trusted,
         distrusted=distrusted,
+        anon_votes=anon,
     )
     dropped = dict(plan.dropped)
     for reason, count in merged.dropped.items():

@@ -19,6 +19,7 @@ import secrets
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from fairdht.app.referees import check_referee, first_referee
@@ -31,12 +32,14 @@ from fairdht.karma.anon import (
     Ballot,
     HeldVote,
     make_request,
+    match_votes,
     open_answer,
     published_keys,
     release_due,
     vote_record,
 )
 from fairdht.karma.anon.anonymity import anonymity_set
+from fairdht.karma.anon.store import HeldVoteStore
 from fairdht.karma.publish import cast_vote
 from fairdht.records.envelope import Record
 from fairdht.records.kinds.anon_key import anon_key_key, period_of
@@ -59,9 +62,11 @@ __all__ = [
     "Attempt",
     "PlayResult",
     "RankedPlay",
+    "cast_due_votes",
     "cast_held_votes",
     "commit_and_reveal",
     "find_endpoint",
+    "hold_match_votes",
     "play_match",
     "play_ranked",
     "request_anon_tokens",
@@ -517,3 +522,48 @@ async def cast_held_votes(
         await dht.put(vote_record(vote, now=clock()))
         cast.append(vote)
     return cast, waiting, dropped
+
+
+async def hold_match_votes(
+    dht: DHTNode,
+    key: SigningKey,
+    *,
+    network: str,
+    outcome: Record,
+    data_dir: Path,
+    clock: Callable[[], float] = time.time,
+) -> int:
+    """Get tokens for this player's default votes on ``outcome`` and hold them in ``data_dir``."""
+    votes = match_votes(
+        outcome.body_as(MatchOutcome), me=key.public_key.raw, referee=outcome.author
+    )
+    held = await request_anon_tokens(
+        dht, key, network=network, outcome=outcome, votes=votes, clock=clock
+    )
+    store = HeldVoteStore.in_data_dir(data_dir)
+    try:
+        for vote in held:
+            store.add(vote)
+    finally:
+        store.close()
+    return len(held)
+
+
+async def cast_due_votes(
+    dht: DHTNode,
+    data_dir: Path,
+    *,
+    clock: Callable[[], float] = time.time,
+    minimum: int = MIN_ANONYMITY,
+) -> tuple[int, int, int]:
+    """Cast the held votes in ``data_dir`` that are due: (cast, still held, dropped)."""
+    store = HeldVoteStore.in_data_dir(data_dir)
+    try:
+        cast, waiting, dropped = await cast_held_votes(
+            dht, store.all(), clock=clock, minimum=minimum
+        )
+        for vote in cast + dropped:
+            store.remove(vote)
+    finally:
+        store.close()
+    return len(cast), len(waiting), len(dropped)

@@ -5,7 +5,14 @@ Sans-IO cores: ``TokenIssuer`` (the referee's rules), ``Ballot`` / ``HeldVote`` 
 request/answer exchange and ``fetch`` / ``anonymity`` the thin DHT drivers.
 """
 
-from fairdht.karma.anon.ballot import MIN_ANONYMITY, Ballot, HeldVote, release_due, vote_record
+from fairdht.karma.anon.ballot import (
+    MIN_ANONYMITY,
+    Ballot,
+    HeldVote,
+    match_votes,
+    release_due,
+    vote_record,
+)
 from fairdht.karma.anon.issuer import DEFAULT_MATCH_BUDGET, TokenIssuer, TokenRefused
 from fairdht.karma.anon.reader import ANON_STATUSES, BackedVote, backed_votes, published_keys
 from fairdht.karma.anon.wire import (
@@ -31,6 +38,7 @@ __all__ = [
     "backed_votes",
     "is_token_request",
     "make_request",
+    "match_votes",
     "open_answer",
     "open_request",
     "published_keys",

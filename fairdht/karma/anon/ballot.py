@@ -30,8 +30,9 @@ from fairdht.records.kinds.anon_vote import (
     check_anon_action,
     token_message,
 )
+from fairdht.records.kinds.outcome import MatchOutcome
 
-__all__ = ["MIN_ANONYMITY", "Ballot", "HeldVote", "release_due", "vote_record"]
+__all__ = ["MIN_ANONYMITY", "Ballot", "HeldVote", "match_votes", "release_due", "vote_record"]
 
 # A vote is published only when public records show at least this many players who
 # could have cast it (docs/karma.md, "Who can link what").
@@ -126,3 +127,17 @@ def vote_record(held: HeldVote, *, now: float) -> Record:
         body,
         now=now,
     )
+
+
+def match_votes(outcome: MatchOutcome, *, me: bytes, referee: bytes) -> list[tuple[bytes, str]]:
+    """What a player says by default after ``outcome``: the referee was fair, and each other
+    player completed the session, or cheated if the rules made it forfeit for cheating."""
+    if outcome.status != "completed" or me not in outcome.players:
+        return []
+    votes = [(referee, "referee_fair")]
+    for i, player in enumerate(outcome.players):
+        if player != me:
+            votes.append(
+                (player, "cheating" if outcome.forfeited(i) == "cheating" else "session_completed")
+            )
+    return votes

@@ -167,8 +167,10 @@ def blind_sign(sk: BlindSecretKey, blinded_msg: bytes) -> bytes:
     m = int.from_bytes(blinded_msg, "big")
     if m >= pk.n:
         raise ProtocolError("blinded message out of range")
-    d = sk.key.private_numbers().d
-    s = pow(m, d, pk.n)
+    # RSASP1 with the Chinese remainder theorem (RFC 8017 §5.1.2, 2.b): about 3x faster.
+    k = sk.key.private_numbers()
+    s1, s2 = pow(m % k.p, k.dmp1, k.p), pow(m % k.q, k.dmq1, k.q)
+    s = s2 + k.q * ((k.iqmp * (s1 - s2)) % k.p)
     if pow(s, pk.e, pk.n) != m:
         raise ProtocolError("signing failure")
     return s.to_bytes(pk.modulus_len, "big")

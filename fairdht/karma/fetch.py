@@ -15,7 +15,7 @@ from fairdht.errors import NetworkError
 from fairdht.karma.anon.fetch import fetch_anon_votes
 from fairdht.karma.crawl import CrawlPlan
 from fairdht.karma.policy import KarmaPolicy
-from fairdht.karma.score import KarmaView, build_view
+from fairdht.karma.score import KarmaView, build_view, with_anon_votes
 from fairdht.karma.votes import Slot
 from fairdht.records.envelope import Record
 
@@ -88,19 +88,19 @@ async def fetch_view(
     )
     await crawl(get, plan, parallel=parallel)
     merged = plan.merged()
-    anon = (
-        await fetch_anon_votes(get, network=network, subjects=subjects, now=now)
-        if anonymous
-        else []
-    )
     view = build_view(
         reader=reader,
         votes=merged.votes,
         policy=policy,
         trusted=trusted,
         distrusted=distrusted,
-        anon_votes=anon,
     )
+    if anonymous:
+        # After the trust is known: only trusted referees' blind keys are fetched.
+        anon = await fetch_anon_votes(
+            get, network=network, subjects=subjects, now=now, trust=view.trust
+        )
+        view = with_anon_votes(view, anon)
     dropped = dict(plan.dropped)
     for reason, count in merged.dropped.items():
         dropped[reason] = dropped.get(reason, 0) + count

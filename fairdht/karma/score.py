@@ -9,6 +9,7 @@ raters, the keys it up-voted), one hop and never transitively.
 
 from __future__ import annotations
 
+import dataclasses
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -28,6 +29,7 @@ __all__ = [
     "karma_of",
     "score_json",
     "score_subject",
+    "with_anon_votes",
 ]
 
 # Why a vote did or did not move the score, as shown by `karma show --explain`.
@@ -152,6 +154,14 @@ def build_view(
         iterations=result.iterations,
         anon_by_subject={s: tuple(v) for s, v in anon.items()},
     )
+
+
+def with_anon_votes(view: KarmaView, anon_votes: Iterable[BackedVote]) -> KarmaView:
+    """``view`` with ``anon_votes`` (checked anonymous votes); the trust is unchanged."""
+    anon: dict[bytes, list[BackedVote]] = defaultdict(list)
+    for backed in anon_votes:
+        anon[backed.subject].append(backed)
+    return dataclasses.replace(view, anon_by_subject={s: tuple(v) for s, v in anon.items()})
 
 
 def _anonymous(view: KarmaView, subject: bytes) -> list[ExplainedVote]:

@@ -1,14 +1,16 @@
 """Thin driver: fetch the anonymous votes on some subjects and their referees' blind keys.
 
-One get per subject (its anonymous-karma key) and one per referee those votes name (its
-blind keys); a failed get counts as an empty answer, so a reader without them scores
-from attributed votes alone.
+One get per subject (its anonymous-karma key) and one per referee those votes name that
+the reader trusts at all (its blind keys), most trusted first: votes naming referees of
+no weight could not count, so naming a thousand fake referees costs the reader no
+lookup. A failed get counts as an empty answer, so a reader without them scores from
+attributed votes alone.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 
 from fairdht.errors import NetworkError
 from fairdht.karma.anon.reader import BackedVote, backed_votes, published_keys
@@ -32,9 +34,18 @@ async def _get(get: GetFn, key: bytes) -> list[Record]:
 
 
 async def fetch_anon_votes(
-    get: GetFn, *, network: str, subjects: Iterable[bytes], now: float
+    get: GetFn,
+    *,
+    network: str,
+    subjects: Iterable[bytes],
+    now: float,
+    trust: Mapping[bytes, float],
 ) -> list[BackedVote]:
-    """The checked anonymous votes on ``subjects`` (every status, for the explanation)."""
+    """The checked anonymous votes on ``subjects`` (every status, for the explanation).
+
+    ``trust`` is the reader's trust per key: only referees with a positive share have
+    their keys fetched (at most MAX_REFEREES, highest trust first).
+    """
     wanted = list(dict.fromkeys(subjects))
     answers = await asyncio.gather(*(_get(get, anon_vote_key(network, s)) for s in wanted))
     records = [
@@ -45,12 +56,9 @@ async def fetch_anon_votes(
         and r.key == anon_vote_key(network, subject)
         and r.network == network
     ]
-    counts: dict[bytes, int] = {}
-    for r in records:
-        if not r.withdrawn:
-            referee = r.body_as(AnonVote).referee
-            counts[referee] = counts.get(referee, 0) + 1
-    referees = sorted(counts, key=lambda k: (-counts[k], k))[:MAX_REFEREES]
+    named = {r.body_as(AnonVote).referee for r in records if not r.withdrawn}
+    weighed = [k for k in named if trust.get(k, 0.0) > 0.0]
+    referees = sorted(weighed, key=lambda k: (-trust[k], k))[:MAX_REFEREES]
     key_answers = await asyncio.gather(*(_get(get, anon_key_key(network, r)) for r in referees))
     keys = published_keys(
         (
@@ -61,4 +69,4 @@ async def fetch_anon_votes(
         ),
         now=now,
     )
-    return [v for v in backed_votes(records, keys, now=now) if v.referee in set(referees)]
+    return backed_votes(records, keys, now=now, referees=set(referees))

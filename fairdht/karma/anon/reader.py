@@ -3,13 +3,15 @@
 A vote counts (status ``valid``) when its token verifies, as an RFC 9474 / RSASSA-PSS
 signature over ``token_message(...)`` of the vote's own fields and one-time key, under
 the key its referee publishes *now* for the vote's (period, polarity). Otherwise its
-status says why: ``unpublished_key`` (no such key, or the referee moved it: a token under
-any other key is refused, so per-player keys cannot tag voters) or ``bad_token``.
+status says why: ``unpublished_key`` (no such key), ``bad_token`` (forged, or under a
+key that is not the one published now: a moved key voids its tokens, so per-player keys
+cannot tag voters) or ``unknown_referee`` (a referee the reader gives no trust, whose
+keys it did not fetch: such a vote could not count anyway).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Set
 from dataclasses import dataclass
 
 from fairdht.errors import BadSignature, RecordError
@@ -21,7 +23,7 @@ from fairdht.records.kinds.anon_vote import ANON_VOTE_KIND, AnonVote, polarity, 
 
 __all__ = ["ANON_STATUSES", "BackedVote", "backed_votes", "published_keys"]
 
-ANON_STATUSES = ("valid", "unpublished_key", "bad_token")
+ANON_STATUSES = ("valid", "unpublished_key", "bad_token", "unknown_referee")
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,8 +64,13 @@ def backed_votes(
     keys: Mapping[tuple[bytes, int, str], BlindPublicKey],
     *,
     now: float,
+    referees: Set[bytes] | None = None,
 ) -> list[BackedVote]:
-    """Check every live anonymous vote in ``records``; one entry per token (its slot)."""
+    """Check every live anonymous vote in ``records``, one entry per (one-time key, token).
+
+    With ``referees``, only votes backed by those referees are checked; the others get
+    ``unknown_referee`` (their keys were not fetched).
+    """
     newest: dict[tuple[bytes, bytes], Record] = {}
     for record in records:
         if record.kind != ANON_VOTE_KIND or record.withdrawn:
@@ -84,7 +91,9 @@ def backed_votes(
         subject = record.subkey[:32]
         key = keys.get((body.referee, body.period, polarity(body.action)))
         status = "unpublished_key"
-        if key is not None:
+        if referees is not None and body.referee not in referees:
+            status = "unknown_referee"
+        elif key is not None:
             msg = token_message(
                 record.network, body.referee, body.period, subject, body.action, record.author
             )

@@ -253,6 +253,9 @@ def run_cast_held(args: argparse.Namespace) -> int:
     data_dir = data_dir_of(args)
 
     async def go() -> tuple[int, int, int]:
+        # Imported here: the DHT stack loads only for commands that use it.
+        from fairdht.dht import connect
+
         async with connect(list(args.bootstrap)) as node:
             return await cast_due_votes(node, data_dir)
 

@@ -81,7 +81,10 @@ def test_votes_are_held_then_counted_and_no_public_record_links_a_voter(tmp_path
         try:
             for i, player in enumerate(players, start=1):
                 record = outcome(
-                    rkey, f"m{i}", [subject.public_key.raw, player.public_key.raw], at=at + i
+                    rkey,
+                    f"match-{i}-of-the-subject",
+                    [subject.public_key.raw, player.public_key.raw],
+                    at=at + i,
                 )
                 await _host(service, net[0], record)
                 dht = net[1 + i % 3]
@@ -150,7 +153,7 @@ def test_votes_are_held_then_counted_and_no_public_record_links_a_voter(tmp_path
                         for pk in long_term:
                             assert pk not in rec.raw
                         for i in range(1, 6):
-                            assert f"m{i}".encode() not in rec.raw
+                            assert f"match-{i}-of-the-subject".encode() not in rec.raw
                         assert rec.issued_at >= (period + 1) * DAY
                         assert rec.body_as(AnonVote).period == period
             assert len({v.raw for v in votes}) == 10

@@ -33,7 +33,7 @@ from fairdht.cli.referee import (
 )
 from fairdht.content.bundle import fetch_bundle, write_bundle
 from fairdht.dht import connect
-from fairdht.errors import UsageError
+from fairdht.errors import FairDHTError, UsageError
 from fairdht.identity.keys import PublicKey
 from fairdht.node.player import hold_match_votes, play_match, play_ranked
 from fairdht.node.referee_service import RefereeService
@@ -269,9 +269,14 @@ async def _anon_tokens(args: argparse.Namespace, node: Any, key: Any, outcome: A
     """With ``--anon-votes``: blind tokens for the default match votes, held in the data dir."""
     if not args.anon_votes or outcome is None:
         return 0
-    return await hold_match_votes(
-        node, key, network=args.network, outcome=outcome, data_dir=data_dir_of(args)
-    )
+    try:
+        return await hold_match_votes(
+            node, key, network=args.network, outcome=outcome, data_dir=data_dir_of(args)
+        )
+    except FairDHTError as exc:
+        # The match itself went fine: say why no token came, and keep its outcome.
+        sys.stderr.write(f"fairdht: no anonymous-vote tokens: {exc}\n")
+        return 0
 
 
 def run_serve(args: argparse.Namespace) -> int:

@@ -189,7 +189,7 @@ def verify(
             padding.PSS(mgf=padding.MGF1(hashes.SHA384()), salt_length=salt_len),
             hashes.SHA384(),
         )
-    except InvalidSignature:
+    except (InvalidSignature, ValueError):  # ValueError: a key cryptography will not load
         raise BadSignature("blind token does not verify under the referee's key") from None
 
 

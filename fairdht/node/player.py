@@ -478,13 +478,18 @@ async def request_anon_tokens(
             public_key=public_key,
         )
         request = ballot.request(key.public_key.raw, body.match_id, now=clock())
-        reader, writer = await asyncio.wait_for(asyncio.open_connection(*endpoint), 10.0)
         try:
-            writer.write(encode_frame(make_request(key, referee, request)))
-            await writer.drain()
-            answer = await asyncio.wait_for(read_frame(reader), 30.0)
-        finally:
-            writer.close()
+            reader, writer = await asyncio.wait_for(asyncio.open_connection(*endpoint), 10.0)
+            try:
+                writer.write(encode_frame(make_request(key, referee, request)))
+                await writer.drain()
+                answer = await asyncio.wait_for(read_frame(reader), 30.0)
+            finally:
+                writer.close()
+        except (OSError, TimeoutError, asyncio.IncompleteReadError) as exc:
+            raise ProtocolError(
+                f"referee {referee.hex()[:16]} gave no token answer: {type(exc).__name__}"
+            ) from None
         held.append(ballot.finish(open_answer(answer)))
     return held
 
@@ -533,20 +538,40 @@ async def hold_match_votes(
     data_dir: Path,
     clock: Callable[[], float] = time.time,
 ) -> int:
-    """Get tokens for this player's default votes on ``outcome`` and hold them in ``data_dir``."""
+    """Get tokens for this player's default votes on ``outcome`` and hold them in ``data_dir``.
+
+    Each token is stored as soon as it arrives, so one refused subject does not lose
+    the others; the last refusal is raised only if no token came at all.
+    """
     votes = match_votes(
         outcome.body_as(MatchOutcome), me=key.public_key.raw, referee=outcome.author
     )
-    held = await request_anon_tokens(
-        dht, key, network=network, outcome=outcome, votes=votes, clock=clock
-    )
     store = HeldVoteStore.in_data_dir(data_dir)
+    held, failure = 0, None
     try:
-        for vote in held:
-            store.add(vote)
+        endpoint = await find_endpoint(
+            dht, network, outcome.body_as(MatchOutcome).code_hash, outcome.author
+        )
+        for vote in votes:
+            try:
+                for token in await request_anon_tokens(
+                    dht,
+                    key,
+                    network=network,
+                    outcome=outcome,
+                    votes=[vote],
+                    endpoint=endpoint,
+                    clock=clock,
+                ):
+                    store.add(token)
+                    held += 1
+            except FairDHTError as exc:
+                failure = exc
     finally:
         store.close()
-    return len(held)
+    if held == 0 and failure is not None:
+        raise failure
+    return held
 
 
 async def cast_due_votes(

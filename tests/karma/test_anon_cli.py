@@ -12,13 +12,28 @@ import json
 import sys
 from pathlib import Path
 
-from anon_kit import DAY, NETWORK, key, nodes, now, outcome, referee, rsa_pool, serve_outcome, stop
+from anon_kit import (
+    DAY,
+    NETWORK,
+    key,
+    keygen_from,
+    nodes,
+    now,
+    outcome,
+    referee,
+    rsa_pool,
+    serve_outcome,
+    stop,
+)
 
 from fairdht.identity import write_key
 from fairdht.karma import cast_vote
+from fairdht.karma.anon.store import HeldVoteStore
 from fairdht.node.player import hold_match_votes
+from fairdht.node.referee_service import RefereeService
 from fairdht.records.kinds.anon_key import period_of
 from fairdht.records.kinds.outcome import MatchOutcome
+from fairdht.referee.codehash import code_hash
 from fairdht.trust import TrustStore
 
 
@@ -116,6 +131,80 @@ def test_cast_held_then_show_tells_attributed_and_anonymous_apart(tmp_path: Path
             assert code == 0, err
             assert out.count("anonymous") == 5 and out.count("attributed") == 5
             assert f"backed by referee {ref.hex()[:16]}" in out
+        finally:
+            await service.stop()
+            await stop(net)
+
+    asyncio.run(main())
+
+
+def test_play_with_anon_votes_holds_one_token_per_subject(tmp_path: Path) -> None:
+    """``fairdht play --anon-votes`` against a referee hosting a real arena match."""
+    arena = Path(__file__).resolve().parents[2] / "examples" / "arena"
+
+    async def main() -> None:
+        net = await nodes(3)
+        rkey = key("cli-referee")
+        digest = code_hash(arena)
+        service = RefereeService(
+            rkey,
+            net[0],
+            network=NETWORK,
+            bundle_dir=arena,
+            code_hash=digest,
+            game="game-b",
+            tick_ms=50,
+            attest_wait=5.0,
+        )
+        service.tokens.keygen = keygen_from(rsa_pool(2))  # type: ignore[assignment]
+        players = [key("cli-p1"), key("cli-p2")]
+        for i, p in enumerate(players):
+            write_key(tmp_path / f"q{i}.key", p)
+        listed = ",".join(sorted(p.public_key.hex() for p in players))
+        try:
+            await service.start("127.0.0.1", 0)
+
+            async def play(i: int) -> tuple[int, str, str]:
+                host, port = net[1 + i].address
+                return await _fairdht(
+                    "play",
+                    "--match",
+                    "cli-anon-1",
+                    "--code-hash",
+                    digest.hex(),
+                    "--referee",
+                    rkey.public_key.hex(),
+                    "--players",
+                    listed,
+                    "--duration-ms",
+                    "1500",
+                    "--anon-votes",
+                    "--json",
+                    "--key",
+                    str(tmp_path / f"q{i}.key"),
+                    "--bootstrap",
+                    f"{host}:{port}",
+                    "--network",
+                    NETWORK,
+                    "--data-dir",
+                    str(tmp_path / f"q{i}"),
+                )
+
+            results = await asyncio.gather(play(0), play(1))
+            for code, out, err in results:
+                assert code == 0, err
+                doc = json.loads(out)
+                assert doc["outcome"]["status"] == "completed"
+                assert doc["anon_votes_held"] == 2  # the referee and the other player
+            assert len(service.tokens.granted) == 4
+            for i in range(2):
+                store = HeldVoteStore.in_data_dir(tmp_path / f"q{i}")
+                held = store.all()
+                store.close()
+                other = players[1 - i].public_key.raw
+                assert sorted((v.subject, v.action) for v in held) == sorted(
+                    [(rkey.public_key.raw, "referee_fair"), (other, "session_completed")]
+                )
         finally:
             await service.stop()
             await stop(net)

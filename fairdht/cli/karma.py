@@ -32,11 +32,12 @@ from fairdht.karma.policy import KarmaPolicy
 from fairdht.karma.publish import CastResult, cast_vote
 from fairdht.karma.score import KarmaScore, score_json, score_subject
 from fairdht.node.karma_state import POLICY_FILE_NAME, STATE_FILE_NAME, KarmaState, reader_inputs
+from fairdht.node.player import cast_due_votes
 from fairdht.records.envelope import Record, check_network_name
 from fairdht.records.kinds.karma import ACTIONS, MAX_EVIDENCE_BYTES, KarmaVote
 from fairdht.trust import DEMO_NETWORK
 
-__all__ = ["register", "run_show", "run_vote", "score_json"]
+__all__ = ["register", "run_cast_held", "run_show", "run_vote", "score_json"]
 
 
 def register(subparsers: Any) -> None:
@@ -74,6 +75,13 @@ def register(subparsers: Any) -> None:
     )
     _common(show)
     show.set_defaults(func=run_show)
+
+    held = sub.add_parser(
+        "cast-held",
+        help="cast the anonymous match votes held in DATA_DIR that are due (docs/karma.md)",
+    )
+    _common(held)
+    held.set_defaults(func=run_cast_held)
 
 
 def _common(parser: argparse.ArgumentParser) -> None:
@@ -195,7 +203,7 @@ def run_show(args: argparse.Namespace) -> int:
     KarmaState(data_dir / STATE_FILE_NAME).raise_marks(network, fetched.high_water, now=now)
     score = score_subject(fetched.view, subject)
     if args.json:
-        doc = score_json(score, explain=args.explain)
+        doc = score_json(score, explain=args.explain, kinds=True)
         doc.update(
             network=network,
             reader=key.public_key.hex(),
@@ -240,12 +248,36 @@ async def _show(
         )
 
 
+def run_cast_held(args: argparse.Namespace) -> int:
+    """Cast the held anonymous votes whose period is over and whose anonymity set is large."""
+    data_dir = data_dir_of(args)
+
+    async def go() -> tuple[int, int, int]:
+        # Imported here: the DHT stack loads only for commands that use it.
+        from fairdht.dht import connect
+
+        async with connect(list(args.bootstrap)) as node:
+            return await cast_due_votes(node, data_dir)
+
+    cast, held, dropped = asyncio.run(go())
+    if args.json:
+        print_json({"cast": cast, "held": held, "dropped": dropped})
+    else:
+        sys.stdout.write(f"cast {cast}, still held {held}, dropped {dropped}\n")
+    return 0
+
+
 def _print_text(score: KarmaScore, *, explain: bool) -> None:
     sys.stdout.write(f"{score.subject.hex()}  {score.color}  score {score.score:+.4f}\n")
     if explain:
         for v in score.votes:
             ctx = f" [{v.context}]" if v.context else ""
+            if v.kind == "anonymous":
+                # Tell the two kinds apart: an anonymous vote's weight is its referee's.
+                who = f"anonymous {v.voter.hex()[:8]}…, backed by referee {v.referee.hex()[:16]}…"
+            else:
+                who = f"attributed, by {v.voter.hex()[:16]}…"
             sys.stdout.write(
-                f"  {v.contribution:+.4f}  {v.action}{ctx} by {v.voter.hex()[:16]}… "
+                f"  {v.contribution:+.4f}  {v.action}{ctx} ({who}) "
                 f"weight {v.weight:.4f} ({v.status})\n"
             )

@@ -35,7 +35,7 @@ from fairdht.cli.referee import (
 from fairdht.content.bundle import fetch_bundle, write_bundle
 from fairdht.errors import UsageError
 from fairdht.identity.keys import PublicKey
-from fairdht.node.player import play_match, play_ranked
+from fairdht.node.player import hold_match_votes, play_match, play_ranked
 from fairdht.node.referee_service import RefereeService
 from fairdht.records.kinds.outcome import MatchOutcome
 from fairdht.referee.codehash import code_hash
@@ -146,6 +146,12 @@ def register(subparsers: Any) -> None:
     play.add_argument("--seed", default="fairdht", help="match seed (attested setting)")
     play.add_argument("--duration-ms", type=int, default=10_000, help="match length (attested)")
     play.add_argument("--cheat", choices=CHEATS, default="none", help="make the bot cheat")
+    play.add_argument(
+        "--anon-votes",
+        action="store_true",
+        help="after a completed match, get blind tokens to rate the referee and players"
+        " anonymously (held in DATA_DIR until `fairdht karma cast-held` may cast them)",
+    )
     add_key_option(play)
     add_data_dir_option(play)
     add_bootstrap_option(play, required=True)
@@ -222,6 +228,7 @@ def run_play(args: argparse.Namespace) -> int:
                     settings=settings,
                     cheat=args.cheat,
                 )
+            anon_held = await _anon_tokens(args, node, key, result.outcome)
         doc: dict[str, Any] = {
             "ticks": result.bot.ticks,
             "inputs_sent": result.bot.sent,
@@ -229,6 +236,8 @@ def run_play(args: argparse.Namespace) -> int:
             "outcome": None if result.outcome is None else _outcome_doc(result.outcome),
             "attempts": attempts,
         }
+        if args.anon_votes:
+            doc["anon_votes_held"] = anon_held
         return doc
 
     doc = asyncio.run(go())
@@ -250,6 +259,22 @@ def run_play(args: argparse.Namespace) -> int:
         sys.stderr.write("fairdht: the referee sent no outcome\n")
         return 1
     return 0
+
+
+async def _anon_tokens(args: argparse.Namespace, node: Any, key: Any, outcome: Any) -> int:
+    """With ``--anon-votes``: blind tokens for the default match votes, held in the data dir."""
+    from fairdht.errors import FairDHTError  # only this step turns the error into a warning
+
+    if not args.anon_votes or outcome is None:
+        return 0
+    try:
+        return await hold_match_votes(
+            node, key, network=args.network, outcome=outcome, data_dir=data_dir_of(args)
+        )
+    except FairDHTError as exc:
+        # The match itself went fine: say why no token came, and keep its outcome.
+        sys.stderr.write(f"fairdht: no anonymous-vote tokens: {exc}\n")
+        return 0
 
 
 def run_serve(args: argparse.Namespace) -> int:

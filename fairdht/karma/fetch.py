@@ -12,9 +12,10 @@ from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
 
 from fairdht.errors import NetworkError
+from fairdht.karma.anon.fetch import fetch_anon_votes
 from fairdht.karma.crawl import CrawlPlan
 from fairdht.karma.policy import KarmaPolicy
-from fairdht.karma.score import KarmaView, build_view
+from fairdht.karma.score import KarmaView, build_view, with_anon_votes
 from fairdht.karma.votes import Slot
 from fairdht.records.envelope import Record
 
@@ -67,8 +68,14 @@ async def fetch_view(
     distrusted: frozenset[bytes] = frozenset(),
     high_water: Mapping[Slot, int] | None = None,
     parallel: int = 8,
+    anonymous: bool = True,
 ) -> FetchedView:
-    """Crawl around ``reader`` (bounded by ``policy``) and build its view of ``subjects``."""
+    """Crawl around ``reader`` (bounded by ``policy``) and build its view of ``subjects``.
+
+    With ``anonymous`` the subjects' anonymous match votes are fetched and checked too
+    (docs/karma.md, "Anonymous match votes").
+    """
+    subjects = list(subjects)
     plan = CrawlPlan(
         network=network,
         reader=reader,
@@ -88,6 +95,12 @@ async def fetch_view(
         trusted=trusted,
         distrusted=distrusted,
     )
+    if anonymous:
+        # After the trust is known: only trusted referees' blind keys are fetched.
+        anon = await fetch_anon_votes(
+            get, network=network, subjects=subjects, now=now, trust=view.trust
+        )
+        view = with_anon_votes(view, anon)
     dropped = dict(plan.dropped)
     for reason, count in merged.dropped.items():
         dropped[reason] = dropped.get(reason, 0) + count

@@ -9,11 +9,13 @@ raters, the keys it up-voted), one hop and never transitively.
 
 from __future__ import annotations
 
+import dataclasses
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
+from fairdht.karma.anon.reader import BackedVote
 from fairdht.karma.policy import KarmaPolicy
 from fairdht.karma.trust import personalized_trust
 from fairdht.karma.votes import Slot, Vote, over_budget
@@ -27,10 +29,21 @@ __all__ = [
     "karma_of",
     "score_json",
     "score_subject",
+    "with_anon_votes",
 ]
 
 # Why a vote did or did not move the score, as shown by `karma show --explain`.
-STATUSES = ("counted", "over_budget", "distrusted", "unknown_voter", "untrusted_negative")
+STATUSES = (
+    "counted",
+    "over_budget",
+    "distrusted",
+    "unknown_voter",
+    "untrusted_negative",
+    # Anonymous match votes only (docs/karma.md, "Anonymous match votes"):
+    "unknown_referee",
+    "unpublished_key",
+    "bad_token",
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,6 +57,8 @@ class ExplainedVote:
     weight: float  # the voter's share of the reader's trust
     contribution: float  # what this vote added to the score (0 unless counted)
     status: str  # one of STATUSES
+    kind: str = "attributed"  # or "anonymous": a one-time key's vote, backed by a referee
+    referee: bytes = b""  # the referee whose token backs an anonymous vote
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,6 +83,7 @@ class KarmaView:
     votes_by_subject: Mapping[bytes, tuple[Vote, ...]]
     excluded_slots: frozenset[Slot]  # over each voter's budget
     iterations: int
+    anon_by_subject: Mapping[bytes, tuple[BackedVote, ...]] = field(default_factory=dict)
 
     def trust_share(self, keys: Iterable[bytes]) -> float:
         """The share of the reader's trust held by ``keys`` (0 to 1)."""
@@ -94,11 +110,14 @@ def build_view(
     policy: KarmaPolicy,
     trusted: frozenset[bytes] = frozenset(),
     distrusted: frozenset[bytes] = frozenset(),
+    anon_votes: Iterable[BackedVote] = (),
 ) -> KarmaView:
     """Compute ``reader``'s trust over ``votes`` (merged live votes) under ``policy``.
 
     ``trusted`` (the trust store's ``karma`` role) and ``distrusted`` are joined with
-    the policy's own lists; the reader itself is never distrusted.
+    the policy's own lists; the reader itself is never distrusted. ``anon_votes``
+    (checked anonymous match votes) never create trust: they are weighed by the
+    reader's trust in their referees only.
     """
     all_votes = tuple(votes)
     distrust = (distrusted | policy.distrusted) - {reader}
@@ -121,6 +140,9 @@ def build_view(
     by_subject: dict[bytes, list[Vote]] = defaultdict(list)
     for vote in all_votes:
         by_subject[vote.subject].append(vote)
+    anon: dict[bytes, list[BackedVote]] = defaultdict(list)
+    for backed in anon_votes:
+        anon[backed.subject].append(backed)
     return KarmaView(
         reader=reader,
         policy=policy,
@@ -130,7 +152,61 @@ def build_view(
         votes_by_subject={s: tuple(v) for s, v in by_subject.items()},
         excluded_slots=skip,
         iterations=result.iterations,
+        anon_by_subject={s: tuple(v) for s, v in anon.items()},
     )
+
+
+def with_anon_votes(view: KarmaView, anon_votes: Iterable[BackedVote]) -> KarmaView:
+    """``view`` with ``anon_votes`` (checked anonymous votes); the trust is unchanged."""
+    anon: dict[bytes, list[BackedVote]] = defaultdict(list)
+    for backed in anon_votes:
+        anon[backed.subject].append(backed)
+    return dataclasses.replace(view, anon_by_subject={s: tuple(v) for s, v in anon.items()})
+
+
+def _anonymous(view: KarmaView, subject: bytes) -> list[ExplainedVote]:
+    """Explain the anonymous votes on ``subject``, each weighed by its referee's trust.
+
+    One referee's valid votes on one subject count as their mean weight, times the
+    reader's trust in that referee: together at most one attributed vote's worth from
+    it (docs/karma.md), however many matches it hosted. A net-negative mean counts only
+    if the referee is in the reader's direct trust, as attributed negatives do.
+    """
+    policy = view.policy
+    votes = view.anon_by_subject.get(subject, ())
+    valid: dict[bytes, list[BackedVote]] = defaultdict(list)
+    for vote in votes:
+        if vote.status == "valid":
+            valid[vote.referee].append(vote)
+    mean = {r: sum(policy.weight(v.action) for v in vs) / len(vs) for r, vs in valid.items()}
+    out = []
+    for vote in votes:
+        weight = view.trust.get(vote.referee, 0.0)
+        status, contribution = "counted", 0.0
+        if vote.status != "valid":
+            status = vote.status
+        elif vote.referee in view.distrusted:
+            status = "distrusted"
+        elif weight <= 0.0:
+            status = "unknown_referee"
+        elif mean[vote.referee] < 0 and vote.referee not in view.direct:
+            status = "untrusted_negative"
+        else:
+            contribution = weight * policy.weight(vote.action) / len(valid[vote.referee])
+        out.append(
+            ExplainedVote(
+                voter=vote.vote_key,
+                action=vote.action,
+                context="",
+                issued_at=vote.issued_at,
+                weight=weight,
+                contribution=contribution,
+                status=status,
+                kind="anonymous",
+                referee=vote.referee,
+            )
+        )
+    return out
 
 
 def score_subject(view: KarmaView, subject: bytes) -> KarmaScore:
@@ -167,6 +243,7 @@ def score_subject(view: KarmaView, subject: bytes) -> KarmaScore:
                 status=status,
             )
         )
+    explained.extend(_anonymous(view, subject))
     explained.sort(key=lambda e: (-abs(e.contribution), -e.weight, e.voter, e.action, e.context))
     score = sum(e.contribution for e in explained)
     return KarmaScore(subject, score, policy.color(score), tuple(explained))
@@ -178,8 +255,12 @@ def karma_of(view: KarmaView, subject: bytes) -> tuple[float, str]:
     return result.score, result.color
 
 
-def score_json(score: KarmaScore, *, explain: bool) -> dict[str, Any]:
-    """The JSON document of a score (``fairdht karma show --json``, ``GET /api/karma``)."""
+def score_json(score: KarmaScore, *, explain: bool, kinds: bool = False) -> dict[str, Any]:
+    """The JSON document of a score (``fairdht karma show --json``, ``GET /api/karma``).
+
+    With ``kinds`` each explained vote also says whether it is ``attributed`` or
+    ``anonymous`` (and an anonymous one names its ``referee``), as `karma show` prints.
+    """
     doc: dict[str, Any] = {
         "subject": score.subject.hex(),
         "score": round(score.score, 6),
@@ -197,6 +278,8 @@ def score_json(score: KarmaScore, *, explain: bool) -> dict[str, Any]:
                 "contribution": round(v.contribution, 6),
                 "status": v.status,
             }
+            | ({"kind": v.kind} if kinds else {})
+            | ({"referee": v.referee.hex()} if kinds and v.kind == "anonymous" else {})
             for v in score.votes
         ]
     return doc

@@ -19,14 +19,31 @@ import secrets
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from fairdht.app.referees import check_referee, first_referee
 from fairdht.dht import DHTNode
 from fairdht.errors import FairDHTError, NotFoundError, ProtocolError, UsageError
+from fairdht.game.frames import encode_frame, read_frame
 from fairdht.identity.keys import SigningKey
+from fairdht.karma.anon import (
+    MIN_ANONYMITY,
+    Ballot,
+    HeldVote,
+    make_request,
+    match_votes,
+    open_answer,
+    published_keys,
+    release_due,
+    vote_record,
+)
+from fairdht.karma.anon.anonymity import anonymity_set
+from fairdht.karma.anon.store import HeldVoteStore
 from fairdht.karma.publish import cast_vote
 from fairdht.records.envelope import Record
+from fairdht.records.kinds.anon_key import anon_key_key, period_of
+from fairdht.records.kinds.anon_vote import polarity
 from fairdht.records.kinds.match import NONCE_BYTES, match_key
 from fairdht.records.kinds.outcome import MatchOutcome
 from fairdht.records.kinds.referee import offer_key
@@ -45,10 +62,14 @@ __all__ = [
     "Attempt",
     "PlayResult",
     "RankedPlay",
+    "cast_due_votes",
+    "cast_held_votes",
     "commit_and_reveal",
     "find_endpoint",
+    "hold_match_votes",
     "play_match",
     "play_ranked",
+    "request_anon_tokens",
 ]
 
 log = logging.getLogger(__name__)
@@ -418,3 +439,156 @@ async def _agree_on_failure(
         records = await dht.get(key_bytes)
         why = referee_failed(records, round_match=round_match, referee=referee, players=players)
     return why
+
+
+async def request_anon_tokens(
+    dht: DHTNode,
+    key: SigningKey,
+    *,
+    network: str,
+    outcome: Record,
+    votes: list[tuple[bytes, str]],
+    endpoint: tuple[str, int] | None = None,
+    clock: Callable[[], float] = time.time,
+) -> list[HeldVote]:
+    """Ask ``outcome``'s referee for one blind token per (subject, action) in ``votes``.
+
+    Each token is blinded under the key the referee *published* for the match's period
+    and polarity, and refused (BadSignature) if it does not verify under that key
+    (docs/karma.md, "Anonymous match votes"). The votes are returned to be held, not cast.
+    """
+    body = outcome.body_as(MatchOutcome)
+    referee, period = outcome.author, period_of(outcome.issued_at)
+    keys = published_keys(await dht.get(anon_key_key(network, referee)), now=clock())
+    if endpoint is None:
+        endpoint = await find_endpoint(dht, network, body.code_hash, referee)
+    held = []
+    for subject, action in votes:
+        public_key = keys.get((referee, period, polarity(action)))
+        if public_key is None:
+            raise NotFoundError(
+                f"referee {referee.hex()[:16]} published no blind key for period {period}"
+            )
+        ballot = Ballot.open(
+            network=network,
+            referee=referee,
+            period=period,
+            subject=subject,
+            action=action,
+            public_key=public_key,
+        )
+        request = ballot.request(key.public_key.raw, body.match_id, now=clock())
+        try:
+            reader, writer = await asyncio.wait_for(asyncio.open_connection(*endpoint), 10.0)
+            try:
+                writer.write(encode_frame(make_request(key, referee, request)))
+                await writer.drain()
+                answer = await asyncio.wait_for(read_frame(reader), 30.0)
+            finally:
+                writer.close()
+        except (OSError, TimeoutError, asyncio.IncompleteReadError) as exc:
+            raise ProtocolError(
+                f"referee {referee.hex()[:16]} gave no token answer: {type(exc).__name__}"
+            ) from None
+        held.append(ballot.finish(open_answer(answer)))
+    return held
+
+
+async def cast_held_votes(
+    dht: DHTNode,
+    held: list[HeldVote],
+    *,
+    clock: Callable[[], float] = time.time,
+    minimum: int = MIN_ANONYMITY,
+) -> tuple[list[HeldVote], list[HeldVote], list[HeldVote]]:
+    """Cast the held votes that are due: (cast, still held, dropped).
+
+    A vote is due once its period is over and public records show at least ``minimum``
+    players who could have cast it; it is dropped if its referee no longer publishes the
+    key its token verifies under (the vote would not count, and a moved key may be a tag).
+    """
+    cast, waiting, dropped = [], [], []
+    for vote in held:
+        found = await anonymity_set(
+            dht.get,
+            network=vote.network,
+            referee=vote.referee,
+            subject=vote.subject,
+            period=vote.period,
+        )
+        if not release_due(vote, now=clock(), anonymity=len(found), minimum=minimum):
+            waiting.append(vote)
+            continue
+        keys = published_keys(await dht.get(anon_key_key(vote.network, vote.referee)), now=clock())
+        published = keys.get((vote.referee, vote.period, polarity(vote.action)))
+        if published is None or published.n_bytes != vote.key_n:
+            dropped.append(vote)
+            continue
+        await dht.put(vote_record(vote, now=clock()))
+        cast.append(vote)
+    return cast, waiting, dropped
+
+
+async def hold_match_votes(
+    dht: DHTNode,
+    key: SigningKey,
+    *,
+    network: str,
+    outcome: Record,
+    data_dir: Path,
+    clock: Callable[[], float] = time.time,
+) -> int:
+    """Get tokens for this player's default votes on ``outcome`` and hold them in ``data_dir``.
+
+    Each token is stored as soon as it arrives, so one refused subject does not lose
+    the others; the last refusal is raised only if no token came at all.
+    """
+    votes = match_votes(
+        outcome.body_as(MatchOutcome), me=key.public_key.raw, referee=outcome.author
+    )
+    store = HeldVoteStore.in_data_dir(data_dir)
+    held, failure = 0, None
+    try:
+        endpoint = await find_endpoint(
+            dht, network, outcome.body_as(MatchOutcome).code_hash, outcome.author
+        )
+        for vote in votes:
+            try:
+                for token in await request_anon_tokens(
+                    dht,
+                    key,
+                    network=network,
+                    outcome=outcome,
+                    votes=[vote],
+                    endpoint=endpoint,
+                    clock=clock,
+                ):
+                    store.add(token)
+                    held += 1
+            except FairDHTError as exc:
+                failure = exc
+    finally:
+        store.close()
+    if held == 0 and failure is not None:
+        raise failure
+    return held
+
+
+async def cast_due_votes(
+    dht: DHTNode,
+    data_dir: Path,
+    *,
+    clock: Callable[[], float] = time.time,
+    minimum: int = MIN_ANONYMITY,
+) -> tuple[int, int, int]:
+    """Cast the held votes in ``data_dir`` that are due: (cast, still held, dropped)."""
+    store = HeldVoteStore.in_data_dir(data_dir)
+    try:
+        cast, waiting, dropped = await cast_held_votes(
+            dht, store.all(), clock=clock, minimum=minimum
+        )
+        for vote in cast + dropped:
+            store.remove(vote)
+    finally:
+        store.close()
+    return len(cast), len(waiting), len(dropped)

@@ -15,7 +15,10 @@ The driver around the sans-IO cores (DESIGN.md "Referees"; fair hybrid P2P seed)
    players backs the reference) or is missing;
 4. publish the signed outcome and the karma that follows from it: a
    ``session_completed`` vote for each player who finished and ``cheating`` for each
-   player who forfeited (docs/game-rules.md, "Forfeit").
+   player who forfeited (docs/game-rules.md, "Forfeit");
+5. publish its blind keys for the outcome's period and, on a connection whose first
+   frame is a token request, blind-sign one anonymous-vote token per player, subject
+   and completed match (docs/karma.md, "Anonymous match votes").
 """
 
 from __future__ import annotations
@@ -33,11 +36,13 @@ from fairdht.app.referees import read_clusters
 from fairdht.dht import DHTNode
 from fairdht.dht.addresses import advertised_host, format_address
 from fairdht.errors import BadSignature, FairDHTError, ProtocolError, RecordError
-from fairdht.game.frames import read_frame
+from fairdht.game.frames import encode_frame, read_frame
 from fairdht.game.sandbox import Limits
 from fairdht.identity.keys import SigningKey
+from fairdht.karma.anon import TokenIssuer, answer_frame, is_token_request, open_request
 from fairdht.karma.publish import cast_vote
 from fairdht.records.envelope import Record
+from fairdht.records.kinds.anon_key import period_of
 from fairdht.records.kinds.match import ATTEST_KIND, MatchAnswer, match_key
 from fairdht.records.kinds.outcome import MatchOutcome
 from fairdht.records.kinds.referee import OFFER_MAX_TTL, RefereeOffer
@@ -120,6 +125,8 @@ class RefereeService:
         self._server: asyncio.Server | None = None
         self._offer_alive: Any = None
         self.refused_connections = 0
+        self.tokens = TokenIssuer(key, network)
+        self._published_periods: set[int] = set()
 
     async def start(self, host: str, port: int) -> tuple[str, int]:
         """Listen for players, then offer the endpoint (the advertised one if given)."""
@@ -168,6 +175,9 @@ class RefereeService:
     async def _connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
             first = await asyncio.wait_for(read_frame(reader), 10.0)
+            if is_token_request(first):
+                await self._answer_token(first, writer)
+                return
             try:
                 hello = accept_hello(first, self.key.public_key.raw, now=self.clock())
             except (ProtocolError, BadSignature) as exc:
@@ -315,11 +325,45 @@ class RefereeService:
             await self.dht.put(record)
         except FairDHTError as exc:
             log.warning("match %s: outcome not stored: %s", outcome.match_id, exc)
+        if outcome.status == "completed":
+            await self.publish_anon_keys(period_of(record.issued_at))
         for subject, action in outcome_votes(outcome):
             evidence = record.raw if len(record.raw) <= 640 else b""
             await self._vote(served, subject, action, outcome.match_id, evidence)
         await self.finished.put(served)
         return record
+
+    async def publish_anon_keys(self, period: int) -> None:
+        """Publish this period's blind keys once, before the first token is asked for."""
+        if period in self._published_periods:
+            return
+        for sign in ("+", "-"):
+            # RSA key generation takes a moment: keep it off the event loop.
+            await asyncio.to_thread(self.tokens.blind_key, period, sign)
+        try:
+            for record in self.tokens.key_records(period, now=self.clock()):
+                await self.dht.put(record)
+            self._published_periods.add(period)
+        except FairDHTError as exc:
+            log.warning("period %d: blind keys not stored: %s", period, exc)
+
+    async def _answer_token(self, payload: bytes, writer: asyncio.StreamWriter) -> None:
+        """Answer one token request: a blind signature, or one sentence saying why not."""
+        now = self.clock()
+        try:
+            request = open_request(payload, self.key.public_key.raw, now=now)
+            served = self.matches.get(request.match_id)
+            outcome = served.outcome if served is not None else None
+            period, _ = self.tokens.check(request, outcome, now=now)
+            await self.publish_anon_keys(period)
+            if period not in self._published_periods:
+                raise ProtocolError("blind keys are not published yet; ask again later")
+            answer = answer_frame(blind_sig=self.tokens.sign(request, outcome, now=now))
+        except (ProtocolError, BadSignature) as exc:
+            self.refused_connections += 1
+            answer = answer_frame(error=str(exc))
+        writer.write(encode_frame(answer))
+        await writer.drain()
 
     async def _vote(
         self, served: ServedMatch, subject: bytes, action: str, match_id: str, evidence: bytes

@@ -105,6 +105,7 @@ def test_vote_and_show_from_the_command_line(tmp_path: Path) -> None:
                 "weight": 1.0,
                 "contribution": -2.0,
                 "status": "counted",
+                "kind": "attributed",
             }
 
             # CC trusts BB as a rater (its trust store), so it sees AA as a team-killer;

@@ -1,5 +1,7 @@
 """Every record kind; importing this package fills the registry (one line per kind module)."""
 
+from fairdht.records.kinds import anon_key as anon_key
+from fairdht.records.kinds import anon_vote as anon_vote
 from fairdht.records.kinds import checkpoint as checkpoint
 from fairdht.records.kinds import chunk as chunk
 from fairdht.records.kinds import content as content

@@ -13,10 +13,9 @@ from typing import Any
 
 import msgpack
 
-from fairdht.errors import ProtocolError
-from fairdht.game.frames import decode_payload
+from fairdht.errors import MalformedRecord, ProtocolError
 from fairdht.identity.keys import PublicKey, SigningKey
-from fairdht.records.canonical import canonical_pack
+from fairdht.records.canonical import canonical_pack, strict_unpack
 
 __all__ = [
     "REQUEST_SKEW",
@@ -32,6 +31,17 @@ _DOMAIN = b"fairdht/anon-token-request/v1\x00"
 _OP = "anon_token"
 # A request older or newer than this is refused, so a captured one cannot be replayed later.
 REQUEST_SKEW = 120
+
+
+def decode_payload(payload: bytes) -> dict[str, Any]:
+    """One frame's msgpack map (the session's framing); ProtocolError for anything else."""
+    try:
+        value = strict_unpack(payload)
+    except MalformedRecord as exc:
+        raise ProtocolError(f"undecodable frame: {exc}") from None
+    if not isinstance(value, dict):
+        raise ProtocolError("a frame must hold a map")
+    return value
 
 
 @dataclass(frozen=True, slots=True)

@@ -16,15 +16,13 @@ from fairdht.api.errors import ApiError
 from fairdht.api.karmaview import install, read_view
 from fairdht.api.params import flag, json_body, network_param, public_key_param
 from fairdht.api.timing import timed_get
+from fairdht.app.karma import score_document, vote
 from fairdht.errors import BadBody
-from fairdht.karma.publish import cast_vote
-from fairdht.karma.score import score_json, score_subject
-from fairdht.node.karma_state import STATE_FILE_NAME, KarmaState
 from fairdht.records.envelope import check_network_name
 from fairdht.records.kinds.karma import MAX_EVIDENCE_BYTES, KarmaVote
 from fairdht.trust import DEMO_NETWORK
 
-__all__ = ["get_karma", "post_vote", "register", "score_json"]
+__all__ = ["get_karma", "post_vote", "register"]
 
 
 async def get_karma(request: web.Request) -> web.Response:
@@ -33,13 +31,8 @@ async def get_karma(request: web.Request) -> web.Response:
     network = network_param(request)
     explain = flag(request, "explain", default=True)
     fetched = await read_view(request, network, [subject])
-    doc = score_json(score_subject(fetched.view, subject), explain=explain)
-    doc.update(
-        network=network,
-        reader=request.app[NODE].public_key.hex(),
-        records_fetched=fetched.fetched,
-        dropped=dict(sorted(fetched.dropped.items())),
-    )
+    reader = request.app[NODE].public_key.raw
+    doc = score_document(fetched, subject, network=network, reader=reader, explain=explain)
     return web.json_response(doc)
 
 
@@ -79,10 +72,11 @@ async def post_vote(request: web.Request) -> web.Response:
         raise ApiError(400, "a key cannot vote on itself")
 
     now = node.clock()
-    result = await cast_vote(
+    doc = await vote(
         node.dht.put,
         timed_get(request),
         node.dht.key,
+        node.data_dir.root,
         network=network,
         subject=subject,
         action=action,
@@ -91,20 +85,6 @@ async def post_vote(request: web.Request) -> web.Response:
         withdraw=withdraw,
         now=now,
     )
-    KarmaState(node.data_dir.root / STATE_FILE_NAME).record_own(result.record)
-    accepted = getattr(result.put_result, "accepted", None)
-    doc = {
-        "subject": subject.hex(),
-        "action": action,
-        "context": context,
-        "withdrawn": withdraw,
-        "network": network,
-        "voter": node.public_key.hex(),
-        "issued_at": result.record.issued_at,
-        "expires_at": result.record.expires_at,
-        "accepted": accepted if isinstance(accepted, int) else None,
-        "index_subjects": result.index_subjects,
-    }
     node.events.publish("karma.vote", doc, now=now)
     return web.json_response(doc, status=201)
 

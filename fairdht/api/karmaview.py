@@ -15,9 +15,9 @@ from aiohttp import web
 from fairdht.api.context import NODE
 from fairdht.api.timing import install as install_timing
 from fairdht.api.timing import timed_get
-from fairdht.karma.fetch import FetchedView, fetch_view
+from fairdht.app.karma import read_view as app_read_view
+from fairdht.karma.fetch import FetchedView
 from fairdht.karma.score import score_subject
-from fairdht.node.karma_state import STATE_FILE_NAME, KarmaState, reader_inputs
 
 __all__ = ["LAST_SCORES", "install", "read_view"]
 
@@ -37,22 +37,14 @@ async def read_view(request: web.Request, network: str, subjects: Sequence[bytes
     """Crawl around this node (bounded by its policy) and build its view of ``subjects``."""
     node = request.app[NODE]
     now = node.clock()
-    root = node.data_dir.root
-    inputs = reader_inputs(root, network, now=now)
-
-    # Withdrawals too: they raise the replay marks (fairdht.node.karma_state).
-    fetched = await fetch_view(
+    fetched = await app_read_view(
         timed_get(request, include_withdrawn=True, disjoint=True),
-        network=network,
+        node.data_dir.root,
         reader=node.public_key.raw,
-        subjects=list(subjects),
-        policy=inputs.policy,
+        network=network,
+        subjects=subjects,
         now=now,
-        trusted=inputs.trusted,
-        distrusted=inputs.distrusted,
-        high_water=inputs.high_water,
     )
-    KarmaState(root / STATE_FILE_NAME).raise_marks(network, fetched.high_water, now=now)
     last = request.app[LAST_SCORES]
     for subject in subjects:
         score = score_subject(fetched.view, subject)

@@ -255,7 +255,11 @@ SCHEMAS: dict[str, Schema] = {
             "weight": NUM,
             "contribution": NUM,
             "status": STR,
-        }
+            # attributed: signed by the voter's key; anonymous: a one-time key with a
+            # referee's blind token (docs/karma.md), which names the backing referee.
+            "kind": {"type": "string", "enum": ["attributed", "anonymous"]},
+        },
+        {"referee": HEX},
     ),
     "Karma": _obj(
         {

@@ -12,9 +12,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from fairdht.app.karma import reader_karma
 from fairdht.dht import connect
 from fairdht.localnet import LocalNetworks
-from fairdht.node.karma_reader import reader_karma
 from fairdht.node.prober import ProbeCache, Prober
 from fairdht.records.envelope import Record
 from fairdht.serverlist.history import History

@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from fairdht.app.karma import read_view, score_document, vote
 from fairdht.cli.common import (
     add_bootstrap_option,
     add_data_dir_option,
@@ -27,17 +28,15 @@ from fairdht.cli.common import (
 )
 from fairdht.errors import BadBody, UsageError
 from fairdht.identity.keys import PublicKey, SigningKey
-from fairdht.karma.fetch import FetchedView, fetch_view
-from fairdht.karma.policy import KarmaPolicy
-from fairdht.karma.publish import CastResult, cast_vote
-from fairdht.karma.score import KarmaScore, score_json, score_subject
-from fairdht.node.karma_state import POLICY_FILE_NAME, STATE_FILE_NAME, KarmaState, reader_inputs
+from fairdht.karma.fetch import FetchedView
+from fairdht.karma.score import KarmaScore, score_subject
+from fairdht.node.karma_state import POLICY_FILE_NAME
 from fairdht.node.player import cast_due_votes
-from fairdht.records.envelope import Record, check_network_name
+from fairdht.records.envelope import check_network_name
 from fairdht.records.kinds.karma import ACTIONS, MAX_EVIDENCE_BYTES, KarmaVote
 from fairdht.trust import DEMO_NETWORK
 
-__all__ = ["register", "run_cast_held", "run_show", "run_vote", "score_json"]
+__all__ = ["register", "run_cast_held", "run_show", "run_vote"]
 
 
 def register(subparsers: Any) -> None:
@@ -130,22 +129,8 @@ def run_vote(args: argparse.Namespace) -> int:
     key = load_key_of(args)
     if subject == key.public_key.raw:
         raise UsageError("a key cannot vote on itself")
-    now = time.time()
-    result = asyncio.run(_vote(args, key, network, subject, evidence, now))
-    KarmaState(data_dir_of(args) / STATE_FILE_NAME).record_own(result.record)
-    accepted = getattr(result.put_result, "accepted", None)
-    doc = {
-        "subject": subject.hex(),
-        "action": args.action,
-        "context": args.context,
-        "withdrawn": bool(args.withdraw),
-        "network": network,
-        "voter": key.public_key.hex(),
-        "issued_at": result.record.issued_at,
-        "expires_at": result.record.expires_at,
-        "accepted": accepted if isinstance(accepted, int) else None,
-        "index_subjects": result.index_subjects,
-    }
+    doc = asyncio.run(_vote(args, key, network, subject, evidence, time.time()))
+    accepted = doc["accepted"]
     if args.json:
         print_json(doc)
     else:
@@ -163,12 +148,13 @@ async def _vote(
     subject: bytes,
     evidence: bytes,
     now: float,
-) -> CastResult:
+) -> dict[str, Any]:
     async with light_client(args) as node:
-        return await cast_vote(
+        return await vote(
             node.put,
             node.get,
             key,
+            data_dir_of(args),
             network=network,
             subject=subject,
             action=args.action,
@@ -183,69 +169,29 @@ def run_show(args: argparse.Namespace) -> int:
     """Crawl around the reader (bounded), score the subject and print it, explained if asked."""
     subject = _subject(args.subject)
     network = _network(args.network)
-    data_dir = data_dir_of(args)
-    now = time.time()
-    inputs = reader_inputs(data_dir, network, now=now, policy_path=args.policy)
     key = load_key_of(args)
-    fetched = asyncio.run(
-        _show(
-            args,
-            reader=key.public_key.raw,
-            network=network,
-            subject=subject,
-            policy=inputs.policy,
-            trusted=inputs.trusted,
-            distrusted=inputs.distrusted,
-            high_water=inputs.high_water,
-            now=now,
-        )
-    )
-    KarmaState(data_dir / STATE_FILE_NAME).raise_marks(network, fetched.high_water, now=now)
-    score = score_subject(fetched.view, subject)
+
+    async def go() -> FetchedView:
+        async with light_client(args) as node:
+            return await read_view(
+                lambda k: node.get(k, include_withdrawn=True, disjoint=True),
+                data_dir_of(args),
+                reader=key.public_key.raw,
+                network=network,
+                subjects=[subject],
+                now=time.time(),
+                policy_path=args.policy,
+            )
+
+    fetched = asyncio.run(go())
     if args.json:
-        doc = score_json(score, explain=args.explain, kinds=True)
-        doc.update(
-            network=network,
-            reader=key.public_key.hex(),
-            records_fetched=fetched.fetched,
-            dropped=dict(sorted(fetched.dropped.items())),
+        doc = score_document(
+            fetched, subject, network=network, reader=key.public_key.raw, explain=args.explain
         )
         print_json(doc)
     else:
-        _print_text(score, explain=args.explain)
+        _print_text(score_subject(fetched.view, subject), explain=args.explain)
     return 0
-
-
-async def _show(
-    args: argparse.Namespace,
-    *,
-    reader: bytes,
-    network: str,
-    subject: bytes,
-    policy: KarmaPolicy,
-    trusted: frozenset[bytes],
-    distrusted: frozenset[bytes],
-    high_water: dict[tuple[bytes, bytes], int],
-    now: float,
-) -> FetchedView:
-    async with light_client(args) as node:
-
-        async def get(key: bytes) -> list[Record]:
-            # Withdrawals too: they raise the replay marks (fairdht.node.karma_state).
-            # Disjoint paths: karma is a security-relevant read (S/Kademlia §4.4).
-            return await node.get(key, include_withdrawn=True, disjoint=True)
-
-        return await fetch_view(
-            get,
-            network=network,
-            reader=reader,
-            subjects=[subject],
-            policy=policy,
-            now=now,
-            trusted=trusted,
-            distrusted=distrusted,
-            high_water=high_water,
-        )
 
 
 def run_cast_held(args: argparse.Namespace) -> int:
@@ -253,10 +199,7 @@ def run_cast_held(args: argparse.Namespace) -> int:
     data_dir = data_dir_of(args)
 
     async def go() -> tuple[int, int, int]:
-        # Imported here: the DHT stack loads only for commands that use it.
-        from fairdht.dht import connect
-
-        async with connect(list(args.bootstrap)) as node:
+        async with light_client(args) as node:
             return await cast_due_votes(node, data_dir)
 
     cast, held, dropped = asyncio.run(go())

@@ -15,6 +15,7 @@ import sys
 import time
 from typing import Any
 
+from fairdht.app.karma import reader_karma
 from fairdht.app.referees import NO_REFEREE, RefereeSearch, find_referees, referees_document
 from fairdht.cli.common import (
     add_bootstrap_option,
@@ -31,7 +32,6 @@ from fairdht.cli.common import (
 from fairdht.dht import DHTNode
 from fairdht.errors import BadBody, UsageError
 from fairdht.identity.keys import PublicKey
-from fairdht.node.karma_reader import reader_karma
 from fairdht.records.envelope import Record
 from fairdht.records.kinds.referee import (
     MAX_CAPACITY,

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, cast
 
+from fairdht.app.karma import reader_karma
 from fairdht.dht import DHTConfig, DHTNode, connect
 from fairdht.errors import FairDHTError
 from fairdht.gateway.announce import GATEWAY_TAG, announce_records, withdraw_records
@@ -31,7 +32,6 @@ from fairdht.gateway.listing import Candidate, ListCache, build_gateway_list
 from fairdht.gateway.registry import Effect, Publish, Registry, Send, Withdraw
 from fairdht.gateway.sources import ListSource
 from fairdht.identity.keys import SigningKey
-from fairdht.node.karma_reader import reader_karma
 from fairdht.records.envelope import Record
 from fairdht.records.kinds.delegation import DELEGATION_KIND, Delegation, delegation_key
 

@@ -7,10 +7,10 @@ from typing import Any
 
 from apikit import NET, ApiNode, api_nodes, check_schema, key, next_event, run
 
-from fairdht.cli.karma import score_json as cli_score_json
 from fairdht.karma import score_subject
 from fairdht.karma.fetch import fetch_view
 from fairdht.karma.policy import KarmaPolicy
+from fairdht.karma.score import score_json
 
 SUBJECT = key("subject").public_key.hex()
 
@@ -63,8 +63,9 @@ def test_a_vote_counts_in_the_voters_own_view_with_its_explanation(tmp_path: Pat
                 policy=KarmaPolicy(),
                 now=one.node.clock(),
             )
-            expected = cli_score_json(
-                score_subject(view.view, bytes.fromhex(SUBJECT)), explain=True
+            # The CLI's document (fairdht.app.karma.score_document): votes with their kind.
+            expected = score_json(
+                score_subject(view.view, bytes.fromhex(SUBJECT)), explain=True, kinds=True
             )
             assert {k: after[k] for k in expected} == expected
 

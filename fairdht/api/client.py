@@ -31,10 +31,16 @@ class ApiClient:
         self.token = token
         self.timeout = timeout
 
-    def _call(self, method: str, path: str, body: bytes | None = None) -> Any:
+    def _call(
+        self,
+        method: str,
+        path: str,
+        body: bytes | None = None,
+        content_type: str = "application/octet-stream",
+    ) -> Any:
         headers = {"Accept": "application/json"}
         if body is not None:
-            headers["Content-Type"] = "application/octet-stream"
+            headers["Content-Type"] = content_type
         if self.token is not None:
             headers["Authorization"] = f"Bearer {self.token}"
         request = urllib.request.Request(
@@ -76,6 +82,14 @@ class ApiClient:
     def put(self, raw: bytes) -> dict[str, Any]:
         """``POST /api/records`` with the record's bytes; needs the token."""
         result: dict[str, Any] = self._call("POST", "/api/records", raw)
+        return result
+
+    def vote(self, subject: str, action: str, *, network: str, context: str = "") -> dict[str, Any]:
+        """``POST /api/karma/vote``: the node signs a vote on ``subject`` (hex key) with its
+        own key, as a game server reports a player's game event; needs the token."""
+        document = {"subject": subject, "action": action, "context": context, "network": network}
+        body = json.dumps(document).encode()
+        result: dict[str, Any] = self._call("POST", "/api/karma/vote", body, "application/json")
         return result
 
 

@@ -699,6 +699,14 @@ class DHTProtocol(HardenedRPCProtocol, KademliaProtocol):  # type: ignore[misc]
         tick = loop_time()
         results: list[bool | str] = []
         for raw in raws:
+            if not self.records.known(raw) and self.storage.refuses_unverified(
+                key, raw, source, now=now
+            ):
+                # Its source is at its storage quota: refused before the signature check.
+                self.metrics.inc(f"store.refused.{QuotaExceeded.code}")
+                self.metrics.inc("store.quota_unverified")
+                results.append(QuotaExceeded.code)
+                continue
             if not self.records.known(raw) and not self.verify_limits.allow(sender[0], tick):
                 # Each unseen record costs an Ed25519 check: bounded per source IP.
                 self.metrics.inc("ratelimit.verifications")

@@ -11,7 +11,14 @@ from types import TracebackType
 from typing import Protocol, Self, runtime_checkable
 
 from fairdht.dht.source_quota import LOCAL, Source, SourceLedger
-from fairdht.dht.storage_rules import Evict, PutOutcome, Quotas, Usage, decide_put
+from fairdht.dht.storage_rules import (
+    Evict,
+    PutOutcome,
+    Quotas,
+    Usage,
+    decide_put,
+    source_refusal,
+)
 from fairdht.errors import QuotaExceeded, StorageError
 from fairdht.records import Record
 
@@ -45,6 +52,11 @@ class RecordStore(Protocol):
 
     def source_bytes(self) -> dict[str, int]:
         """Record bytes held per source account ("ip:ADDR", "node:HEX", "local")."""
+        ...
+
+    def refuses_unverified(self, key: bytes, raw: bytes, source: Source, *, now: float) -> bool:
+        """True if a record of ``raw`` bytes from ``source`` is sure to be refused by the
+        source quotas, whatever it holds: checked before its signature."""
         ...
 
     def get(self, key: bytes, *, now: float, include_withdrawn: bool = True) -> list[Record]:
@@ -125,6 +137,14 @@ class BaseRecordStore(ABC):
         """Remove the row in ``slot`` (it exists), releasing its bytes from the ledger."""
 
     @abstractmethod
+    def _key_holds(self, key: bytes, raw: bytes, account: str) -> bool:
+        """True if a row under ``key`` has these bytes or is charged to ``account``."""
+
+    @abstractmethod
+    def _earliest_expiry(self) -> int | None:
+        """The lowest ``expires_at`` stored (or lower), None when empty."""
+
+    @abstractmethod
     def _load(self, key: bytes) -> list[Record]:
         """Every decodable stored record under ``key`` (expired too), sorted by slot."""
 
@@ -197,6 +217,32 @@ class BaseRecordStore(ABC):
     def source_bytes(self) -> dict[str, int]:
         """Record bytes held per source account ("ip:ADDR", "node:HEX", "local")."""
         return dict(self._ledger.accounts)
+
+    def refuses_unverified(self, key: bytes, raw: bytes, source: Source, *, now: float) -> bool:
+        """True if a record of ``raw`` bytes from ``source`` is sure to be refused by the
+        source quotas, whatever it holds: checked before its signature.
+
+        Sure means: the source has no room for a new record of that size even after
+        expired rows go, and no row under ``key`` is a duplicate of it or is charged to
+        the source (the only rows a record may replace with credit). So a flood past
+        its quota costs no Ed25519 check, and the answer is the one ``put`` would give.
+        """
+        if not self._no_room(len(raw), source):
+            return False
+        earliest = self._earliest_expiry()
+        if earliest is not None and earliest <= now:
+            with contextlib.suppress(QuotaExceeded):
+                self.expire(now)
+            if not self._no_room(len(raw), source):
+                return False
+        return not self._key_holds(key, raw, source.account)
+
+    def _no_room(self, size: int, source: Source) -> bool:
+        accounts, nets = self._ledger.accounts, self._ledger.nets
+        return (
+            source_refusal(size, accounts[source.account], nets[source.net], self.quotas, source)
+            is not None
+        )
 
     def get(self, key: bytes, *, now: float, include_withdrawn: bool = True) -> list[Record]:
         """The live records under ``key``, sorted by (author, subkey)."""

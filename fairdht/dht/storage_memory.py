@@ -127,6 +127,16 @@ class MemoryRecordStore(BaseRecordStore):
         key, author, subkey = slot
         self._set(key, (author, subkey), None)
 
+    def _key_holds(self, key: bytes, raw: bytes, account: str) -> bool:
+        return any(
+            row.source.account == account or row.record.raw == raw
+            for row in self._by_key.get(key, {}).values()
+        )
+
+    def _earliest_expiry(self) -> int | None:
+        # The heap's top may belong to a rewritten slot: a lower bound, as allowed.
+        return self._expiry[0][0] if self._expiry else None
+
     def _load(self, key: bytes) -> list[Record]:
         slots = self._by_key.get(key)
         if not slots:

@@ -40,6 +40,7 @@ __all__ = [
     "Quotas",
     "Usage",
     "decide_put",
+    "source_refusal",
 ]
 
 MIB = 1024 * 1024
@@ -176,20 +177,27 @@ def decide_put(
 
 def _check_source(size: int, own_freed: int, usage: Usage, quotas: Quotas, source: Source) -> None:
     """Refuse a record that would take its source's account or net over its quota."""
+    refusal = source_refusal(size - own_freed, usage.source_bytes, usage.net_bytes, quotas, source)
+    if refusal is not None:
+        raise QuotaExceeded(refusal)
+
+
+def source_refusal(
+    grow: int, source_bytes: int, net_bytes: int, quotas: Quotas, source: Source
+) -> str | None:
+    """Why growing ``source``'s charge by ``grow`` bytes breaks a source quota, or None."""
     kind = source.kind
     if kind in ("local", "legacy"):
-        return
+        return None
     limit = quotas.max_per_ip if kind == "client" else quotas.max_per_contact
-    if usage.source_bytes - own_freed + size > limit:
-        raise QuotaExceeded(
-            f"source quota full: {usage.source_bytes} of {limit} bytes stored through "
-            f"{source.account}"
-        )
-    if usage.net_bytes - own_freed + size > quotas.max_per_net:
-        raise QuotaExceeded(
-            f"subnet quota full: {usage.net_bytes} of {quotas.max_per_net} bytes stored "
+    if source_bytes + grow > limit:
+        return f"source quota full: {source_bytes} of {limit} bytes stored through {source.account}"
+    if net_bytes + grow > quotas.max_per_net:
+        return (
+            f"subnet quota full: {net_bytes} of {quotas.max_per_net} bytes stored "
             f"through {source.net}"
         )
+    return None
 
 
 def _share_of_key(key: bytes, usage: Usage, source: Source) -> Evict:

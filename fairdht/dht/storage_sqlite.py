@@ -356,6 +356,19 @@ class SQLiteRecordStore(BaseRecordStore):
             self._bytes -= row[0]
             self._ledger.add(Source(row[1], row[2]), -row[0])
 
+    def _key_holds(self, key: bytes, raw: bytes, account: str) -> bool:
+        with self._lock:
+            rows = self._read(
+                "SELECT 1 FROM records WHERE key = ? AND (source = ? OR raw = ?) LIMIT 1",
+                (key, account, raw),
+            )
+            return bool(rows)
+
+    def _earliest_expiry(self) -> int | None:
+        with self._lock:
+            (earliest,) = self._read("SELECT MIN(expires_at) FROM records")[0]
+            return None if earliest is None else int(earliest)
+
     def _load(self, key: bytes) -> list[Record]:
         with self._lock:
             rows = self._read(
@@ -388,7 +401,7 @@ class SQLiteRecordStore(BaseRecordStore):
         with self._lock:
             return [row[0] for row in self._read("SELECT DISTINCT key FROM records ORDER BY key")]
 
-    def _read(self, sql: str, params: tuple[bytes, ...] = ()) -> list[Any]:
+    def _read(self, sql: str, params: tuple[bytes | str, ...] = ()) -> list[Any]:
         # A read outside a put can still meet a damaged page or a failing disk; say so
         # in the project's terms instead of leaking sqlite3 errors to the DHT layer.
         try:

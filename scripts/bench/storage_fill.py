@@ -257,6 +257,9 @@ async def run_scenario(
         during = await honest.phase(puts, fill)
         stored = await fill if fill is not None else 0
         fill_seconds = time.perf_counter() - t0
+        # A fill that starves the nodes of CPU makes RPCs time out, and contacts that
+        # time out twice leave routing tables: what the "after" phase starts from.
+        peers_after_fill = min(n.peer_count() for n in dht)
         after = await honest.phase(puts)
         return {
             "scenario": scenario,
@@ -267,6 +270,8 @@ async def run_scenario(
             "fill_seconds_after_first_store": fill_seconds,
             "attacker_bytes_held_max": stored_by_attacker(dht),
             "store_bytes_max": max(n.store.total_bytes() for n in dht),
+            "peers_min_before": nodes - 1,
+            "peers_min_after_fill": peers_after_fill,
             "during": during,
             "after": after,
         }
@@ -335,7 +340,16 @@ def main() -> int:
     }
     print_table(
         f"Honest puts during and after a one-IP fill ({nodes} nodes, {max_bytes} B each)",
-        ["scenario", "phase", "puts", "success", "median ms", "p95 ms", "attacker B held"],
+        [
+            "scenario",
+            "phase",
+            "puts",
+            "success",
+            "median ms",
+            "p95 ms",
+            "attacker B held",
+            "min peers",
+        ],
         [
             [
                 r["scenario"],
@@ -345,6 +359,7 @@ def main() -> int:
                 r[phase]["latency_ms"].median,
                 r[phase]["latency_ms"].p95,
                 r["attacker_bytes_held_max"],
+                r["peers_min_after_fill"] if phase == "after" else r["peers_min_before"],
             ]
             for r in rows
             for phase in ("during", "after")

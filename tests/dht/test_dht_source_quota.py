@@ -212,6 +212,9 @@ def test_honest_puts_succeed_during_and_after_a_one_ip_fill(tmp_path: Path) -> N
             for node in nodes:
                 held = stored_through(node, "ip:127.0.66.1")
                 assert QUOTA.max_per_ip - KIB < held <= QUOTA.max_per_ip
+                # Past its quota the flood cost no signature checks.
+                counts = node.metrics.snapshot()
+                assert counts["store.quota_unverified"] > len(junk) // 2
                 assert node.store.total_bytes() < QUOTA.max_bytes
         finally:
             await stop([attacker, honest, *nodes])

@@ -276,3 +276,47 @@ def test_a_schema_1_file_is_migrated_with_legacy_sources(tmp_path: Path) -> None
     columns = [row[1] for row in check.execute("PRAGMA table_info(records)")]
     assert columns[-2:] == ["source", "source_net"]
     check.close()
+
+
+def test_sources_group_by_24_and_48() -> None:
+    assert Source.client("203.0.113.9").net == Source.client("203.0.113.200").net
+    assert Source.client("203.0.113.9").net != Source.client("203.0.114.9").net
+    # An IPv4-mapped IPv6 address is its IPv4 /24; IPv6 groups by /48.
+    assert Source.client("::ffff:203.0.113.9").net == "203.0.113.0/24"
+    assert Source.client("2001:db8:1:2::5").net == Source.client("2001:db8:1:ffff::1").net
+    assert Source.client("2001:db8:1:2::5").net != Source.client("2001:db8:2::5").net
+    peer = Source.contact(b"\x01" * 20, "203.0.113.9")
+    assert (peer.kind, peer.net) == ("contact", "203.0.113.0/24")
+    assert peer.account != Source.client("203.0.113.9").account
+
+
+def test_a_source_at_its_quota_is_refused_before_any_signature_check(
+    kind: str, tmp_path: Path
+) -> None:
+    size = len(elsewhere(10, 0).raw)
+    quotas = Quotas(max_per_ip=2 * size, max_per_net=100 * size)
+    with open_store(kind, tmp_path, quotas) as s:
+        held = [elsewhere(10, 0), elsewhere(11, 0)]
+        for r in held:
+            s.put(r.key, r, now=NOW, source=ATTACKER[0])
+        other = shard0(12)  # under a key where the attacker holds nothing
+        s.put(other.key, other, now=NOW, source=HONEST)
+        fresh = shard0(13)
+        assert fresh.key == other.key != held[0].key
+        # Full, and nothing under the key it could duplicate or replace: sure refusal.
+        assert s.refuses_unverified(fresh.key, fresh.raw, ATTACKER[0], now=NOW)
+        with pytest.raises(QuotaExceeded):
+            s.put(fresh.key, fresh, now=NOW, source=ATTACKER[0])
+        # Other sources, a duplicate, or a key where it holds a slot it may renew: the
+        # full rules decide (after the signature check).
+        assert not s.refuses_unverified(fresh.key, fresh.raw, ATTACKER[1], now=NOW)
+        assert not s.refuses_unverified(other.key, other.raw, ATTACKER[0], now=NOW)
+        assert s.put(other.key, other, now=NOW, source=ATTACKER[0]) == "duplicate"
+        renewed = record(10, subkey_in_shard(10, 1, 0), seq=2, name="sr2")
+        assert not s.refuses_unverified(renewed.key, renewed.raw, ATTACKER[0], now=NOW)
+        assert s.put(renewed.key, renewed, now=NOW, source=ATTACKER[0]) == "stored"
+        # Once its records expired, the source has room again.
+        later = NOW + 601
+        late = shard0(14, now=later)
+        assert not s.refuses_unverified(late.key, late.raw, ATTACKER[0], now=later)
+        assert s.put(late.key, late, now=later, source=ATTACKER[0]) == "stored"

@@ -23,8 +23,10 @@ from dataclasses import dataclass
 from typing import Final, Literal
 
 from fairdht.dht.admission import subnet_of
+from fairdht.errors import RecordError
+from fairdht.records import strict_unpack
 
-__all__ = ["LEGACY", "LOCAL", "LOCAL_NET", "Source", "SourceKind", "SourceLedger"]
+__all__ = ["LEGACY", "LOCAL", "LOCAL_NET", "Source", "SourceKind", "SourceLedger", "peek_slot"]
 
 SourceKind = Literal["client", "contact", "local", "legacy"]
 
@@ -61,6 +63,24 @@ class Source:
         if self.account == LOCAL_NET:
             return "local"
         return "legacy"
+
+
+def peek_slot(raw: bytes) -> tuple[bytes, bytes] | None:
+    """The (author, subkey) that unverified record bytes claim, or None if they do not
+    parse: the envelope is an array whose 4th and 5th items are subkey and author
+    (docs/protocol.md, "Envelope"). The claim is unchecked: use it only where a false
+    one changes nothing (the signature covers both, so such a record is refused anyway).
+    """
+    try:
+        items = strict_unpack(raw)
+    except RecordError:
+        return None
+    if not isinstance(items, list) or len(items) != 10:
+        return None
+    subkey, author = items[3], items[4]
+    if not isinstance(subkey, bytes) or not isinstance(author, bytes) or len(author) != 32:
+        return None
+    return author, subkey
 
 
 LOCAL: Final = Source(LOCAL_NET, LOCAL_NET)

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from types import TracebackType
 from typing import Protocol, Self, runtime_checkable
 
-from fairdht.dht.source_quota import LOCAL, Source, SourceLedger
+from fairdht.dht.source_quota import LOCAL, Source, SourceLedger, peek_slot
 from fairdht.dht.storage_rules import (
     Evict,
     PutOutcome,
@@ -137,8 +137,8 @@ class BaseRecordStore(ABC):
         """Remove the row in ``slot`` (it exists), releasing its bytes from the ledger."""
 
     @abstractmethod
-    def _key_holds(self, key: bytes, raw: bytes, account: str) -> bool:
-        """True if a row under ``key`` has these bytes or is charged to ``account``."""
+    def _slot_row(self, key: bytes, author: bytes, subkey: bytes) -> tuple[bytes, str] | None:
+        """The stored bytes and source account of slot (key, author, subkey), undecoded."""
 
     @abstractmethod
     def _earliest_expiry(self) -> int | None:
@@ -223,9 +223,11 @@ class BaseRecordStore(ABC):
         source quotas, whatever it holds: checked before its signature.
 
         Sure means: the source has no room for a new record of that size even after
-        expired rows go, and no row under ``key`` is a duplicate of it or is charged to
-        the source (the only rows a record may replace with credit). So a flood past
-        its quota costs no Ed25519 check, and the answer is the one ``put`` would give.
+        expired rows go, and the slot the bytes claim holds neither the same bytes (a
+        duplicate) nor a record charged to that source (a renewal, credited). A false
+        claim changes nothing: the signature covers the slot, so such bytes are refused
+        anyway. So a flood past its quota costs no Ed25519 check, and ``put`` would
+        refuse the record too (maybe as ``stale``, which it checks first).
         """
         if not self._no_room(len(raw), source):
             return False
@@ -235,7 +237,11 @@ class BaseRecordStore(ABC):
                 self.expire(now)
             if not self._no_room(len(raw), source):
                 return False
-        return not self._key_holds(key, raw, source.account)
+        slot = peek_slot(raw)
+        if slot is None:
+            return False  # undecodable: validation says what is wrong with it
+        row = self._slot_row(key, *slot)
+        return row is None or (row[0] != raw and row[1] != source.account)
 
     def _no_room(self, size: int, source: Source) -> bool:
         accounts, nets = self._ledger.accounts, self._ledger.nets

@@ -127,11 +127,9 @@ class MemoryRecordStore(BaseRecordStore):
         key, author, subkey = slot
         self._set(key, (author, subkey), None)
 
-    def _key_holds(self, key: bytes, raw: bytes, account: str) -> bool:
-        return any(
-            row.source.account == account or row.record.raw == raw
-            for row in self._by_key.get(key, {}).values()
-        )
+    def _slot_row(self, key: bytes, author: bytes, subkey: bytes) -> tuple[bytes, str] | None:
+        row = self._held(key, author, subkey)
+        return None if row is None else (row.record.raw, row.source.account)
 
     def _earliest_expiry(self) -> int | None:
         # The heap's top may belong to a rewritten slot: a lower bound, as allowed.

@@ -356,13 +356,13 @@ class SQLiteRecordStore(BaseRecordStore):
             self._bytes -= row[0]
             self._ledger.add(Source(row[1], row[2]), -row[0])
 
-    def _key_holds(self, key: bytes, raw: bytes, account: str) -> bool:
+    def _slot_row(self, key: bytes, author: bytes, subkey: bytes) -> tuple[bytes, str] | None:
         with self._lock:
             rows = self._read(
-                "SELECT 1 FROM records WHERE key = ? AND (source = ? OR raw = ?) LIMIT 1",
-                (key, account, raw),
+                "SELECT raw, source FROM records WHERE key = ? AND author = ? AND subkey = ?",
+                (key, author, subkey),
             )
-            return bool(rows)
+            return None if not rows else (bytes(rows[0][0]), str(rows[0][1]))
 
     def _earliest_expiry(self) -> int | None:
         with self._lock:

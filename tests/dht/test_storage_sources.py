@@ -307,6 +307,11 @@ def test_a_source_at_its_quota_is_refused_before_any_signature_check(
         assert s.refuses_unverified(fresh.key, fresh.raw, ATTACKER[0], now=NOW)
         with pytest.raises(QuotaExceeded):
             s.put(fresh.key, fresh, now=NOW, source=ATTACKER[0])
+        # Holding other slots under the key does not help: only its own slot is renewed.
+        beside = elsewhere(14, 0)
+        assert beside.key == held[0].key
+        assert s.refuses_unverified(beside.key, beside.raw, ATTACKER[0], now=NOW)
+        assert not s.refuses_unverified(beside.key, b"\xc1 not msgpack", ATTACKER[0], now=NOW)
         # Other sources, a duplicate, or a key where it holds a slot it may renew: the
         # full rules decide (after the signature check).
         assert not s.refuses_unverified(fresh.key, fresh.raw, ATTACKER[1], now=NOW)

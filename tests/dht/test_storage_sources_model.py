@@ -4,7 +4,8 @@ in-memory and the SQLite store in lockstep.
 Both stores must answer every put alike and hold the same records charged to the same
 sources (the policy lives once, in ``decide_put``), and the policy's promises hold
 after every step: the ledger adds up, no source is over its quota, no key over its
-count, and the node's own live records are never evicted.
+count, the node's own live records are never evicted, and the check made before a
+signature (``refuses_unverified``) never refuses what ``put`` would store.
 """
 
 from __future__ import annotations
@@ -92,8 +93,12 @@ def test_both_stores_apply_the_source_policy_alike(ops: list[tuple[str, int, int
             for op, arg, src in ops:
                 if op == "put":
                     r, source = POOL[arg], SOURCES[src]
+                    # The check before the signature is never wrong about a refusal.
+                    sure = mem.refuses_unverified(r.key, r.raw, source, now=now)
+                    assert sql.refuses_unverified(r.key, r.raw, source, now=now) == sure
                     answer = outcome(mem, r, now, source)
                     assert outcome(sql, r, now, source) == answer
+                    assert answer not in ("stored", "duplicate") or not sure
                     slot = (r.key, r.author, r.subkey)
                     if answer == "stored":
                         if source == LOCAL:

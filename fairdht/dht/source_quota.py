@@ -88,7 +88,8 @@ LEGACY: Final = Source("", "")
 
 
 class SourceLedger:
-    """Record bytes held per source account and per source net.
+    """Record bytes held per source account and per source net, and rows per source net
+    under each DHT key (what the key shares need, without reading the rows).
 
     Between ``begin`` and ``commit`` every change is journalled; ``rollback`` undoes
     them, so the ledger always matches what the store committed.
@@ -97,19 +98,33 @@ class SourceLedger:
     def __init__(self) -> None:
         self.accounts: Counter[str] = Counter()
         self.nets: Counter[str] = Counter()
-        self._journal: list[tuple[Source, int]] | None = None
+        self._key_nets: dict[bytes, dict[str, int]] = {}
+        self._journal: list[tuple[Source, int, bytes, int]] | None = None
 
-    def add(self, source: Source, size: int) -> None:
-        """Charge (``size`` > 0) or release (``size`` < 0) bytes to ``source``."""
-        self._apply(source, size)
+    def add(self, source: Source, size: int, *, key: bytes, rows: int) -> None:
+        """Charge (> 0) or release (< 0) ``size`` bytes and ``rows`` rows under ``key``."""
+        self._apply(source, size, key, rows)
         if self._journal is not None:
-            self._journal.append((source, size))
+            self._journal.append((source, size, key, rows))
 
-    def _apply(self, source: Source, size: int) -> None:
+    def key_nets(self, key: bytes) -> dict[str, int]:
+        """Rows under ``key`` per source net (a copy)."""
+        return dict(self._key_nets.get(key, {}))
+
+    def _apply(self, source: Source, size: int, key: bytes, rows: int) -> None:
         for table, name in ((self.accounts, source.account), (self.nets, source.net)):
             table[name] += size
             if table[name] <= 0:
                 del table[name]
+        if rows:
+            nets = self._key_nets.setdefault(key, {})
+            left = nets.get(source.net, 0) + rows
+            if left > 0:
+                nets[source.net] = left
+            else:
+                nets.pop(source.net, None)
+                if not nets:
+                    del self._key_nets[key]
 
     def begin(self) -> None:
         """Start journalling changes (one transaction)."""
@@ -122,11 +137,12 @@ class SourceLedger:
     def rollback(self) -> None:
         """Undo every change since ``begin``."""
         journal, self._journal = self._journal or [], None
-        for source, size in reversed(journal):
-            self._apply(source, -size)
+        for source, size, key, rows in reversed(journal):
+            self._apply(source, -size, key, -rows)
 
     def clear(self) -> None:
         """Forget everything."""
         self.accounts.clear()
         self.nets.clear()
+        self._key_nets.clear()
         self._journal = None

@@ -55,7 +55,7 @@ class MemoryRecordStore(BaseRecordStore):
         return None if slots is None else slots.get((author, subkey))
 
     def _usage(self, key: bytes, author: bytes, source: Source) -> Usage:
-        key_nets: Counter[str] = Counter(h.source.net for h in self._by_key.get(key, {}).values())
+        key_nets = self._ledger.key_nets(key)
         return Usage(
             key_count=sum(key_nets.values()),
             author_count=self._per_author[author],
@@ -76,13 +76,13 @@ class MemoryRecordStore(BaseRecordStore):
             self._per_author[slot[0]] -= 1
             if self._per_author[slot[0]] == 0:
                 del self._per_author[slot[0]]
-            self._ledger.add(old.source, -len(old.record.raw))
+            self._ledger.add(old.source, -len(old.record.raw), key=key, rows=-1)
         if row is not None:
             slots[slot] = row
             self._count += 1
             self._bytes += len(row.record.raw)
             self._per_author[slot[0]] += 1
-            self._ledger.add(row.source, len(row.record.raw))
+            self._ledger.add(row.source, len(row.record.raw), key=key, rows=1)
             heapq.heappush(self._expiry, (row.record.expires_at, key, *slot))
         if not slots:
             del self._by_key[key]

@@ -144,10 +144,14 @@ class SQLiteRecordStore(BaseRecordStore):
                 "SELECT COUNT(*), COALESCE(SUM(size), 0) FROM records"
             ).fetchone()
             self._count, self._bytes = int(count), int(size)
-            for account, net, held in conn.execute(
-                "SELECT source, source_net, SUM(size) FROM records GROUP BY source, source_net"
+            for key, account, net, rows, held in conn.execute(
+                # One scan of the table (NOT INDEXED), as COUNT(*) above: damage in an
+                # index is met, and reported, by the lookups that use it.
+                "SELECT key, source, source_net, COUNT(*), SUM(size) FROM records NOT INDEXED "
+                "GROUP BY key, source, source_net"
             ):
-                self._ledger.add(Source(str(account), str(net)), int(held))
+                source = Source(str(account), str(net))
+                self._ledger.add(source, int(held), key=bytes(key), rows=int(rows))
         except sqlite3.DatabaseError as exc:
             # "file is not a database", a damaged header, an unreadable file.
             raise StorageError(f"cannot use record store {self.path}: {exc}") from None
@@ -282,13 +286,7 @@ class SQLiteRecordStore(BaseRecordStore):
 
     def _usage(self, key: bytes, author: bytes, source: Source) -> Usage:
         db = self._db
-        key_nets = {
-            str(net): int(n)
-            for net, n in db.execute(
-                "SELECT source_net, COUNT(*) FROM records WHERE key = ? GROUP BY source_net",
-                (key,),
-            )
-        }
+        key_nets = self._ledger.key_nets(key)
         (author_count,) = db.execute(
             "SELECT COUNT(*) FROM records WHERE author = ?", (author,)
         ).fetchone()
@@ -324,9 +322,9 @@ class SQLiteRecordStore(BaseRecordStore):
             self._count += 1
         else:
             self._bytes -= len(held.record.raw)
-            self._ledger.add(held.source, -len(held.record.raw))
+            self._ledger.add(held.source, -len(held.record.raw), key=key, rows=-1)
         self._bytes += len(record.raw)
-        self._ledger.add(source, len(record.raw))
+        self._ledger.add(source, len(record.raw), key=key, rows=1)
         self._remember(key, record)
 
     def _victim(self, net: str, key: bytes | None) -> Slot | None:
@@ -354,7 +352,7 @@ class SQLiteRecordStore(BaseRecordStore):
         if row is not None:
             self._count -= 1
             self._bytes -= row[0]
-            self._ledger.add(Source(row[1], row[2]), -row[0])
+            self._ledger.add(Source(row[1], row[2]), -row[0], key=slot[0], rows=-1)
 
     def _slot_row(self, key: bytes, author: bytes, subkey: bytes) -> tuple[bytes, str] | None:
         with self._lock:
@@ -385,12 +383,13 @@ class SQLiteRecordStore(BaseRecordStore):
     def _remove_expired(self, now: float) -> int:
         # expires_at is an integer; a record is dead once expires_at <= now.
         rows = self._db.execute(
-            "DELETE FROM records WHERE expires_at <= ? RETURNING size, source, source_net", (now,)
+            "DELETE FROM records WHERE expires_at <= ? RETURNING size, source, source_net, key",
+            (now,),
         ).fetchall()
         self._count -= len(rows)
-        self._bytes -= sum(size for size, _, _ in rows)
-        for size, account, net in rows:
-            self._ledger.add(Source(account, net), -size)
+        self._bytes -= sum(size for size, _, _, _ in rows)
+        for size, account, net, key in rows:
+            self._ledger.add(Source(account, net), -size, key=bytes(key), rows=-1)
         self._events["expired_removed"] += len(rows)
         return len(rows)
 

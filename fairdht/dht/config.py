@@ -6,7 +6,11 @@ from dataclasses import dataclass, field
 
 from fairdht.localnet import LocalNetworks
 
+from fairdht.dht.storage_rules import Quotas
+
 __all__ = ["DHTConfig"]
+
+_DEFAULT_QUOTAS = Quotas()
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,6 +83,27 @@ class DHTConfig:
     subnet_verify_rate: float = 500.0
     subnet_verify_burst: float = 4000.0
     limiter_size: int = 4096
+    # Storage quotas (docs/protocol.md, "Storage policy"): records per key (shared per
+    # source /24 or /48), per author, record bytes in all, and bytes per source: a
+    # light client's IP, a routing-table contact, a /24 (/48). Keys are free, sources
+    # are not (DESIGN.md, "Abuse budget"). ``storage_quotas()`` gives the store's value.
+    max_per_key: int = _DEFAULT_QUOTAS.max_per_key
+    max_per_author: int = _DEFAULT_QUOTAS.max_per_author
+    max_bytes: int = _DEFAULT_QUOTAS.max_bytes
+    max_per_ip: int = _DEFAULT_QUOTAS.max_per_ip
+    max_per_contact: int = _DEFAULT_QUOTAS.max_per_contact
+    max_per_net: int = _DEFAULT_QUOTAS.max_per_net
+
+    def storage_quotas(self) -> Quotas:
+        """The record store's quotas for this node (pass to the store it opens)."""
+        return Quotas(
+            max_per_key=self.max_per_key,
+            max_per_author=self.max_per_author,
+            max_bytes=self.max_bytes,
+            max_per_ip=self.max_per_ip,
+            max_per_contact=self.max_per_contact,
+            max_per_net=self.max_per_net,
+        )
 
     def __post_init__(self) -> None:
         if self.ksize < 1 or self.alpha < 1 or self.read_replicas < 1:
@@ -109,3 +134,4 @@ class DHTConfig:
             raise ValueError("rate limits must be >= 0 and limiter_size >= 1")
         if self.max_verify_in_flight < 0 or self.store_concurrency < 1:
             raise ValueError("max_verify_in_flight >= 0 and store_concurrency >= 1")
+        self.storage_quotas()  # raises ValueError on a quota that is not positive

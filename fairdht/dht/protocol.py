@@ -61,7 +61,7 @@ from fairdht.dht.rpc import (
     pack,
     same_address,
 )
-from fairdht.dht.storage import RecordStore
+from fairdht.dht.storage import RecordStore, Source
 from fairdht.errors import (
     BadBody,
     BadSignature,
@@ -751,10 +751,19 @@ class DHTProtocol(HardenedRPCProtocol, KademliaProtocol):  # type: ignore[misc]
             self.metrics.inc("store.refused.token", len(raws))
             return [TOKEN_REFUSAL] * len(raws)
         self._note_sender(sender_id, sender)
+        source = self._store_source(sender_id, sender)
         now = self.clock()
         tick = loop_time()
         results: list[bool | str] = []
         for raw in raws:
+            if not self.records.known(raw) and self.storage.refuses_unverified(
+                key, raw, source, now=now
+            ):
+                # Its source is at its storage quota: refused before the signature check.
+                self.metrics.inc(f"store.refused.{QuotaExceeded.code}")
+                self.metrics.inc("store.quota_unverified")
+                results.append(QuotaExceeded.code)
+                continue
             if not self.records.known(raw) and not self.verify_limits.allow(sender[0], tick):
                 # Each unseen record costs an Ed25519 check: bounded per source IP.
                 self.metrics.inc("ratelimit.verifications")
@@ -763,7 +772,7 @@ class DHTProtocol(HardenedRPCProtocol, KademliaProtocol):  # type: ignore[misc]
                 continue
             try:
                 record = self.records.validate(raw, now=now, key=key)
-                self.storage.put(key, record, now=now)
+                self.storage.put(key, record, now=now, source=source)
             except RecordError as exc:
                 self.metrics.inc(f"store.refused.{exc.code}")
                 results.append(exc.code)
@@ -775,6 +784,15 @@ class DHTProtocol(HardenedRPCProtocol, KademliaProtocol):  # type: ignore[misc]
                 self.metrics.inc("store.accepted")
                 results.append(True)
         return results
+
+    def _store_source(self, sender_id: bytes, sender: Address) -> Source:
+        """Whom a STORE is charged to (docs/protocol.md, "Storage policy"): a routing-table
+        contact at its known address (replication, hand-over, read repair) by its id;
+        a light client or an unknown address by its IP and /24 (/48)."""
+        known = self.router.contact(sender_id) if sender_id else None
+        if known is not None and known.same_home_as(Node(sender_id, sender[0], sender[1])):
+            return Source.contact(sender_id, sender[0])
+        return Source.client(sender[0])
 
     def rpc_find_node(
         self, sender: Address, sender_id: bytes, target: bytes, token: bytes

@@ -6,14 +6,37 @@ import contextlib
 from abc import ABC, abstractmethod
 from collections import Counter
 from collections.abc import Iterator
+from dataclasses import dataclass
 from types import TracebackType
 from typing import Protocol, Self, runtime_checkable
 
-from fairdht.dht.storage_rules import PutOutcome, Quotas, Usage, decide_put
+from fairdht.dht.source_quota import LOCAL, Source, SourceLedger, peek_slot
+from fairdht.dht.storage_rules import (
+    Evict,
+    PutOutcome,
+    Quotas,
+    Usage,
+    decide_put,
+    source_refusal,
+)
 from fairdht.errors import QuotaExceeded, StorageError
 from fairdht.records import Record
 
-__all__ = ["BaseRecordStore", "RecordStore", "StorageError"]
+__all__ = ["MAX_EVICTIONS", "BaseRecordStore", "Held", "RecordStore", "StorageError"]
+
+# Records one put may evict: a record is at most 1 KiB and the smallest is ~150 bytes,
+# so a full store frees room for any record well within this bound.
+MAX_EVICTIONS = 32
+
+Slot = tuple[bytes, bytes, bytes]
+
+
+@dataclass(frozen=True, slots=True)
+class Held:
+    """A stored row as the rules see it: the record and the source it is charged to."""
+
+    record: Record
+    source: Source
 
 
 @runtime_checkable
@@ -22,8 +45,18 @@ class RecordStore(Protocol):
 
     quotas: Quotas
 
-    def put(self, key: bytes, record: Record, *, now: float) -> PutOutcome:
-        """Store a validated record; StaleRecord / QuotaExceeded when refused."""
+    def put(self, key: bytes, record: Record, *, now: float, source: Source = LOCAL) -> PutOutcome:
+        """Store a validated record handed over by ``source`` (default: this node);
+        StaleRecord / QuotaExceeded when refused."""
+        ...
+
+    def source_bytes(self) -> dict[str, int]:
+        """Record bytes held per source account ("ip:ADDR", "node:HEX", "local")."""
+        ...
+
+    def refuses_unverified(self, key: bytes, raw: bytes, source: Source, *, now: float) -> bool:
+        """True if a record of ``raw`` bytes from ``source`` is sure to be refused by the
+        source quotas, whatever it holds: checked before its signature."""
         ...
 
     def get(self, key: bytes, *, now: float, include_withdrawn: bool = True) -> list[Record]:
@@ -51,7 +84,7 @@ class RecordStore(Protocol):
         ...
 
     def counters(self) -> dict[str, int]:
-        """Event counts: ``corrupt_dropped``, ``expired_removed``, ``disk_full``."""
+        """Event counts: ``corrupt_dropped``, ``expired_removed``, ``disk_full``, ``evicted``."""
         ...
 
     def close(self) -> None:
@@ -62,9 +95,11 @@ class RecordStore(Protocol):
 class BaseRecordStore(ABC):
     """The put/get/items steps shared by every store; engines supply the primitives.
 
-    ``put`` runs in one write transaction: fetch the slot's record and the usage
-    counts, ask ``decide_put``, write. Counts include expired rows until a sweep, so a
-    quota refusal first sweeps expired rows and decides once more.
+    ``put`` runs in one write transaction: fetch the slot's row and the usage counts,
+    ask ``decide_put``, evict what it names, write. Counts include expired rows until
+    a sweep, so before refusing or evicting a live record, a put sweeps expired rows
+    and decides once more. The ledger of bytes per source lives here; engines keep it
+    in step with their rows through ``_ledger`` and roll it back with a transaction.
     """
 
     quotas: Quotas
@@ -72,24 +107,42 @@ class BaseRecordStore(ABC):
     def __init__(self, quotas: Quotas) -> None:
         self.quotas = quotas
         self._events: Counter[str] = Counter()
+        self._ledger = SourceLedger()
 
     # -- primitives each engine implements -------------------------------------------
 
     @abstractmethod
     def _transaction(self) -> contextlib.AbstractContextManager[None]:
-        """A write transaction: committed on normal exit, rolled back on an exception."""
+        """A write transaction: committed on normal exit, rolled back (ledger too) on an
+        exception."""
 
     @abstractmethod
-    def _held(self, key: bytes, author: bytes, subkey: bytes) -> Record | None:
-        """The record stored in slot (key, author, subkey), expired or not."""
+    def _held(self, key: bytes, author: bytes, subkey: bytes) -> Held | None:
+        """The row stored in slot (key, author, subkey), expired or not."""
 
     @abstractmethod
-    def _usage(self, key: bytes, author: bytes) -> Usage:
-        """Stored records under ``key``, stored records by ``author``, total bytes."""
+    def _usage(self, key: bytes, author: bytes, source: Source) -> Usage:
+        """Stored records under ``key`` (per source net), by ``author``, and the bytes."""
 
     @abstractmethod
-    def _write(self, key: bytes, record: Record, held: Record | None) -> None:
-        """Put ``record`` in its slot, replacing ``held``."""
+    def _write(self, key: bytes, record: Record, source: Source, held: Held | None) -> None:
+        """Put ``record`` in its slot, charged to ``source``, replacing ``held``."""
+
+    @abstractmethod
+    def _victim(self, net: str, key: bytes | None) -> Slot | None:
+        """The first stored row of ``net`` (under ``key`` if given) in VICTIM_ORDER."""
+
+    @abstractmethod
+    def _delete(self, slot: Slot) -> None:
+        """Remove the row in ``slot`` (it exists), releasing its bytes from the ledger."""
+
+    @abstractmethod
+    def _slot_row(self, key: bytes, author: bytes, subkey: bytes) -> tuple[bytes, str] | None:
+        """The stored bytes and source account of slot (key, author, subkey), undecoded."""
+
+    @abstractmethod
+    def _earliest_expiry(self) -> int | None:
+        """The lowest ``expires_at`` stored (or lower), None when empty."""
 
     @abstractmethod
     def _load(self, key: bytes) -> list[Record]:
@@ -117,24 +170,85 @@ class BaseRecordStore(ABC):
 
     # -- the shared steps --------------------------------------------------------------
 
-    def put(self, key: bytes, record: Record, *, now: float) -> PutOutcome:
-        """Store a validated record; StaleRecord / QuotaExceeded when refused."""
+    def put(self, key: bytes, record: Record, *, now: float, source: Source = LOCAL) -> PutOutcome:
+        """Store a validated record handed over by ``source`` (default: this node);
+        StaleRecord / QuotaExceeded when refused."""
+        evicted = 0
         with self._transaction():
-            held = self._held(key, record.author, record.subkey)
-            try:
-                outcome = decide_put(
-                    key, record, held, self._usage(key, record.author), self.quotas, now=now
-                )
-            except QuotaExceeded:
-                if self._remove_expired(now) == 0:
-                    raise
+            swept = False
+            while True:
                 held = self._held(key, record.author, record.subkey)
-                outcome = decide_put(
-                    key, record, held, self._usage(key, record.author), self.quotas, now=now
-                )
+                try:
+                    verdict = decide_put(
+                        key,
+                        record,
+                        None if held is None else held.record,
+                        self._usage(key, record.author, source),
+                        self.quotas,
+                        now=now,
+                        source=source,
+                        held_source=None if held is None else held.source,
+                    )
+                except QuotaExceeded:
+                    if swept:
+                        raise
+                    swept = True
+                    if self._remove_expired(now) == 0:
+                        raise
+                    continue
+                if not isinstance(verdict, Evict):
+                    outcome: PutOutcome = verdict
+                    break
+                # Dead rows go before any live record is evicted.
+                if not swept:
+                    swept = True
+                    if self._remove_expired(now) > 0:
+                        continue
+                victim = self._victim(verdict.net, verdict.key)
+                if victim is None or evicted >= MAX_EVICTIONS:
+                    raise QuotaExceeded("storage full: no record left to evict for this one")
+                self._delete(victim)
+                evicted += 1
             if outcome == "stored":
-                self._write(key, record, held)
+                self._write(key, record, source, held)
+        self._events["evicted"] += evicted
         return outcome
+
+    def source_bytes(self) -> dict[str, int]:
+        """Record bytes held per source account ("ip:ADDR", "node:HEX", "local")."""
+        return dict(self._ledger.accounts)
+
+    def refuses_unverified(self, key: bytes, raw: bytes, source: Source, *, now: float) -> bool:
+        """True if a record of ``raw`` bytes from ``source`` is sure to be refused by the
+        source quotas, whatever it holds: checked before its signature.
+
+        Sure means: the source has no room for a new record of that size even after
+        expired rows go, and the slot the bytes claim holds neither the same bytes (a
+        duplicate) nor a record charged to that source (a renewal, credited). A false
+        claim changes nothing: the signature covers the slot, so such bytes are refused
+        anyway. So a flood past its quota costs no Ed25519 check, and ``put`` would
+        refuse the record too (maybe as ``stale``, which it checks first).
+        """
+        if not self._no_room(len(raw), source):
+            return False
+        earliest = self._earliest_expiry()
+        if earliest is not None and earliest <= now:
+            with contextlib.suppress(QuotaExceeded):
+                self.expire(now)
+            if not self._no_room(len(raw), source):
+                return False
+        slot = peek_slot(raw)
+        if slot is None:
+            return False  # undecodable: validation says what is wrong with it
+        row = self._slot_row(key, *slot)
+        return row is None or (row[0] != raw and row[1] != source.account)
+
+    def _no_room(self, size: int, source: Source) -> bool:
+        accounts, nets = self._ledger.accounts, self._ledger.nets
+        return (
+            source_refusal(size, accounts[source.account], nets[source.net], self.quotas, source)
+            is not None
+        )
 
     def get(self, key: bytes, *, now: float, include_withdrawn: bool = True) -> list[Record]:
         """The live records under ``key``, sorted by (author, subkey)."""
@@ -162,9 +276,10 @@ class BaseRecordStore(ABC):
             return self._remove_expired(now)
 
     def counters(self) -> dict[str, int]:
-        """Event counts: ``corrupt_dropped``, ``expired_removed``, ``disk_full``."""
+        """Event counts: ``corrupt_dropped``, ``expired_removed``, ``disk_full``, ``evicted``."""
         return {
-            name: self._events[name] for name in ("corrupt_dropped", "expired_removed", "disk_full")
+            name: self._events[name]
+            for name in ("corrupt_dropped", "expired_removed", "disk_full", "evicted")
         }
 
     def __enter__(self) -> Self:

@@ -5,8 +5,10 @@ from __future__ import annotations
 import contextlib
 import heapq
 from collections import Counter
+from collections.abc import Callable, Iterator
 
-from fairdht.dht.storage_base import BaseRecordStore
+from fairdht.dht.source_quota import Source
+from fairdht.dht.storage_base import BaseRecordStore, Held, Slot
 from fairdht.dht.storage_rules import Quotas, Usage
 from fairdht.records import Record
 
@@ -20,62 +22,134 @@ class MemoryRecordStore(BaseRecordStore):
 
     def __init__(self, quotas: Quotas | None = None) -> None:
         super().__init__(quotas or Quotas())
-        self._by_key: dict[bytes, dict[_Slot, Record]] = {}
+        self._by_key: dict[bytes, dict[_Slot, Held]] = {}
         self._per_author: Counter[bytes] = Counter()
         self._count = 0
         self._bytes = 0
         # (expires_at, key, author, subkey): one entry per write; an entry whose slot
         # has since been rewritten is skipped when it comes up, so expiry is O(log n).
         self._expiry: list[tuple[int, bytes, bytes, bytes]] = []
+        # Inverse steps of the open transaction (a put may evict, then be refused).
+        self._undo: list[Callable[[], None]] | None = None
 
-    def _transaction(self) -> contextlib.AbstractContextManager[None]:
-        # Every step below is applied only after its checks passed; nothing to undo.
-        return contextlib.nullcontext()
+    @contextlib.contextmanager
+    def _transaction(self) -> Iterator[None]:
+        if self._undo is not None:  # nested: the outer transaction decides
+            yield
+            return
+        self._undo = []
+        self._ledger.begin()
+        try:
+            yield
+        except BaseException:
+            undo, self._undo = self._undo, None
+            for step in reversed(undo):
+                step()
+            self._ledger.rollback()
+            raise
+        self._undo = None
+        self._ledger.commit()
 
-    def _held(self, key: bytes, author: bytes, subkey: bytes) -> Record | None:
+    def _held(self, key: bytes, author: bytes, subkey: bytes) -> Held | None:
         slots = self._by_key.get(key)
         return None if slots is None else slots.get((author, subkey))
 
-    def _usage(self, key: bytes, author: bytes) -> Usage:
+    def _usage(self, key: bytes, author: bytes, source: Source) -> Usage:
+        key_nets = self._ledger.key_nets(key)
         return Usage(
-            key_count=len(self._by_key.get(key, ())),
+            key_count=sum(key_nets.values()),
             author_count=self._per_author[author],
             total_bytes=self._bytes,
+            source_bytes=self._ledger.accounts[source.account],
+            net_bytes=self._ledger.nets[source.net],
+            key_nets=key_nets,
+            nets=self._ledger.nets,
         )
 
-    def _write(self, key: bytes, record: Record, held: Record | None) -> None:
+    def _set(self, key: bytes, slot: _Slot, row: Held | None) -> None:
+        """Put ``row`` in (key, slot), or empty it; keep counts and ledger in step."""
         slots = self._by_key.setdefault(key, {})
-        slots[record.slot] = record
-        if held is None:
+        old = slots.pop(slot, None)
+        if old is not None:
+            self._count -= 1
+            self._bytes -= len(old.record.raw)
+            self._per_author[slot[0]] -= 1
+            if self._per_author[slot[0]] == 0:
+                del self._per_author[slot[0]]
+            self._ledger.add(old.source, -len(old.record.raw), key=key, rows=-1)
+        if row is not None:
+            slots[slot] = row
             self._count += 1
-            self._per_author[record.author] += 1
-        else:
-            self._bytes -= len(held.raw)
-        self._bytes += len(record.raw)
-        heapq.heappush(self._expiry, (record.expires_at, key, record.author, record.subkey))
+            self._bytes += len(row.record.raw)
+            self._per_author[slot[0]] += 1
+            self._ledger.add(row.source, len(row.record.raw), key=key, rows=1)
+            heapq.heappush(self._expiry, (row.record.expires_at, key, *slot))
+        if not slots:
+            del self._by_key[key]
+        if self._undo is not None:
+            self._undo.append(lambda: self._restore(key, slot, old))
+
+    def _restore(self, key: bytes, slot: _Slot, row: Held | None) -> None:
+        # Counts and the ledger are restored by their own rollback and by _count below.
+        slots = self._by_key.setdefault(key, {})
+        now_row = slots.pop(slot, None)
+        if now_row is not None:
+            self._count -= 1
+            self._bytes -= len(now_row.record.raw)
+            self._per_author[slot[0]] -= 1
+            if self._per_author[slot[0]] == 0:
+                del self._per_author[slot[0]]
+        if row is not None:
+            slots[slot] = row
+            self._count += 1
+            self._bytes += len(row.record.raw)
+            self._per_author[slot[0]] += 1
+            heapq.heappush(self._expiry, (row.record.expires_at, key, *slot))
+        if not slots:
+            del self._by_key[key]
+
+    def _write(self, key: bytes, record: Record, source: Source, held: Held | None) -> None:
+        self._set(key, record.slot, Held(record, source))
+
+    def _victim(self, net: str, key: bytes | None) -> Slot | None:
+        keys = [key] if key is not None else list(self._by_key)
+        best: tuple[int, bytes, bytes, bytes] | None = None
+        for k in keys:
+            for (author, subkey), row in self._by_key.get(k, {}).items():
+                if row.source.net != net:
+                    continue
+                candidate = (row.record.expires_at, k, author, subkey)
+                if best is None or candidate < best:
+                    best = candidate
+        return None if best is None else best[1:]
+
+    def _delete(self, slot: Slot) -> None:
+        key, author, subkey = slot
+        self._set(key, (author, subkey), None)
+
+    def _slot_row(self, key: bytes, author: bytes, subkey: bytes) -> tuple[bytes, str] | None:
+        row = self._held(key, author, subkey)
+        return None if row is None else (row.record.raw, row.source.account)
+
+    def _earliest_expiry(self) -> int | None:
+        # The heap's top may belong to a rewritten slot: a lower bound, as allowed.
+        return self._expiry[0][0] if self._expiry else None
 
     def _load(self, key: bytes) -> list[Record]:
         slots = self._by_key.get(key)
         if not slots:
             return []
-        return [slots[slot] for slot in sorted(slots)]
+        return [slots[slot].record for slot in sorted(slots)]
 
     def _remove_expired(self, now: float) -> int:
         removed = 0
         while self._expiry and self._expiry[0][0] <= now:
             _, key, author, subkey = heapq.heappop(self._expiry)
             slots = self._by_key.get(key)
-            record = None if slots is None else slots.get((author, subkey))
-            if slots is None or record is None or record.expires_at > now:
+            row = None if slots is None else slots.get((author, subkey))
+            if row is None or row.record.expires_at > now:
                 continue  # rewritten since this entry was pushed
-            del slots[(author, subkey)]
-            if not slots:
-                del self._by_key[key]
-            self._per_author[author] -= 1
-            if self._per_author[author] == 0:
-                del self._per_author[author]
-            self._count -= 1
-            self._bytes -= len(record.raw)
+            self._set(key, (author, subkey), None)
             removed += 1
         self._events["expired_removed"] += removed
         return removed
@@ -97,5 +171,6 @@ class MemoryRecordStore(BaseRecordStore):
         self._by_key.clear()
         self._per_author.clear()
         self._expiry.clear()
+        self._ledger.clear()
         self._count = 0
         self._bytes = 0

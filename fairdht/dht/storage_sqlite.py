@@ -6,6 +6,11 @@ acknowledged record survives ``kill -9`` and power loss; with ``synchronous=NORM
 it survives ``kill -9`` but the last commits may be lost on power loss
 (https://www.sqlite.org/wal.html, https://www.sqlite.org/pragma.html#pragma_synchronous).
 
+Each row also names the source it is charged to (``source``: the account, and
+``source_net``: its /24 or /48, see fairdht.dht.source_quota). Schema 2 added those
+two columns; a schema-1 file is migrated when opened (the columns are added with the
+default "", the legacy source).
+
 Records are kept as their raw signed bytes and decoded (signature included) with
 ``decode_record`` when loaded, so a row damaged on disk is dropped and counted, never
 served. A full disk (SQLITE_FULL, or a failed write such as a file-size limit) turns
@@ -22,7 +27,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Literal
 
-from fairdht.dht.storage_base import BaseRecordStore, StorageError
+from fairdht.dht.source_quota import Source
+from fairdht.dht.storage_base import BaseRecordStore, Held, Slot, StorageError
 from fairdht.dht.storage_rules import Quotas, Usage
 from fairdht.errors import QuotaExceeded, RecordError, UsageError
 from fairdht.records import Record, decode_record
@@ -30,7 +36,7 @@ from fairdht.records import Record, decode_record
 __all__ = ["RECORDS_FILENAME", "SCHEMA_VERSION", "SQLiteRecordStore", "Synchronous"]
 
 RECORDS_FILENAME = "records.sqlite"
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 Synchronous = Literal["full", "normal"]
 
 # sqlite3 result codes (https://www.sqlite.org/rescode.html); the low byte is the
@@ -49,10 +55,21 @@ CREATE TABLE records (
     expires_at INTEGER NOT NULL,
     size       INTEGER NOT NULL,
     raw        BLOB    NOT NULL,
+    source     TEXT    NOT NULL DEFAULT '',
+    source_net TEXT    NOT NULL DEFAULT '',
     PRIMARY KEY (key, author, subkey)
 );
 CREATE INDEX records_by_author ON records (author);
 CREATE INDEX records_by_expiry ON records (expires_at);
+CREATE INDEX records_by_source_net ON records (source_net, expires_at);
+"""
+
+# Schema 1 -> 2: the source columns (rows from before are the legacy source "").
+_MIGRATE_1_TO_2 = """
+ALTER TABLE records ADD COLUMN source TEXT NOT NULL DEFAULT '';
+ALTER TABLE records ADD COLUMN source_net TEXT NOT NULL DEFAULT '';
+CREATE INDEX records_by_source_net ON records (source_net, expires_at);
+UPDATE schema_version SET version = 2;
 """
 
 # Decoding verifies an Ed25519 signature (~150 us); rows read again are taken from
@@ -127,6 +144,14 @@ class SQLiteRecordStore(BaseRecordStore):
                 "SELECT COUNT(*), COALESCE(SUM(size), 0) FROM records"
             ).fetchone()
             self._count, self._bytes = int(count), int(size)
+            for key, account, net, rows, held in conn.execute(
+                # One scan of the table (NOT INDEXED), as COUNT(*) above: damage in an
+                # index is met, and reported, by the lookups that use it.
+                "SELECT key, source, source_net, COUNT(*), SUM(size) FROM records NOT INDEXED "
+                "GROUP BY key, source, source_net"
+            ):
+                source = Source(str(account), str(net))
+                self._ledger.add(source, int(held), key=bytes(key), rows=int(rows))
         except sqlite3.DatabaseError as exc:
             # "file is not a database", a damaged header, an unreadable file.
             raise StorageError(f"cannot use record store {self.path}: {exc}") from None
@@ -150,7 +175,11 @@ class SQLiteRecordStore(BaseRecordStore):
                 conn.execute("INSERT INTO schema_version (version) VALUES (?)", (SCHEMA_VERSION,))
             else:
                 row = conn.execute("SELECT MAX(version) FROM schema_version").fetchone()
-                if row[0] != SCHEMA_VERSION:
+                if row[0] == 1:
+                    for statement in _MIGRATE_1_TO_2.split(";"):
+                        if statement.strip():
+                            conn.execute(statement)
+                elif row[0] != SCHEMA_VERSION:
                     raise StorageError(
                         f"record store {self.path} has schema version {row[0]}; "
                         f"this fairdht reads version {SCHEMA_VERSION}"
@@ -177,6 +206,7 @@ class SQLiteRecordStore(BaseRecordStore):
                 yield
                 return
             before = (self._count, self._bytes)
+            self._ledger.begin()
             try:
                 db.execute("BEGIN IMMEDIATE")
                 yield
@@ -187,9 +217,11 @@ class SQLiteRecordStore(BaseRecordStore):
                         db.execute("ROLLBACK")
                 # The counters moved with the writes that were just rolled back.
                 self._count, self._bytes = before
+                self._ledger.rollback()
                 if isinstance(exc, sqlite3.Error):
                     raise self._write_failure(exc) from None
                 raise
+            self._ledger.commit()
 
     def _write_failure(self, exc: sqlite3.Error) -> Exception:
         code = getattr(exc, "sqlite_errorcode", 0) & 0xFF
@@ -239,51 +271,101 @@ class SQLiteRecordStore(BaseRecordStore):
         # damage: never serve it, delete it so it stops counting against quotas.
         self._events["corrupt_dropped"] += 1
         with contextlib.suppress(QuotaExceeded, StorageError), self._transaction():
-            size = self._db.execute(
-                "DELETE FROM records WHERE key = ? AND author = ? AND subkey = ? RETURNING size",
-                (key, author, subkey),
-            ).fetchone()
-            if size is not None:
-                self._count -= 1
-                self._bytes -= size[0]
+            self._delete((key, author, subkey))
 
-    def _held(self, key: bytes, author: bytes, subkey: bytes) -> Record | None:
+    def _held(self, key: bytes, author: bytes, subkey: bytes) -> Held | None:
         row = self._db.execute(
-            "SELECT seq, raw FROM records WHERE key = ? AND author = ? AND subkey = ?",
+            "SELECT seq, raw, source, source_net FROM records "
+            "WHERE key = ? AND author = ? AND subkey = ?",
             (key, author, subkey),
         ).fetchone()
         if row is None:
             return None
-        return self._decode_row(key, author, subkey, row[0], row[1])
+        record = self._decode_row(key, author, subkey, row[0], row[1])
+        return None if record is None else Held(record, Source(row[2], row[3]))
 
-    def _usage(self, key: bytes, author: bytes) -> Usage:
+    def _usage(self, key: bytes, author: bytes, source: Source) -> Usage:
         db = self._db
-        (key_count,) = db.execute("SELECT COUNT(*) FROM records WHERE key = ?", (key,)).fetchone()
+        key_nets = self._ledger.key_nets(key)
         (author_count,) = db.execute(
             "SELECT COUNT(*) FROM records WHERE author = ?", (author,)
         ).fetchone()
-        return Usage(key_count=key_count, author_count=author_count, total_bytes=self._bytes)
-
-    def _write(self, key: bytes, record: Record, held: Record | None) -> None:
-        self._db.execute(
-            "INSERT OR REPLACE INTO records (key, author, subkey, seq, expires_at, size, raw) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?)",
-            (
-                key,
-                record.author,
-                record.subkey,
-                record.seq,
-                record.expires_at,
-                len(record.raw),
-                record.raw,
-            ),
+        return Usage(
+            key_count=sum(key_nets.values()),
+            author_count=author_count,
+            total_bytes=self._bytes,
+            source_bytes=self._ledger.accounts[source.account],
+            net_bytes=self._ledger.nets[source.net],
+            key_nets=key_nets,
+            nets=self._ledger.nets,
         )
+
+    def _write(self, key: bytes, record: Record, source: Source, held: Held | None) -> None:
+        # An UPDATE keeps the row (and its rowid) where it is, so a replacement of the
+        # same size needs no new page, even on a full disk; the PRIMARY KEY names it.
+        values = (
+            *(record.seq, record.expires_at, len(record.raw), record.raw),
+            *(source.account, source.net, key, record.author, record.subkey),
+        )
+        if held is None:
+            sql = (
+                "INSERT OR REPLACE INTO records (seq, expires_at, size, raw, source, "
+                "source_net, key, author, subkey) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+            )
+        else:
+            sql = (
+                "UPDATE records SET seq = ?, expires_at = ?, size = ?, raw = ?, source = ?, "
+                "source_net = ? WHERE key = ? AND author = ? AND subkey = ?"
+            )
+        self._db.execute(sql, values)
         if held is None:
             self._count += 1
         else:
-            self._bytes -= len(held.raw)
+            self._bytes -= len(held.record.raw)
+            self._ledger.add(held.source, -len(held.record.raw), key=key, rows=-1)
         self._bytes += len(record.raw)
+        self._ledger.add(source, len(record.raw), key=key, rows=1)
         self._remember(key, record)
+
+    def _victim(self, net: str, key: bytes | None) -> Slot | None:
+        # VICTIM_ORDER; records_by_source_net serves the store-wide case.
+        if key is None:
+            row = self._db.execute(
+                "SELECT key, author, subkey FROM records WHERE source_net = ? "
+                "ORDER BY expires_at, key, author, subkey LIMIT 1",
+                (net,),
+            ).fetchone()
+        else:
+            row = self._db.execute(
+                "SELECT key, author, subkey FROM records WHERE key = ? AND source_net = ? "
+                "ORDER BY expires_at, key, author, subkey LIMIT 1",
+                (key, net),
+            ).fetchone()
+        return None if row is None else (row[0], row[1], row[2])
+
+    def _delete(self, slot: Slot) -> None:
+        row = self._db.execute(
+            "DELETE FROM records WHERE key = ? AND author = ? AND subkey = ? "
+            "RETURNING size, source, source_net",
+            slot,
+        ).fetchone()
+        if row is not None:
+            self._count -= 1
+            self._bytes -= row[0]
+            self._ledger.add(Source(row[1], row[2]), -row[0], key=slot[0], rows=-1)
+
+    def _slot_row(self, key: bytes, author: bytes, subkey: bytes) -> tuple[bytes, str] | None:
+        with self._lock:
+            rows = self._read(
+                "SELECT raw, source FROM records WHERE key = ? AND author = ? AND subkey = ?",
+                (key, author, subkey),
+            )
+            return None if not rows else (bytes(rows[0][0]), str(rows[0][1]))
+
+    def _earliest_expiry(self) -> int | None:
+        with self._lock:
+            (earliest,) = self._read("SELECT MIN(expires_at) FROM records")[0]
+            return None if earliest is None else int(earliest)
 
     def _load(self, key: bytes) -> list[Record]:
         with self._lock:
@@ -301,10 +383,13 @@ class SQLiteRecordStore(BaseRecordStore):
     def _remove_expired(self, now: float) -> int:
         # expires_at is an integer; a record is dead once expires_at <= now.
         rows = self._db.execute(
-            "DELETE FROM records WHERE expires_at <= ? RETURNING size", (now,)
+            "DELETE FROM records WHERE expires_at <= ? RETURNING size, source, source_net, key",
+            (now,),
         ).fetchall()
         self._count -= len(rows)
-        self._bytes -= sum(size for (size,) in rows)
+        self._bytes -= sum(size for size, _, _, _ in rows)
+        for size, account, net, key in rows:
+            self._ledger.add(Source(account, net), -size, key=bytes(key), rows=-1)
         self._events["expired_removed"] += len(rows)
         return len(rows)
 
@@ -315,7 +400,7 @@ class SQLiteRecordStore(BaseRecordStore):
         with self._lock:
             return [row[0] for row in self._read("SELECT DISTINCT key FROM records ORDER BY key")]
 
-    def _read(self, sql: str, params: tuple[bytes, ...] = ()) -> list[Any]:
+    def _read(self, sql: str, params: tuple[bytes | str, ...] = ()) -> list[Any]:
         # A read outside a put can still meet a damaged page or a failing disk; say so
         # in the project's terms instead of leaking sqlite3 errors to the DHT layer.
         try:
@@ -343,6 +428,7 @@ class SQLiteRecordStore(BaseRecordStore):
                 self._conn.close()
                 self._conn = None
                 self._decoded.clear()
+                self._ledger.clear()
 
 
 def _quick_check(conn: sqlite3.Connection, *, pragma: str = "quick_check") -> list[str]:

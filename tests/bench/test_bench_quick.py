@@ -132,3 +132,24 @@ def test_run_all_collects_results(tmp_path: Path) -> None:
     assert report.returncode == 0, report.stderr[-2000:]
     assert "| validate_record |" in report.stdout
     assert "*records: " in report.stdout
+
+
+def test_storage_fill_quick(tmp_path: Path) -> None:
+    doc = run_script("storage_fill", tmp_path)
+    rows = {r["scenario"]: r for r in doc["results"]["scenarios"]}
+    assert set(rows) == {"no_attack", "one_ip_fill", "one_ip_fill_eviction_only"}
+    for r in rows.values():
+        for phase in ("during", "after"):
+            assert r[phase]["puts"] >= doc["settings"]["puts_per_phase"]
+            assert r[phase]["latency_ms"]["median"] > 0
+    max_bytes = doc["settings"]["max_bytes"]
+    # The fill ran, and the per-IP quota held it to 1/32 of a store; without it the
+    # attacker holds most of one.
+    assert 0 < rows["one_ip_fill"]["attacker_bytes_held_max"] <= max_bytes // 32
+    assert rows["one_ip_fill_eviction_only"]["attacker_bytes_held_max"] > max_bytes // 2
+    assert rows["no_attack"]["attacker_bytes_held_max"] == 0
+    assert set(doc["results"]["ratios"]) == {
+        f"{s}_{p}_median_vs_no_attack"
+        for s in ("one_ip_fill", "one_ip_fill_eviction_only")
+        for p in ("during", "after")
+    }

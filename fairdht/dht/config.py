@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from fairdht.localnet import LocalNetworks
-
 from fairdht.dht.storage_rules import Quotas
+from fairdht.localnet import LocalNetworks
 
 __all__ = ["DHTConfig"]
 

@@ -791,8 +791,14 @@ class DHTProtocol(HardenedRPCProtocol, KademliaProtocol):  # type: ignore[misc]
         a light client or an unknown address by its IP and /24 (/48)."""
         known = self.router.contact(sender_id) if sender_id else None
         if known is not None and known.same_home_as(Node(sender_id, sender[0], sender[1])):
-            return Source.contact(sender_id, sender[0])
-        return Source.client(sender[0])
+            source = Source.contact(sender_id, sender[0])
+        else:
+            source = Source.client(sender[0])
+        if self.config.local.exempts(sender[0]):
+            # A LAN or one machine (fairdht.localnet): its peers share one /24 by
+            # nature, so each is its own group; per-IP and per-contact quotas still hold.
+            return Source(source.account, f"lan:{sender[0]}")
+        return source
 
     def rpc_find_node(
         self, sender: Address, sender_id: bytes, target: bytes, token: bytes

@@ -178,14 +178,15 @@ class NodeRunner:
             create=cfg.key_path is None or cfg.create_key,
         )
         token = load_or_create_token(self.data_dir.api_token)
-        store = SQLiteRecordStore(self.data_dir.records)
-        stack.callback(store.close)
         dht_config = DHTConfig(
             rpc_timeout=cfg.rpc_timeout,
             puzzle_bits=cfg.puzzle_bits,
-            # Peers on this machine or a shared LAN skip the diversity limits.
+            # Peers on this machine or a shared LAN skip the diversity limits and the
+            # per-/24 storage share (each is its own group).
             local=detect_local_networks() if cfg.local_exemption else LocalNetworks.from_environ(),
         )
+        store = SQLiteRecordStore(self.data_dir.records, quotas=dht_config.storage_quotas())
+        stack.callback(store.close)
         dht = DHTNode(key, store, config=dht_config, clock=self.clock)
         stack.push_async_callback(dht.stop)
         listen = await dht.listen(await _listen_host(cfg), cfg.listen[1] if cfg.listen else 0)

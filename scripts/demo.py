@@ -10,10 +10,12 @@ few seconds; Ctrl-C (or ``--duration``) stops every child with SIGTERM.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import shutil
 import signal
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -24,6 +26,7 @@ from fairdht.api.client import ApiClient
 from fairdht.errors import FairDHTError
 from fairdht.identity import SigningKey
 from fairdht.node.launcher import NodeProcess
+from fairdht.node.prober import ProbeAnswerer
 from fairdht.records import Record, sign_record
 from fairdht.records.kinds.server import SERVER_KIND, ServerAnnouncement
 
@@ -157,6 +160,58 @@ def example_servers() -> list[ExampleServer]:
     return [ExampleServer(SigningKey.generate(), body) for body in bodies]
 
 
+class ProbeAnswerers:
+    """The example servers answer reachability probes at their addresses, as ``fairdht
+    publish`` does for a real server (docs/serverlist.md §1.11), on a loop of their own."""
+
+    def __init__(self, servers: Sequence[ExampleServer]) -> None:
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self.answerers = [ProbeAnswerer(s.key, s.body.address) for s in servers]
+
+    def start(self) -> None:
+        """Bind every answerer; say which could not (their servers show as not proven)."""
+        self.thread.start()
+        for answerer in self.answerers:
+            future = asyncio.run_coroutine_threadsafe(answerer.start(), self.loop)
+            try:
+                future.result(5)
+            except OSError as exc:
+                say(f"{answerer.address} cannot answer probes: {exc.strerror}")
+
+    def close(self) -> None:
+        """Stop answering and end the loop."""
+        if not self.thread.is_alive():
+            return
+        for answerer in self.answerers:
+            asyncio.run_coroutine_threadsafe(answerer.close(), self.loop).result(5)
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(5)
+
+
+# Node 1 (the dashboard's reader) rates the servers it "played on", as game clients do
+# after a session (the Inexor seed's +1 connected fine, -3 team-kill kick), so the
+# dashboard's karma column shows its colors.
+SERVER_VOTES = (
+    ("Demo CTF", "connected_ok"),
+    ("Demo Instagib", "session_completed"),
+    ("Demo Coop", "teamkill_kick"),
+)
+
+
+def rate_servers(reader: NodeProcess, servers: Sequence[ExampleServer]) -> None:
+    """Node 1 votes on each example server through its API."""
+    client = ApiClient(reader.api_url, token=reader.api_token)
+    by_name = {s.body.name: s for s in servers}
+    for name, action in SERVER_VOTES:
+        try:
+            client.vote(by_name[name].key.public_key.hex(), action, network=NETWORK)
+        except FairDHTError as exc:
+            say(f"node 1 could not rate {name}: {exc}")
+            continue
+        say(f"node 1 rated {name!r}: {action}")
+
+
 def publish_servers(via: NodeProcess, servers: Sequence[ExampleServer]) -> None:
     """Sign each server's announcement and put it into the DHT through ``via``'s API."""
     client = ApiClient(via.api_url, token=via.api_token)
@@ -279,12 +334,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     root = Path(tempfile.mkdtemp(prefix="fairdht-demo-")) if temporary else args.data_dir
     say(f"fairdht demo: {args.nodes} nodes, data in {root} (each node's log: nodeN/node.log)")
     nodes: list[NodeProcess] = []
+    answerers: ProbeAnswerers | None = None
     ok = True
     try:
         start_network(root, args.nodes, nodes)
         wait_joined(nodes)
         servers = example_servers()
+        answerers = ProbeAnswerers(servers)
+        answerers.start()
         publish_servers(nodes[ENTRY_NODES], servers)
+        rate_servers(nodes[0], servers)
         if not args.quick:
             sign_checkpoint(root, nodes, say)
             referee_each_other(root, nodes, say)
@@ -299,6 +358,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         # A second Ctrl-C must not leave children behind; stopping is bounded anyway.
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        if answerers is not None:
+            answerers.close()
         ok = stop_network(nodes) and ok
         if temporary:
             shutil.rmtree(root, ignore_errors=True)

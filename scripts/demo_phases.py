@@ -62,6 +62,32 @@ def sign_checkpoint(root: Path, nodes: Sequence[NodeProcess], say: Callable[[str
     )
 
 
+def show_cheater_karma(
+    root: Path, boot: str, keys: dict[str, str], say: Callable[[str], None]
+) -> None:
+    """The cheater's karma as referee 16, who hosted its match, reads it (its own vote
+    counts in its own view; docs/karma.md): red."""
+    done = _run(
+        [
+            "karma",
+            "show",
+            keys["09"],
+            "--key",
+            str(root / "players" / "p16.key"),
+            "--bootstrap",
+            boot,
+            "--data-dir",
+            str(root / "karma-16"),
+            "--json",
+        ]
+    )
+    if done.returncode != 0:
+        say(f"karma of player 09 unavailable: {done.stderr.strip()}")
+        return
+    doc = json.loads(done.stdout)
+    say(f"karma of player 09 in referee 16's view: {doc['color']} (score {doc['score']:+.3f})")
+
+
 def _keys(root: Path, names: Sequence[str]) -> dict[str, str]:
     """Create (once) a key file per demo player; return name -> public key hex."""
     out = {}
@@ -205,6 +231,7 @@ def referee_each_other(
                     say(
                         f"    referee {referee} voted {vote['action']} for player {names_by_key.get(vote['subject'], '?')}"
                     )
+        show_cheater_karma(root, boot, keys, say)
     finally:
         for _, proc in serves:
             if proc.poll() is None:

@@ -43,6 +43,10 @@ def test_demo_runs_five_nodes_publishes_servers_and_stops_them_cleanly(tmp_path:
     assert "demo-match-a: refereed by 33, completed" in out
     assert "demo-match-b: refereed by 16, completed" in out
     assert "referee 16 voted cheating for player 09" in out
+    # The cheater loses (forfeit) and is red in the view of the referee that caught it.
+    assert re.search(r"player 09 .*FORFEIT: cheating \(cannot win\)", out)
+    assert "karma of player 09 in referee 16's view: red" in out
+    assert "node 1 rated 'Demo Coop': teamkill_kick" in out
     assert re.search(r"^dashboard: http://127\.0\.0\.1:\d+/", out, re.M)
     assert re.search(r"^history on node 5: \d+ commits?, ", out, re.M)
     assert "stopped 5 nodes cleanly" in out

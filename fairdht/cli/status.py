@@ -11,7 +11,9 @@ from fairdht.cli.common import add_json_option, print_json
 
 __all__ = ["register", "run"]
 
-FIELDS = ("node_id", "listen", "peers", "records", "uptime_s")
+FIELDS = ("node_id", "listen", "peers", "records", "uptime_s", "reachable")
+# Printed after the fields above (and in --json): why, and the address peers see.
+DETAILS = ("reachable_reason", "observed")
 
 
 def register(subparsers: Any) -> None:
@@ -36,7 +38,8 @@ def run(args: argparse.Namespace) -> int:
     """Print the node's status; NetworkError (exit 1) if it does not answer."""
     status = ApiClient(args.api, timeout=args.timeout).status()
     if args.json:
-        print_json({name: status.get(name) for name in (*FIELDS, "public_key", "version")})
+        names = (*FIELDS, *DETAILS, "public_key", "version")
+        print_json({name: status.get(name) for name in names})
     else:
-        sys.stdout.write("".join(f"{name} {status.get(name)}\n" for name in FIELDS))
+        sys.stdout.write("".join(f"{name} {status.get(name)}\n" for name in (*FIELDS, *DETAILS)))
     return 0

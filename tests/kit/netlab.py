@@ -336,7 +336,11 @@ def nat_ruleset(
 }}
 """
     flags = " fully-random" if nat is NatType.SYMMETRIC else ""
+    # prerouting stays empty but for port forwards (Home.forward_port).
     return f"""table ip fairnat {{
+  chain prerouting {{
+    type nat hook prerouting priority dstnat; policy accept;
+  }}
   chain postrouting {{
     type nat hook postrouting priority srcnat; policy accept;
     oifname "{wan_if}" ip saddr {lan_net} masquerade{flags}
@@ -345,6 +349,7 @@ def nat_ruleset(
     type filter hook forward priority filter; policy drop;
     ct state established,related accept
     iifname "{lan_if}" oifname "{wan_if}" accept
+    iifname "{wan_if}" ct status dnat accept
   }}
 }}
 """
@@ -365,6 +370,14 @@ class Home:
     def host(self) -> Host:
         """The first (often the only) machine of the home."""
         return self.hosts[0]
+
+    def forward_port(self, port: int, host: Host | None = None) -> None:
+        """Forward UDP ``port`` of the public address to ``host`` (default: the first),
+        as a game server's operator does on a home router."""
+        inner = host or self.host
+        wan_if = self.router.interfaces[0]
+        rule = f"iifname {wan_if} udp dport {port} dnat to {inner.v4}:{port}"
+        self.router.sh(["nft", "add", "rule", "ip", "fairnat", "prerouting", *rule.split()])
 
 
 class NetLab:

@@ -1,0 +1,164 @@
+"""Players at home (docs/nat.md): the reachability verdict of a node behind each NAT type,
+and servers, lists and referees used from behind NAT, on the testbed of tests/kit/netlab.py.
+
+Entry nodes run on e1-e3 (public); a node behind each home router runs with
+``--reachability check``. Only the full-cone node is proven public and enters the
+entries' routing tables; the port-restricted one is punchable and the symmetric one
+relayed-only, and neither is handed out to anyone.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from netlab import Host, NatTestbed
+
+from fairdht.identity import SigningKey, write_key
+from fairdht.node.launcher import NodeProcess
+
+ROOT = Path(__file__).resolve().parents[2]
+PUBLISH = [sys.executable, str(ROOT / "scripts" / "publish_server.py")]
+NET = "nat"
+
+
+def wait_for(predicate: Callable[[], Any], *, timeout: float, what: str) -> Any:
+    """Poll ``predicate`` every 0.3 s until it returns a true value; fail after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out after {timeout} s waiting for {what}")
+        time.sleep(0.3)
+
+
+def ok(result: subprocess.CompletedProcess[str]) -> dict[str, Any]:
+    assert result.returncode == 0, f"exit {result.returncode}: {result.stderr}"
+    doc: dict[str, Any] = json.loads(result.stdout)
+    return doc
+
+
+@dataclass
+class Running:
+    bed: NatTestbed
+    root: Path
+    nodes: dict[str, tuple[Host, NodeProcess]]
+
+    def status(self, name: str) -> dict[str, Any]:
+        host, node = self.nodes[name]
+        url = node.api_url + "/api/status"
+        doc: dict[str, Any] = json.loads(
+            host.call(lambda: urllib.request.urlopen(url, timeout=10).read())
+        )
+        return doc
+
+    def entry(self, i: int = 0) -> str:
+        return self.bed.entries[i].endpoint(4000)
+
+
+@pytest.fixture(scope="module")
+def net(bed: NatTestbed, tmp_path_factory: pytest.TempPathFactory) -> Running:
+    root = tmp_path_factory.mktemp("nat")
+    e1, e2, e3 = bed.entries[:3]
+    nodes: dict[str, tuple[Host, NodeProcess]] = {}
+    first = e1.node(root / "e1")
+    first.wait_ready()
+    nodes["e1"] = (e1, first)
+    for host in (e2, e3):
+        nodes[host.name] = (host, host.node(root / host.name, bootstrap=[e1.endpoint(4000)]))
+    for name in ("fc", "pr", "sym"):
+        host = bed.homes[name].host
+        nodes[name] = (
+            host,
+            host.node(
+                root / name,
+                bootstrap=[e1.endpoint(4000), e2.endpoint(4000)],
+                extra=["--reachability", "check", "--reachability-interval", "60"],
+            ),
+        )
+    for _, node in nodes.values():
+        node.wait_ready()
+    return Running(bed, root, nodes)
+
+
+def test_each_nat_type_gets_its_verdict_and_only_a_public_node_enters_tables(
+    net: Running,
+) -> None:
+    def verdict(name: str) -> str:
+        doc = net.status(name)
+        return "" if doc["reachable"] == "unknown" else str(doc["reachable"])
+
+    got = {
+        name: wait_for(lambda n=name: verdict(n), timeout=40, what=f"{name}'s verdict")
+        for name in ("fc", "pr", "sym")
+    }
+    assert got == {"fc": "public", "pr": "punchable", "sym": "relayed-only"}
+    fc, pr, sym = (net.status(n) for n in ("fc", "pr", "sym"))
+    homes = net.bed.homes
+    assert fc["observed"] == f"{homes['fc'].public_ip}:4000"
+    assert pr["observed"] == f"{homes['pr'].public_ip}:4000"
+    assert sym["observed"] is None and "symmetric" in sym["reachable_reason"]
+    # Entries know each other and the proven node; the two hidden nodes are nobody's
+    # contact, though both use the network (they have contacts of their own).
+    for entry in ("e1", "e2", "e3"):
+        wait_for(lambda e=entry: net.status(e)["peers"] == 3, timeout=20, what=f"{entry} peers")
+    assert pr["peers"] >= 2 and sym["peers"] >= 2
+    # `fairdht status` on the node's own host says the same, and why.
+    host, node = net.nodes["pr"]
+    text = host.fairdht("status", "--api", node.api_url)
+    lines = dict(line.split(" ", 1) for line in text.stdout.splitlines())
+    assert lines["reachable"] == "punchable"
+    assert "no dial-back arrived" in lines["reachable_reason"]
+
+
+def publish(host: Host, root: Path, entry: str, name: str, address: str) -> subprocess.Popen[str]:
+    key = root / f"{name}.key"
+    write_key(key, SigningKey.generate())
+    argv = [*PUBLISH, "--key", str(key), "--bootstrap", entry, "--network", NET]
+    proc = host.popen([*argv, "--address", address, "--name", name])
+    assert proc.stdout is not None
+    assert "announced" in proc.stdout.readline()
+    return proc
+
+
+def test_servers_behind_nat_announced_probed_and_listed_from_every_home(net: Running) -> None:
+    homes = net.bed.homes
+    # A forwarded port on the full-cone home; none on the port-restricted one.
+    homes["fc"].forward_port(28785)
+    publish(
+        homes["fc"].host, net.root, net.entry(0), "nat-forwarded", f"{homes['fc'].public_ip}:28785"
+    )
+    publish(
+        homes["pr"].host, net.root, net.entry(1), "nat-closed", f"{homes['pr'].public_ip}:28786"
+    )
+    for lister in ("pub", "fc", "pr", "sym", "cg"):
+        host = net.bed.entries[3] if lister == "pub" else homes[lister].host
+        listed = ok(
+            host.fairdht(
+                "servers",
+                "--bootstrap",
+                net.entry(2),
+                "--network",
+                NET,
+                "--json",
+                "--data-dir",
+                str(net.root / f"list-{lister}"),
+            )
+        )
+        by_name = {s["name"]: s for s in listed["servers"]}
+        assert set(by_name) == {"nat-forwarded", "nat-closed"}, lister
+        if lister == "pub":
+            # From the public internet: the forwarded server answers the probe, the
+            # one behind a closed NAT does not (and is marked so).
+            assert by_name["nat-forwarded"]["reachable"] is True
+            assert by_name["nat-closed"]["reachable"] is False

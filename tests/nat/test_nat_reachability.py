@@ -24,6 +24,7 @@ from netlab import Host, NatTestbed
 
 from fairdht.identity import SigningKey, write_key
 from fairdht.node.launcher import NodeProcess
+from fairdht.referee.codehash import code_hash
 
 ROOT = Path(__file__).resolve().parents[2]
 PUBLISH = [sys.executable, str(ROOT / "scripts" / "publish_server.py")]
@@ -162,3 +163,46 @@ def test_servers_behind_nat_announced_probed_and_listed_from_every_home(net: Run
             # one behind a closed NAT does not (and is marked so).
             assert by_name["nat-forwarded"]["reachable"] is True
             assert by_name["nat-closed"]["reachable"] is False
+
+
+def test_a_referee_offer_from_one_home_found_from_behind_every_other_nat(net: Running) -> None:
+    homes = net.bed.homes
+    key = net.root / "referee.key"
+    referee = SigningKey.generate()
+    write_key(key, referee)
+    digest = code_hash(ROOT / "examples" / "arena").hex()
+    endpoint = f"{homes['fc'].public_ip}:7100"
+    offered = homes["fc"].host.fairdht(
+        "referee",
+        "offer",
+        "--code-hash",
+        digest,
+        "--game",
+        "game-home",
+        "--endpoint",
+        endpoint,
+        "--key",
+        str(key),
+        "--bootstrap",
+        net.entry(0),
+        "--once",
+        "--json",
+    )
+    assert offered.returncode == 0, offered.stderr
+    players = ",".join(SigningKey.generate().public_key.hex() for _ in range(2))
+    for name in ("pr", "sym", "cg"):
+        found = ok(
+            homes[name].host.fairdht(
+                "referees",
+                digest,
+                "--players",
+                players,
+                "--match",
+                f"home-{name}",
+                "--bootstrap",
+                net.entry(1),
+                "--json",
+            )
+        )
+        offers = {r["referee"]: r for r in found["referees"]}
+        assert offers[referee.public_key.hex()]["endpoint"] == endpoint, name

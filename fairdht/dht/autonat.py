@@ -35,7 +35,7 @@ from typing import Any, ClassVar, Final
 
 from kademlia.node import Node
 
-from fairdht.dht.admission import RateLimiter
+from fairdht.dht.admission import RateLimiter, subnet_of
 from fairdht.dht.protocol import (
     AMPLIFICATION,
     DHTProtocol,
@@ -82,8 +82,11 @@ DIAL_BACK_SENDS: Final = 2
 _DIAL_BACK_GAP: Final = 0.2
 _HOWS: Final = frozenset({"helper", "self", "busy"})
 # Dial requests served per source IP (one every 5 s, a burst of 4: a node asks at most
-# a few peers per round), dial forwards per target IP, and dials in flight at once.
+# a few peers per round) and per /24 or /48 (one a second, a burst of 8: 1,000 keys on
+# one /24 share that, and cannot fill the 16 dial slots that other sources use), dial
+# forwards per target IP, and dials in flight at once.
 _REQUEST_RATE, _REQUEST_BURST = 0.2, 4.0
+_SUBNET_RATE, _SUBNET_BURST = 1.0, 8.0
 _FORWARD_RATE, _FORWARD_BURST = 0.2, 4.0
 _MAX_DIALS: Final = 16
 _CONTACTED_MEMORY: Final = 4096
@@ -160,6 +163,7 @@ class AutoNATProtocol(DHTProtocol):
         self._contacted: OrderedDict[Address, Any] = OrderedDict()
         self._arrivals: dict[bytes, asyncio.Event] = {}
         self.dial_limits = RateLimiter(_REQUEST_RATE, _REQUEST_BURST)
+        self.dial_subnet_limits = RateLimiter(_SUBNET_RATE, _SUBNET_BURST)
         self.forward_limits = RateLimiter(_FORWARD_RATE, _FORWARD_BURST)
         self._dials = 0
 
@@ -212,7 +216,12 @@ class AutoNATProtocol(DHTProtocol):
         if self.request_bytes < MIN_DIAL_REQUEST:
             raise Dropped("dial_small", f"dial_request under {MIN_DIAL_REQUEST} bytes")
         self.reply_cap = AMPLIFICATION * self.request_bytes  # the backstop (RFC 9000 §8.1)
-        if self._dials >= _MAX_DIALS or not self.dial_limits.allow(sender[0], loop_time()):
+        now = loop_time()
+        if (
+            self._dials >= _MAX_DIALS
+            or not self.dial_limits.allow(sender[0], now)
+            or not self.dial_subnet_limits.allow(subnet_of(sender[0]), now)
+        ):
             self.metrics.inc("autonat.busy")
             return [sender[0], sender[1], "busy"]
         self._dials += 1

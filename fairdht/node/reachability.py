@@ -101,6 +101,9 @@ class ReachabilityChecker:
     async def check_once(self) -> Verdict:
         """Ask up to ``peers`` contacts on distinct IPs to dial us back; apply the verdict."""
         proto = self.protocol
+        if len({ip for ip, _ in self.dht.contacts()}) < self.settings.peers:
+            # Too few to ask: a lookup of our own id meets more (Kademlia §2.3's join).
+            await self.dht.find_nodes(self.dht.node_id)
         contacts = self.dht.contacts()
         self.rng.shuffle(contacts)
         asked: dict[str, tuple[str, int]] = {}

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 
+import msgpack
 from dhtkit import join, run, start_nodes, stop_all
 from test_dht_amplification import raw_socket
 
@@ -155,3 +156,32 @@ def test_verdicts_from_observations() -> None:
     assert "1111" in symmetric.reason and "2222" in symmetric.reason
     lonely = judge([DialObservation(a, mapped), DialObservation(b, None)], now=1.0)
     assert lonely.reachable is Reachability.UNKNOWN
+
+
+def test_a_flood_from_one_subnet_is_refused_while_another_source_is_served() -> None:
+    async def main() -> None:
+        nodes = await start_nodes(2, node_class=NatNode)
+        try:
+            await join(nodes)
+            hows = []
+            socks = [await raw_socket(f"127.0.9.{i}") for i in range(1, 13)]
+            for sock in socks:
+                _, reply = await sock.call(
+                    DIAL_REQUEST, [b"", bytes(16), bytes(MIN_DIAL_REQUEST)], nodes[0].address
+                )
+                hows.append(msgpack.unpackb(reply[21:])[2])
+            # 1,000 keys on one /24 share one bucket: a burst of 8, then "busy".
+            assert hows.count("busy") >= 4
+            assert set(hows[:8]) <= {"helper", "self"}
+            honest = await raw_socket("127.0.7.1")
+            _, reply = await honest.call(
+                DIAL_REQUEST, [b"", bytes(16), bytes(MIN_DIAL_REQUEST)], nodes[0].address
+            )
+            assert msgpack.unpackb(reply[21:])[2] in {"helper", "self"}
+            for sock in [*socks, honest]:
+                assert sock.transport is not None
+                sock.transport.close()
+        finally:
+            await stop_all(nodes)
+
+    run(main)

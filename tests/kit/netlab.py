@@ -524,12 +524,14 @@ def nat_testbed(
     publics: Sequence[str] = (),
     cgnat: bool = False,
     mapping_timeout: int | None = None,
+    only: Sequence[str] = ("fc", "pr", "sym"),
 ) -> NatTestbed:
     """Build the testbed in ``lab``: entries e1.. at 198.18.N.10, hosts named in
     ``publics`` on the public segment after them, and homes "fc" (full cone, 10.1.0.0/24),
     "pr" (port-restricted, 10.2), "sym" (symmetric, 10.3), each behind its router at
     198.18.20N.1; with ``cgnat``, "cg" (10.4) behind a port-restricted home router on the
-    carrier segment 100.64.0.0/24, behind the carrier's port-restricted NAT at 198.18.204.1."""
+    carrier segment 100.64.0.0/24, behind the carrier's port-restricted NAT at 198.18.204.1.
+    ``only`` names the single-NAT homes to build (all three by default)."""
     wan = lab.segment("wan")
     hosts = [lab.host(f"e{i}", wan, v4=f"198.18.{i}.10") for i in range(1, entries + 1)]
     for j, name in enumerate(publics, start=entries + 1):
@@ -537,6 +539,8 @@ def nat_testbed(
     homes = {}
     kinds = (("fc", NatType.FULL_CONE), ("pr", NatType.PORT_RESTRICTED), ("sym", NatType.SYMMETRIC))
     for index, (name, nat) in enumerate(kinds, start=1):
+        if name not in only:
+            continue
         homes[name] = lab.home(
             name, index, nat, wan, wan_ip=f"198.18.20{index}.1", mapping_timeout=mapping_timeout
         )

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from netlab import Host, NatTestbed
+from netlab import Host, NatTestbed, NatType, nat_ruleset, nat_testbed, netlab
 
 from fairdht.identity import SigningKey, write_key
 from fairdht.node.launcher import NodeProcess
@@ -206,3 +206,37 @@ def test_a_referee_offer_from_one_home_found_from_behind_every_other_nat(net: Ru
         )
         offers = {r["referee"]: r for r in found["referees"]}
         assert offers[referee.public_key.hex()]["endpoint"] == endpoint, name
+
+
+def test_a_node_whose_nat_changes_is_checked_again_and_hidden(nat_ok: None, tmp_path: Path) -> None:
+    with netlab("c") as lab:
+        bed = nat_testbed(lab, only=("fc",))
+        e1, e2 = bed.entries[:2]
+        first = e1.node(tmp_path / "e1")
+        first.wait_ready()
+        second = e2.node(tmp_path / "e2", bootstrap=[e1.endpoint(4000)])
+        home = bed.homes["fc"]
+        node = home.host.node(
+            tmp_path / "fc",
+            bootstrap=[e1.endpoint(4000)],
+            extra=["--reachability", "check", "--reachability-interval", "5"],
+        )
+        for started in (second, node):
+            started.wait_ready()
+        run = Running(bed, tmp_path, {"fc": (home.host, node), "e1": (e1, first)})
+        wait_for(lambda: run.status("fc")["reachable"] == "public", timeout=30, what="fc public")
+        wait_for(lambda: run.status("e1")["peers"] == 2, timeout=20, what="e1 to admit fc")
+        # The router becomes port-restricted (a new box, a firmware update): the next
+        # round finds no dial-back arriving and hides the node again.
+        router = home.router
+        router.sh(["nft", "delete", "table", "ip", "fairnat"])
+        lan_if, wan_if = router.interfaces[1], router.interfaces[0]
+        router.nft(
+            nat_ruleset(NatType.PORT_RESTRICTED, wan_if, lan_if, "10.1.0.0/24", home.public_ip)
+        )
+        after = wait_for(
+            lambda: (doc := run.status("fc"))["reachable"] == "punchable" and doc,
+            timeout=30,
+            what="fc to be found punchable",
+        )
+        assert after["observed"] == f"{home.public_ip}:4000"

@@ -65,6 +65,7 @@ SCHEMAS: dict[str, Schema] = {
             "reachable_reason": STR,
             "observed": _nullable(STR),
             "reachability_checked_at": _nullable(INT),
+            "rendezvous": _list(STR),
         }
     ),
     "Record": _obj(

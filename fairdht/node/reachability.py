@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from fairdht.dht import DHTNode
 from fairdht.dht.addresses import source_address_toward
 from fairdht.dht.autonat import AutoNATProtocol
+from fairdht.dht.punch import PunchProtocol
 from fairdht.dht.reachability import (
     DialObservation,
     Reachability,
@@ -34,6 +35,13 @@ log = logging.getLogger("fairdht.node")
 
 # Contacts pinged with our real id once proven public, so they admit us.
 _ANNOUNCE_TO = 20
+# A node that is not public registers at this many of the peers it asked (rendezvous
+# nodes for hole punching), for _REGISTRATION_TTL s, renewed every _RENEW s: the
+# renewal also keeps its NAT's mapping towards them open (conntrack's UDP timeout is
+# 30 s for a flow seen one way, 120 s once answered).
+_RENDEZVOUS = 2
+_REGISTRATION_TTL = 60
+_RENEW = 20.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,6 +82,8 @@ class ReachabilityChecker:
                 clock(),
             )
         self.rounds = 0
+        self.rendezvous: list[tuple[str, int]] = []
+        self._asked: list[tuple[str, int]] = []
 
     @property
     def protocol(self) -> AutoNATProtocol:
@@ -96,6 +106,7 @@ class ReachabilityChecker:
             "reachable_reason": v.reason,
             "observed": None if v.observed is None else format_addr(v.observed),
             "reachability_checked_at": int(v.checked_at) if self.settings.check else None,
+            "rendezvous": [format_addr(a) for a in self.rendezvous],
         }
 
     async def check_once(self) -> Verdict:
@@ -114,6 +125,7 @@ class ReachabilityChecker:
             await asyncio.gather(*(proto.ask_dial_back(p, wait=self.settings.wait) for p in peers))
         )
         verdict = judge(observations, now=self.clock())
+        self._asked = [o.peer for o in observations if o.observed is not None]
         self.rounds += 1
         await self._apply(verdict)
         return verdict
@@ -132,6 +144,22 @@ class ReachabilityChecker:
             # Proven not public (an unknown round keeps what the last verdict proved).
             proto.set_hidden(True)
 
+    async def register(self) -> list[tuple[str, int]]:
+        """Not public: hold registrations at peers that answered (hole punching's
+        rendezvous nodes); public: none. Returns where this node is registered."""
+        proto = self.dht.protocol
+        if self.verdict.reachable is Reachability.PUBLIC or not isinstance(proto, PunchProtocol):
+            self.rendezvous = []
+            return self.rendezvous
+        held: list[tuple[str, int]] = []
+        for peer in self._asked:
+            if len(held) >= _RENDEZVOUS:
+                break
+            if await proto.register_at(peer, ttl=_REGISTRATION_TTL):
+                held.append(peer)
+        self.rendezvous = held
+        return held
+
     def _local_source(self) -> str | None:
         contacts = self.dht.contacts()
         return source_address_toward(contacts[0]) if contacts else None
@@ -142,6 +170,7 @@ class ReachabilityChecker:
             return
         source = None
         next_round = 0.0
+        next_register = 0.0
         loop = asyncio.get_running_loop()
         while True:
             if self.dht.peer_count() == 0:
@@ -159,4 +188,13 @@ class ReachabilityChecker:
                     else self.settings.interval
                 )
                 next_round = loop.time() + wait
+                next_register = 0.0
+            if verdict_known(self.verdict) and loop.time() >= next_register:
+                await self.register()
+                next_register = loop.time() + _RENEW
             await asyncio.sleep(min(1.0, self.settings.retry))
+
+
+def verdict_known(verdict: Verdict) -> bool:
+    """True once a round decided (public, punchable or relayed-only)."""
+    return verdict.reachable is not Reachability.UNKNOWN

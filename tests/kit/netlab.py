@@ -289,6 +289,17 @@ class NatType(StrEnum):
     SYMMETRIC = "symmetric"
 
 
+# The router itself takes nothing new from outside (OpenWrt's default "wan" zone). The
+# drop comes before conntrack confirms the flow, so an unsolicited datagram to a port
+# the router has not mapped leaves no conntrack entry behind; one that did would hold
+# the tuple that the inner host's own punch towards that sender needs, and masquerade
+# would move the punch to another port (RFC 5128 §3.3's simultaneous send then fails).
+_INPUT = """  chain input {{
+    type filter hook input priority filter; policy accept;
+    iifname "{wan_if}" ct state new drop
+  }}
+"""
+
 # Idle UDP mappings of the full-cone map live this long unless a test sets its own.
 DEFAULT_MAPPING_TIMEOUT = 120
 
@@ -333,7 +344,7 @@ def nat_ruleset(
     iifname "{lan_if}" oifname "{wan_if}" accept
     iifname "{wan_if}" ct status dnat accept
   }}
-}}
+{_INPUT.format(wan_if=wan_if)}}}
 """
     flags = " fully-random" if nat is NatType.SYMMETRIC else ""
     # prerouting stays empty but for port forwards (Home.forward_port).
@@ -351,7 +362,7 @@ def nat_ruleset(
     iifname "{lan_if}" oifname "{wan_if}" accept
     iifname "{wan_if}" ct status dnat accept
   }}
-}}
+{_INPUT.format(wan_if=wan_if)}}}
 """
 
 

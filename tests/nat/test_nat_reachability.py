@@ -9,6 +9,7 @@ relayed-only, and neither is handed out to anyone.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import subprocess
 import sys
@@ -22,6 +23,9 @@ from typing import Any
 import pytest
 from netlab import Host, NatTestbed, NatType, nat_ruleset, nat_testbed, netlab
 
+from fairdht.dht import DHTConfig, DHTNode
+from fairdht.dht.punch import PunchProtocol
+from fairdht.dht.storage import MemoryRecordStore
 from fairdht.identity import SigningKey, write_key
 from fairdht.node.launcher import NodeProcess
 from fairdht.referee.codehash import code_hash
@@ -77,7 +81,7 @@ def net(bed: NatTestbed, tmp_path_factory: pytest.TempPathFactory) -> Running:
     nodes["e1"] = (e1, first)
     for host in (e2, e3):
         nodes[host.name] = (host, host.node(root / host.name, bootstrap=[e1.endpoint(4000)]))
-    for name in ("fc", "pr", "sym"):
+    for name in ("fc", "pr", "sym", "cg"):
         host = bed.homes[name].host
         nodes[name] = (
             host,
@@ -101,9 +105,10 @@ def test_each_nat_type_gets_its_verdict_and_only_a_public_node_enters_tables(
 
     got = {
         name: wait_for(lambda n=name: verdict(n), timeout=40, what=f"{name}'s verdict")
-        for name in ("fc", "pr", "sym")
+        for name in ("fc", "pr", "sym", "cg")
     }
-    assert got == {"fc": "public", "pr": "punchable", "sym": "relayed-only"}
+    # Behind two port-preserving NATs (carrier-grade) is punchable too.
+    assert got == {"fc": "public", "pr": "punchable", "sym": "relayed-only", "cg": "punchable"}
     fc, pr, sym = (net.status(n) for n in ("fc", "pr", "sym"))
     homes = net.bed.homes
     assert fc["observed"] == f"{homes['fc'].public_ip}:4000"
@@ -240,3 +245,53 @@ def test_a_node_whose_nat_changes_is_checked_again_and_hidden(nat_ok: None, tmp_
             what="fc to be found punchable",
         )
         assert after["observed"] == f"{home.public_ip}:4000"
+
+
+def punch_from(host: Host, rendezvous: str, target_hex: str) -> tuple[object, bool]:
+    """In this process, on ``host``: a node on port 4100 punches towards ``target_hex``
+    through ``rendezvous``; the outcome, and whether a ping then crosses the path."""
+
+    async def main() -> tuple[object, bool]:
+        node = DHTNode(
+            SigningKey.generate(), MemoryRecordStore(), config=DHTConfig(rpc_timeout=0.5)
+        )
+        node.protocol_class = PunchProtocol
+        await node.listen("0.0.0.0", 4100)
+        try:
+            proto = node.protocol
+            assert isinstance(proto, PunchProtocol)
+            proto.set_hidden(True)
+            ip, port = rendezvous.rsplit(":", 1)
+            got = await proto.connect_via((ip, int(port)), bytes.fromhex(target_hex))
+            if not isinstance(got, tuple):
+                return got, False
+            pong = await proto.call_ping(got)
+            return got, pong is not None
+        finally:
+            await node.stop()
+            node.store.close()
+
+    return host.call(lambda: asyncio.run(main()))
+
+
+def test_two_homes_punch_a_direct_path_through_a_rendezvous_but_not_to_a_symmetric_nat(
+    net: Running,
+) -> None:
+    homes = net.bed.homes
+
+    def registered(name: str) -> list[str]:
+        doc = net.status(name)
+        return list(doc["rendezvous"]) if doc["reachable"] != "unknown" else []
+
+    cg_at = wait_for(lambda: registered("cg"), timeout=40, what="cg's rendezvous")
+    sym_at = wait_for(lambda: registered("sym"), timeout=40, what="sym's rendezvous")
+    cg_key = net.nodes["cg"][1].info
+    sym_key = net.nodes["sym"][1].info
+    assert cg_key is not None and sym_key is not None
+    # Port-restricted home to carrier-grade NAT: both punch, the path opens both ways.
+    got, crossed = punch_from(homes["pr"].host, cg_at[0], cg_key.public_key)
+    assert got == (homes["cg"].public_ip, 4000)
+    assert crossed
+    # To a symmetric NAT the punch goes to a port that is not the one it sends from.
+    got, crossed = punch_from(homes["pr"].host, sym_at[0], sym_key.public_key)
+    assert got == "no_punch" and not crossed

@@ -1,0 +1,124 @@
+"""Hole punching coordinated by a rendezvous node, on loopback (docs/nat.md): the punch
+itself, and what a forger, a replayer or a spoofer gets (nothing sent on their behalf)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+
+from dhtkit import join, run, start_nodes, stop_all
+from test_dht_amplification import raw_socket
+
+from fairdht.dht import DHTNode
+from fairdht.dht.punch import (
+    CONNECT,
+    PUNCH_OFFER,
+    RENDEZVOUS,
+    PunchProtocol,
+    encode_offer,
+    registration_message,
+)
+from fairdht.identity import SigningKey
+
+
+class PunchNode(DHTNode):
+    protocol_class = PunchProtocol
+
+
+def proto(node: DHTNode) -> PunchProtocol:
+    p = node.protocol
+    assert isinstance(p, PunchProtocol)
+    return p
+
+
+def count(node: DHTNode, name: str) -> int:
+    return node.metrics.snapshot().get(name, 0)
+
+
+async def three() -> tuple[DHTNode, DHTNode, DHTNode]:
+    """R (rendezvous), B (registered at R) and A, on 127.0.1-3.1."""
+    r, b, a = await start_nodes(3, node_class=PunchNode)
+    await join([r, b, a])
+    assert await proto(b).register_at(r.address)
+    return r, b, a
+
+
+def test_a_punch_through_the_rendezvous_gives_both_sides_the_direct_path() -> None:
+    async def main() -> None:
+        r, b, a = await three()
+        try:
+            got = await proto(a).connect_via(r.address, b.key.public_key.raw)
+            assert got == b.address
+            await asyncio.sleep(0.3)
+            assert proto(b).direct[a.key.public_key.raw] == a.address
+            assert proto(a).direct[b.key.public_key.raw] == b.address
+            # An unregistered key is unknown to the rendezvous node.
+            stranger = SigningKey.generate().public_key.raw
+            assert await proto(a).connect_via(r.address, stranger) == "unknown"
+        finally:
+            await stop_all([r, b, a])
+
+    run(main)
+
+
+def test_forged_stale_and_replayed_offers_are_refused_and_nothing_reaches_the_target() -> None:
+    async def main() -> None:
+        r, b, a = await three()
+        try:
+            pa = proto(a)
+            token = await pa._token_of(r.address)
+            assert token is not None
+            target = b.key.public_key.raw
+            now = int(time.time())
+
+            async def connect(offer: bytes, tok: bytes = token) -> object:
+                result = await pa.request(r.address, CONNECT, pa.wire_id, offer, tok)
+                assert result.ok
+                return result.value
+
+            # Forged: signed by another key than the initiator it names.
+            other = SigningKey.generate()
+            good = encode_offer(a.key, target, os.urandom(16), now)
+            forged = good[:-64] + encode_offer(other, target, os.urandom(16), now)[-64:]
+            assert await connect(forged) == "forged_offer"
+            assert await connect(encode_offer(a.key, target, os.urandom(16), now - 600)) == (
+                "stale_offer"
+            )
+            # No address token: a spoofed source gets nothing forwarded.
+            assert await connect(good, b"") == "token"
+            assert count(b, "rpc.punch_offer.received") == 0
+            assert await connect(good) == b.address
+            assert await connect(good) == "replay"
+            assert count(b, "rpc.punch_offer.received") == 1
+            # The same offer straight to B, from someone B did not register at: refused.
+            sent = await pa.request(b.address, PUNCH_OFFER, good, "127.0.9.1", 9)
+            assert sent.ok and sent.value is False
+            assert count(b, "punch.refused.not_registered") == 1
+        finally:
+            await stop_all([r, b, a])
+
+    run(main)
+
+
+def test_a_registration_replayed_from_another_address_does_not_hijack_the_key() -> None:
+    async def main() -> None:
+        r, b, a = await three()
+        try:
+            pb = proto(b)
+            token = pb._received_tokens[r.address]
+            expires_at = int(time.time()) + 60
+            sig = b.key.sign(registration_message(r.node_id, token, expires_at))
+            thief = await raw_socket("127.0.9.1")
+            _size, reply = await thief.call(
+                RENDEZVOUS, [b"", b.key.public_key.raw, token, expires_at, sig], r.address
+            )
+            assert reply.endswith(b"\xc2")  # false: the token is bound to B's address
+            # Offers for B still reach B.
+            assert await proto(a).connect_via(r.address, b.key.public_key.raw) == b.address
+            assert thief.transport is not None
+            thief.transport.close()
+        finally:
+            await stop_all([r, b, a])
+
+    run(main)

@@ -88,7 +88,8 @@ _REG_DOMAIN: Final = b"fairdht-rendezvous-v1\x00"
 # one /24 fill their own share, never an honest subnet's).
 _MAX_REGISTRATIONS: Final = 4096
 _REGISTRATIONS_PER_SUBNET: Final = 32
-# Offers forwarded per source IP and per target key (one a second, bursts of 4).
+# Offers forwarded per source IP, and per target key and source /24 or /48 (one a
+# second, bursts of 4).
 _OFFER_RATE, _OFFER_BURST = 1.0, 4.0
 _SEEN_NONCES: Final = 4096
 
@@ -306,7 +307,10 @@ class PunchProtocol(AutoNATProtocol):
         reg = self._registration(checked.target)
         if reg is None:
             return "unknown"
-        if not self.target_limits.allow(checked.target.hex(), loop_time()):
+        # Per target *and* source subnet: a flood from one /24 spends its own share of
+        # offers to this target, never an honest initiator's.
+        share = f"{checked.target.hex()}/{subnet_of(sender[0])}"
+        if not self.target_limits.allow(share, loop_time()):
             return "busy"
         self.metrics.inc("punch.forwarded")
         return self._forward(checked, sender, reg.address)

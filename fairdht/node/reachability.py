@@ -189,12 +189,12 @@ class ReachabilityChecker:
                 )
                 next_round = loop.time() + wait
                 next_register = 0.0
-            if verdict_known(self.verdict) and loop.time() >= next_register:
+            if _decided(self.verdict) and loop.time() >= next_register:
                 await self.register()
                 next_register = loop.time() + _RENEW
             await asyncio.sleep(min(1.0, self.settings.retry))
 
 
-def verdict_known(verdict: Verdict) -> bool:
+def _decided(verdict: Verdict) -> bool:
     """True once a round decided (public, punchable or relayed-only)."""
     return verdict.reachable is not Reachability.UNKNOWN

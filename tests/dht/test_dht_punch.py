@@ -19,6 +19,7 @@ from fairdht.dht.punch import (
     encode_offer,
     registration_message,
 )
+from fairdht.dht.storage import MemoryRecordStore
 from fairdht.identity import SigningKey
 
 
@@ -120,5 +121,25 @@ def test_a_registration_replayed_from_another_address_does_not_hijack_the_key() 
             thief.transport.close()
         finally:
             await stop_all([r, b, a])
+
+    run(main)
+
+
+def test_offers_flooded_from_one_subnet_leave_an_honest_initiator_its_share() -> None:
+    async def main() -> None:
+        r, b, a = await three()
+        # Six keys on one /24 (127.0.9.N), each on its own IP.
+        flood = []
+        for i in range(1, 7):
+            node = PunchNode(SigningKey.generate(), MemoryRecordStore())
+            await node.listen(f"127.0.9.{i}", 0)
+            flood.append(node)
+        try:
+            target = b.key.public_key.raw
+            outcomes = [await proto(n).connect_via(r.address, target, wait=0.3) for n in flood]
+            assert outcomes.count("busy") >= 2  # a burst of 4 per target and /24
+            assert await proto(a).connect_via(r.address, target) == b.address
+        finally:
+            await stop_all([r, b, a, *flood])
 
     run(main)

@@ -24,7 +24,7 @@ from fairdht import __version__
 from fairdht.dht import DHTConfig, DHTNode
 from fairdht.dht.addresses import check_reach, family_of, resolve_all, wildcard_for
 from fairdht.dht.admission import generate_key
-from fairdht.dht.punch import PunchProtocol
+from fairdht.dht.relay import RelayProtocol
 from fairdht.dht.storage import RecordStore, SQLiteRecordStore
 from fairdht.errors import NoPeersError, UsageError
 from fairdht.identity import PublicKey, SigningKey, load_or_create_key, puzzle_bits, write_key
@@ -188,8 +188,9 @@ class NodeRunner:
         stack.callback(store.close)
         dht_config = DHTConfig(rpc_timeout=cfg.rpc_timeout, puzzle_bits=cfg.puzzle_bits)
         dht = DHTNode(key, store, config=dht_config, clock=self.clock)
-        # Every full node serves dial-backs and rendezvous (docs/nat.md), checking or not.
-        dht.protocol_class = PunchProtocol
+        # Every full node serves dial-backs, rendezvous and relays (docs/nat.md), checking
+        # or not.
+        dht.protocol_class = RelayProtocol
         stack.push_async_callback(dht.stop)
         listen = await dht.listen(await _listen_host(cfg), cfg.listen[1] if cfg.listen else 0)
         reachability = ReachabilityChecker(

@@ -215,27 +215,33 @@ class Host:
     def call(self, fn: Callable[[], T]) -> T:
         """Run ``fn`` in this process, on a thread inside the host's namespace, so the
         sockets it opens are the host's (setns(2) moves only the calling thread)."""
-        result: list[T] = []
-        errors: list[BaseException] = []
-
-        def inside() -> None:
-            fd = os.open(f"/run/netns/{self.ns}", os.O_RDONLY)
-            try:
-                if ctypes.CDLL(None, use_errno=True).setns(fd, _CLONE_NEWNET) != 0:
-                    raise OSError(ctypes.get_errno(), f"setns into {self.ns} failed")
-            finally:
-                os.close(fd)
-            try:
-                result.append(fn())
-            except BaseException as exc:
-                errors.append(exc)
-
-        thread = threading.Thread(target=inside, name=f"netns-{self.name}")
-        thread.start()
+        thread, result, errors = self.spawn(fn)
         thread.join()
         if errors:
             raise errors[0]
         return result[0]
+
+    def spawn(self, fn: Callable[[], T]) -> tuple[threading.Thread, list[T], list[BaseException]]:
+        """Start ``fn`` on a thread inside the host's namespace; the thread, and the
+        lists its result or exception land in once it ends."""
+        result: list[T] = []
+        errors: list[BaseException] = []
+
+        def inside() -> None:
+            try:
+                fd = os.open(f"/run/netns/{self.ns}", os.O_RDONLY)
+                try:
+                    if ctypes.CDLL(None, use_errno=True).setns(fd, _CLONE_NEWNET) != 0:
+                        raise OSError(ctypes.get_errno(), f"setns into {self.ns} failed")
+                finally:
+                    os.close(fd)
+                result.append(fn())
+            except BaseException as exc:
+                errors.append(exc)
+
+        thread = threading.Thread(target=inside, name=f"netns-{self.name}", daemon=True)
+        thread.start()
+        return thread, result, errors
 
     def forwarding(self, on: bool = True) -> None:
         """Route packets between this host's interfaces (a router)."""

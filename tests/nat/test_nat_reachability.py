@@ -13,6 +13,7 @@ import asyncio
 import json
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 from collections.abc import Callable
@@ -25,6 +26,7 @@ from netlab import Host, NatTestbed, NatType, nat_ruleset, nat_testbed, netlab
 
 from fairdht.dht import DHTConfig, DHTNode
 from fairdht.dht.punch import PunchProtocol
+from fairdht.dht.relay import Circuit, RelayProtocol
 from fairdht.dht.storage import MemoryRecordStore
 from fairdht.identity import SigningKey, write_key
 from fairdht.node.launcher import NodeProcess
@@ -295,3 +297,61 @@ def test_two_homes_punch_a_direct_path_through_a_rendezvous_but_not_to_a_symmetr
     # To a symmetric NAT the punch goes to a port that is not the one it sends from.
     got, crossed = punch_from(homes["pr"].host, sym_at[0], sym_key.public_key)
     assert got == "no_punch" and not crossed
+
+
+def in_process_node(key: SigningKey) -> DHTNode:
+    """A full node (relay-capable protocol) in this process, not yet listening."""
+    node = DHTNode(key, MemoryRecordStore(), config=DHTConfig(rpc_timeout=0.5))
+    node.protocol_class = RelayProtocol
+    return node
+
+
+def test_a_node_behind_a_symmetric_nat_is_reached_through_a_relay(net: Running) -> None:
+    homes = net.bed.homes
+    host, port = net.entry(0).rsplit(":", 1)
+    relay = (host, int(port))
+    key = SigningKey.generate()
+    registered, done = threading.Event(), threading.Event()
+
+    async def target() -> bytes | None:
+        node = in_process_node(key)
+        await node.listen("0.0.0.0", 4200)
+        try:
+            proto = node.protocol
+            assert isinstance(proto, RelayProtocol)
+            proto.set_hidden(True)
+            assert await proto.register_at(relay)
+            registered.set()
+            circuit = await asyncio.wait_for(proto.incoming.get(), 20)
+            data = await circuit.receive(5)
+            circuit.send(b"echo:" + (data or b""))
+            # Stay up until the initiator has read the echo (a thread event: another loop).
+            await asyncio.get_running_loop().run_in_executor(None, done.wait, 30)
+            return data
+        finally:
+            await node.stop()
+
+    async def initiator() -> bytes | None:
+        node = in_process_node(SigningKey.generate())
+        await node.listen("0.0.0.0", 4100)
+        try:
+            proto = node.protocol
+            assert isinstance(proto, RelayProtocol)
+            proto.set_hidden(True)
+            circuit = await proto.open_relay(relay, key.public_key.raw)
+            assert isinstance(circuit, Circuit), circuit
+            circuit.send(b"sealed hello")
+            return await circuit.receive(5)
+        finally:
+            await node.stop()
+
+    thread, result, errors = homes["sym"].host.spawn(lambda: asyncio.run(target()))
+    try:
+        assert registered.wait(20), errors
+        answer = homes["pr"].host.call(lambda: asyncio.run(initiator()))
+    finally:
+        done.set()
+        thread.join(30)
+    assert errors == []
+    assert result == [b"sealed hello"]
+    assert answer == b"echo:sealed hello"

@@ -4,10 +4,15 @@ itself, and what a forger, a replayer or a spoofer gets (nothing sent on their b
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import time
 
+import msgpack
+import pytest
 from dhtkit import join, run, start_nodes, stop_all
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from test_dht_amplification import raw_socket
 
 from fairdht.dht import DHTNode
@@ -16,9 +21,12 @@ from fairdht.dht.punch import (
     PUNCH_OFFER,
     RENDEZVOUS,
     PunchProtocol,
+    decode_offer,
     encode_offer,
     registration_message,
 )
+from fairdht.dht.relay import RelayProtocol
+from fairdht.dht.rpc import Dropped
 from fairdht.dht.storage import MemoryRecordStore
 from fairdht.identity import SigningKey
 
@@ -141,5 +149,67 @@ def test_offers_flooded_from_one_subnet_leave_an_honest_initiator_its_share() ->
             assert await proto(a).connect_via(r.address, target) == b.address
         finally:
             await stop_all([r, b, a, *flood])
+
+    run(main)
+
+
+_GOOD = encode_offer(SigningKey.generate(), bytes(32), bytes(16), 1_000_000)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.binary(max_size=300), st.integers(0, len(_GOOD) - 1), st.integers(1, 255))
+def test_an_offer_decoder_returns_an_offer_or_drops_it(raw: bytes, at: int, flip: int) -> None:
+    # Invariant (punch.py): a checked offer, or Dropped, never any other exception; a
+    # valid offer with any one byte changed never passes.
+    with contextlib.suppress(Dropped):
+        decode_offer(raw, now=1_000_000)
+    mutated = bytearray(_GOOD)
+    mutated[at] ^= flip
+    with pytest.raises(Dropped):
+        decode_offer(bytes(mutated), now=1_000_000)
+    assert decode_offer(_GOOD, now=1_000_000).raw == _GOOD
+
+
+_ARG = st.one_of(
+    st.binary(max_size=70), st.integers(-5, 2**40), st.text(max_size=20), st.booleans(), st.none()
+)
+_NAT_RPCS = [
+    "rendezvous",
+    "connect",
+    "punch_offer",
+    "punch",
+    "relay_open",
+    "relay_incoming",
+    "relay_data",
+    "dial_request",
+    "dial_forward",
+    "dial_back",
+]
+
+
+@settings(max_examples=5, deadline=None)
+@given(
+    st.lists(
+        st.tuples(st.sampled_from(_NAT_RPCS), st.lists(_ARG, max_size=6)), min_size=60, max_size=80
+    )
+)
+def test_hostile_calls_of_the_nat_rpcs_are_answered_or_dropped(
+    calls: list[tuple[str, list[object]]],
+) -> None:
+    async def main() -> None:
+        node = PunchNode(SigningKey.generate(), MemoryRecordStore())
+        node.protocol_class = RelayProtocol
+        await node.listen("127.0.1.1", 0)
+        try:
+            for name, args in calls:
+                frame = b"\x00" + os.urandom(20) + msgpack.packb([name, args], use_bin_type=True)
+                node.protocol.datagram_received(frame, ("127.0.9.1", 4000))
+            await asyncio.sleep(0)
+            await node.protocol.tasks.join()
+            snapshot = node.metrics.snapshot()
+            assert snapshot.get("errors.datagram", 0) == 0
+            assert snapshot.get("errors.task", 0) == 0
+        finally:
+            await stop_all([node])
 
     run(main)

@@ -19,7 +19,8 @@
   starts sending ``punch`` to A.
 - ``punch(nonce)``: both sides send three, 0.1 s apart, from their DHT sockets at the
   same time; the first ones open each NAT's mapping towards the other (RFC 5128 §3.3),
-  later ones get through. Never answered.
+  later ones get through. Not answered, but the first punch to arrive at a side is
+  echoed once, in case all of the other side's came before this side's NAT was open.
 """
 
 from __future__ import annotations
@@ -374,7 +375,11 @@ class PunchProtocol(AutoNATProtocol):
             self.metrics.inc("punch.unexpected")
         else:
             self.metrics.inc("punch.arrived")
-            future.set_result((normalize_ip(sender[0]), sender[1]))
+            peer = (normalize_ip(sender[0]), sender[1])
+            future.set_result(peer)
+            # One punch back, at once: if all of the other side's punches came before
+            # ours had opened our NAT (a slow rendezvous reply), this one gets through.
+            self._sendto(self._punch_datagram(nonce), peer)
         return NO_REPLY
 
     # -- asking ---------------------------------------------------------------------------

@@ -93,6 +93,7 @@ _REGISTRATIONS_PER_SUBNET: Final = 32
 # second, bursts of 4).
 _OFFER_RATE, _OFFER_BURST = 1.0, 4.0
 _SEEN_NONCES: Final = 4096
+_DIRECT_MEMORY: Final = 256
 
 
 @dataclass(frozen=True, slots=True)
@@ -219,8 +220,8 @@ class PunchProtocol(AutoNATProtocol):
         # Where this node registered (rendezvous nodes), and punches it waits for.
         self.registered_at: dict[Address, float] = {}
         self._punches: dict[bytes, asyncio.Future[Address]] = {}
-        # Peers reached directly after a punch: initiator or target key -> address.
-        self.direct: dict[bytes, Address] = {}
+        # Peers reached directly after a punch: their key -> address (the latest 256).
+        self.direct: OrderedDict[bytes, Address] = OrderedDict()
 
     # -- replay memory -----------------------------------------------------------------------
 
@@ -351,6 +352,9 @@ class PunchProtocol(AutoNATProtocol):
             self._punches.pop(nonce, None)
             if not f.cancelled() and f.exception() is None:
                 self.direct[peer_key] = f.result()
+                self.direct.move_to_end(peer_key)
+                while len(self.direct) > _DIRECT_MEMORY:
+                    self.direct.popitem(last=False)
 
         future.add_done_callback(done)
         # Forget it after the offer window whatever happens.

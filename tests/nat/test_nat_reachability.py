@@ -34,6 +34,7 @@ from fairdht.referee.codehash import code_hash
 
 ROOT = Path(__file__).resolve().parents[2]
 PUBLISH = [sys.executable, str(ROOT / "scripts" / "publish_server.py")]
+FAIRDHT_CMD = [sys.executable, "-m", "fairdht"]
 NET = "nat"
 
 
@@ -355,3 +356,81 @@ def test_a_node_behind_a_symmetric_nat_is_reached_through_a_relay(net: Running) 
     assert errors == []
     assert result == [b"sealed hello"]
     assert answer == b"echo:sealed hello"
+
+
+def test_players_behind_port_restricted_and_symmetric_nat_play_a_refereed_match(
+    net: Running,
+) -> None:
+    homes = net.bed.homes
+    pub = net.bed.entries[3]
+    arena = ROOT / "examples" / "arena"
+    digest = code_hash(arena).hex()
+    ref_key = SigningKey.generate()
+    write_key(net.root / "match-ref.key", ref_key)
+    players = {name: SigningKey.generate() for name in ("pr", "sym")}
+    for name, key in players.items():
+        write_key(net.root / f"match-{name}.key", key)
+    serve = pub.popen(
+        [
+            *FAIRDHT_CMD,
+            "referee",
+            "serve",
+            "--bundle",
+            str(arena),
+            "--trust-code",
+            digest,
+            "--game",
+            "game-home",
+            "--key",
+            str(net.root / "match-ref.key"),
+            "--bootstrap",
+            net.entry(0),
+            "--listen",
+            "0.0.0.0:7000",
+            "--tick-ms",
+            "50",
+            "--matches",
+            "1",
+            "--json",
+            "--data-dir",
+            str(net.root / "match-ref"),
+        ]
+    )
+    assert serve.stdout is not None
+    started = json.loads(serve.stdout.readline())
+    assert started["endpoint"] == pub.endpoint(7000)
+    roster = ",".join(k.public_key.hex() for k in players.values())
+    plays = [
+        homes[name].host.popen(
+            [
+                *FAIRDHT_CMD,
+                "play",
+                "--match",
+                "home-match",
+                "--code-hash",
+                digest,
+                "--referee",
+                ref_key.public_key.hex(),
+                "--players",
+                roster,
+                "--duration-ms",
+                "1500",
+                "--key",
+                str(net.root / f"match-{name}.key"),
+                "--bootstrap",
+                net.entry(1),
+                "--json",
+                "--data-dir",
+                str(net.root / f"match-{name}"),
+            ]
+        )
+        for name in players
+    ]
+    outcomes = []
+    for play in plays:
+        out, err = play.communicate(timeout=90)
+        assert play.returncode == 0, err
+        outcomes.append(json.loads(out)["outcome"])
+    assert serve.wait(timeout=30) == 0
+    assert outcomes[0]["status"] == "completed"
+    assert outcomes[0] == outcomes[1]

@@ -27,6 +27,7 @@ typecheck: $(STAMP)
 test: lint typecheck
 	sh scripts/ensure_chromium.sh
 	sh scripts/ensure_qstat.sh
+	sh scripts/ensure_nftables.sh
 	$(VENV)/bin/pytest -n 2 -m "not slow" --timeout 300
 
 test-slow: $(STAMP)

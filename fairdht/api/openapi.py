@@ -99,6 +99,15 @@ SCHEMAS: dict[str, Schema] = {
             "records": INT,
             "uptime_s": INT,
             "version": STR,
+            # docs/nat.md: the reachability verdict, why, and the address peers see.
+            "reachable": {
+                "type": "string",
+                "enum": ["public", "punchable", "relayed-only", "unknown"],
+            },
+            "reachable_reason": STR,
+            "observed": _nullable(STR),
+            "reachability_checked_at": _nullable(INT),
+            "rendezvous": _list(STR),
         }
     ),
     "Record": _obj(

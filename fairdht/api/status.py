@@ -22,6 +22,7 @@ async def status(request: web.Request) -> web.Response:
             "records": node.store.count(),
             "uptime_s": int(node.uptime()),
             "version": node.version,
+            **node.reachability_status(),
         }
     )
 

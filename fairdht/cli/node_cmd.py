@@ -165,6 +165,20 @@ def register(subparsers: Any) -> None:
         help="keep a replica and history of this network's server list (repeatable; default demo)",
     )
     parser.add_argument(
+        "--reachability",
+        choices=("check", "assume-public"),
+        default="assume-public",
+        help="check: join as a client until peers' dial-backs prove this node reachable "
+        "(behind a NAT); assume-public: enter routing tables at once (default)",
+    )
+    parser.add_argument(
+        "--reachability-interval",
+        metavar="S",
+        type=_positive_seconds,
+        default=120.0,
+        help="seconds between reachability checks (default 120)",
+    )
+    parser.add_argument(
         "--log-level",
         choices=LOG_LEVELS,
         type=str.upper,
@@ -199,6 +213,8 @@ def run(args: argparse.Namespace) -> int:
         follow=tuple(dict.fromkeys(args.follow or [DEMO_NETWORK])),
         puzzle_bits=args.puzzle_bits,
         local_exemption=args.local_exemption,
+        reachability_check=args.reachability == "check",
+        reachability_interval=args.reachability_interval,
     )
     if not config.bootstrap:
         log.info("no --bootstrap given: starting as the first node of a network")

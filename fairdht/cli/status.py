@@ -11,7 +11,10 @@ from fairdht.cli.common import add_json_option, print_json
 
 __all__ = ["register", "run"]
 
-FIELDS = ("node_id", "listen", "peers", "records", "uptime_s")
+FIELDS = ("node_id", "listen", "peers", "records", "uptime_s", "reachable")
+# Printed after the fields above (and in --json): why, the address peers see, and the
+# rendezvous nodes a node that is not public registered at (docs/nat.md).
+DETAILS = ("reachable_reason", "observed", "rendezvous")
 
 
 def register(subparsers: Any) -> None:
@@ -36,7 +39,16 @@ def run(args: argparse.Namespace) -> int:
     """Print the node's status; NetworkError (exit 1) if it does not answer."""
     status = ApiClient(args.api, timeout=args.timeout).status()
     if args.json:
-        print_json({name: status.get(name) for name in (*FIELDS, "public_key", "version")})
+        names = (*FIELDS, *DETAILS, "public_key", "version")
+        print_json({name: status.get(name) for name in names})
     else:
-        sys.stdout.write("".join(f"{name} {status.get(name)}\n" for name in FIELDS))
+        lines = (f"{name} {_text(status.get(name))}\n" for name in (*FIELDS, *DETAILS))
+        sys.stdout.write("".join(lines))
     return 0
+
+
+def _text(value: Any) -> str:
+    """A field as one line of text: lists comma-separated ("-" when empty)."""
+    if isinstance(value, list):
+        return ", ".join(str(v) for v in value) or "-"
+    return str(value)

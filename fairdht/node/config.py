@@ -43,3 +43,7 @@ class NodeConfig:
     local_exemption: bool = True
     # Networks whose server list this node replicates and keeps a history of.
     follow: tuple[str, ...] = ("demo",)
+    # Reachability (docs/nat.md): with check on, the node stays a client to others until
+    # peers' dial-backs prove it public; rounds repeat every reachability_interval s.
+    reachability_check: bool = False
+    reachability_interval: float = 120.0

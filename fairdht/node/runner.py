@@ -24,6 +24,7 @@ from fairdht import __version__
 from fairdht.dht import DHTConfig, DHTNode
 from fairdht.dht.addresses import check_reach, family_of, resolve_all, wildcard_for
 from fairdht.dht.admission import generate_key
+from fairdht.dht.relay import RelayProtocol
 from fairdht.dht.storage import RecordStore, SQLiteRecordStore
 from fairdht.errors import NoPeersError, UsageError
 from fairdht.identity import PublicKey, SigningKey, load_or_create_key, puzzle_bits, write_key
@@ -36,6 +37,7 @@ from fairdht.node.info import NodeInfo, write_node_info
 from fairdht.node.interfaces import detect_local_networks
 from fairdht.node.live import LiveServerLists
 from fairdht.node.peers import load_peers, merge_peers, save_peers
+from fairdht.node.reachability import ReachabilityChecker, ReachabilitySettings
 
 __all__ = ["Frontend", "NodeRunner", "RunningNode", "summarize_metrics"]
 
@@ -60,6 +62,21 @@ class RunningNode:
     # Live server lists and their event bus (fairdht.node.live), read by the HTTP API.
     events: EventBus = field(default_factory=EventBus)
     live: LiveServerLists | None = None
+    # The reachability verdict (fairdht.node.reachability); None: not measured.
+    reachability: ReachabilityChecker | None = None
+
+    def reachability_status(self) -> dict[str, object]:
+        """``reachable`` (public, punchable, relayed-only or unknown), why, and the
+        address peers see this node at."""
+        if self.reachability is None:
+            return {
+                "reachable": "public",
+                "reachable_reason": "not measured",
+                "observed": None,
+                "reachability_checked_at": None,
+                "rendezvous": [],
+            }
+        return self.reachability.status()
 
     @property
     def node_id(self) -> bytes:
@@ -163,6 +180,9 @@ class NodeRunner:
                 asyncio.create_task(self._guard("peers", self._save_peers_periodically)),
                 asyncio.create_task(self._guard("stats", self._log_stats_periodically)),
             ]
+            if self.node is not None and self.node.reachability is not None:
+                checker = self.node.reachability
+                tasks.append(asyncio.create_task(self._guard("reachability", checker.run)))
             stack.push_async_callback(_cancel, tasks)
             await stop.wait()
             log.info("shutting down")
@@ -188,8 +208,18 @@ class NodeRunner:
         store = SQLiteRecordStore(self.data_dir.records, quotas=dht_config.storage_quotas())
         stack.callback(store.close)
         dht = DHTNode(key, store, config=dht_config, clock=self.clock)
+        # Every full node serves dial-backs, rendezvous and relays (docs/nat.md), checking
+        # or not.
+        dht.protocol_class = RelayProtocol
         stack.push_async_callback(dht.stop)
         listen = await dht.listen(await _listen_host(cfg), cfg.listen[1] if cfg.listen else 0)
+        reachability = ReachabilityChecker(
+            dht,
+            ReachabilitySettings(check=cfg.reachability_check, interval=cfg.reachability_interval),
+            clock=self.clock,
+            rng=self.rng,
+        )
+        reachability.start_hidden()
         events = EventBus()
         live = LiveServerLists(
             dht, self.data_dir.root, bus=events, networks=cfg.follow, clock=self.clock
@@ -207,6 +237,7 @@ class NodeRunner:
             clock=self.clock,
             events=events,
             live=live,
+            reachability=reachability,
         )
         self.node = node
         stack.callback(self._save_peers)

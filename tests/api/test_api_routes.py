@@ -97,6 +97,11 @@ def test_status_says_who_the_node_is(tmp_path: Path) -> None:
             "records",
             "uptime_s",
             "version",
+            "reachable",
+            "reachable_reason",
+            "observed",
+            "reachability_checked_at",
+            "rendezvous",
         }
         assert status["node_id"] == two.node.node_id.hex()
         assert status["public_key"] == two.node.public_key.hex()

@@ -1,0 +1,310 @@
+"""Relayed circuits for nodes no punch reaches (libp2p circuit relay v2's shape, over UDP).
+
+``RelayProtocol`` is ``PunchProtocol`` plus three RPCs (docs/protocol.md, "Relays"). A
+node's rendezvous registration is its *reservation* at the relay (signed, bound to its
+address, renewed every 20 s, 32 per /24 at most):
+
+- ``relay_open(sender_id, offer, token) -> [circuit_id, bytes, seconds] | code``: the
+  initiator sends the same signed offer as ``connect`` (checked the same way: address
+  token, signature, freshness, replay, rates); the relay asks the registered target
+  (``relay_incoming``) and, if it accepts, opens a circuit between the two observed
+  addresses with a byte and a time budget.
+- ``relay_incoming(offer, circuit_id) -> bool``: relay to target, taken only from a
+  node the target registered at, with the offer checked again.
+- ``relay_data(circuit_id, payload)``: either end to the relay, which forwards the
+  payload unchanged to the other end (same size: no amplification) while the
+  circuit's budget lasts; the relay accepts it only from the circuit's two addresses.
+  Never answered. The relay cannot read what it carries: sessions encrypt end to end
+  (X25519 + XSalsa20-Poly1305 channels, docs/referee.md), and the relay sees bytes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Final
+
+from fairdht.dht.admission import subnet_of
+from fairdht.dht.protocol import _check_sender_id, _check_token
+from fairdht.dht.punch import (
+    PunchProtocol,
+    _check_offer_bytes,
+    _parse_bool,
+    decode_offer,
+    encode_offer,
+)
+from fairdht.dht.routing import loop_time
+from fairdht.dht.rpc import (
+    MSG_ID_BYTES,
+    NO_REPLY,
+    REQUEST,
+    Address,
+    Dropped,
+    RPCSpec,
+    normalize_ip,
+    pack,
+)
+
+__all__ = [
+    "CIRCUIT_BYTES",
+    "CIRCUIT_SECONDS",
+    "MAX_RELAY_PAYLOAD",
+    "RELAY_DATA",
+    "RELAY_INCOMING",
+    "RELAY_OPEN",
+    "Circuit",
+    "RelayProtocol",
+]
+
+RELAY_OPEN: Final = "relay_open"
+RELAY_INCOMING: Final = "relay_incoming"
+RELAY_DATA: Final = "relay_data"
+CIRCUIT_ID_BYTES: Final = 8
+MAX_RELAY_PAYLOAD: Final = 1200
+# Per circuit (circuit relay v2's default limits are 2 min and 128 KiB): enough for a
+# handshake and a short exchange; a long match needs a punched path or its own relay.
+CIRCUIT_BYTES: Final = 128 * 1024
+CIRCUIT_SECONDS: Final = 120
+# Circuits a relay holds: in all, per target's reservation, per initiator /24 or /48.
+_MAX_CIRCUITS: Final = 256
+_CIRCUITS_PER_TARGET: Final = 4
+_CIRCUITS_PER_SUBNET: Final = 8
+# Datagrams waiting to be read at an end of a circuit; more are dropped.
+_INBOX: Final = 64
+
+
+def _check_circuit(value: Any) -> None:
+    if not isinstance(value, bytes) or len(value) != CIRCUIT_ID_BYTES:
+        raise Dropped("bad_circuit", f"a circuit id is {CIRCUIT_ID_BYTES} bytes")
+
+
+def _check_payload(value: Any) -> None:
+    if not isinstance(value, bytes) or len(value) > MAX_RELAY_PAYLOAD:
+        raise Dropped("bad_payload", f"a relayed payload is at most {MAX_RELAY_PAYLOAD} bytes")
+
+
+def _parse_open_reply(value: Any, args: tuple[Any, ...]) -> tuple[bytes, int, int] | str:
+    if isinstance(value, str) and 0 < len(value) <= 32:
+        return value
+    if not isinstance(value, list) or len(value) != 3:
+        raise Dropped("bad_reply", "relay_open reply is [circuit_id, bytes, seconds] or a code")
+    circuit, budget, seconds = value
+    _check_circuit(circuit)
+    if not all(
+        isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in (budget, seconds)
+    ):
+        raise Dropped("bad_reply", "budgets are non-negative integers")
+    return circuit, budget, seconds
+
+
+def _parse_no_reply(value: Any, args: tuple[Any, ...]) -> None:
+    raise Dropped("bad_reply", "relay_data is never answered")
+
+
+@dataclass(slots=True)
+class _Relayed:
+    """A circuit as the relay holds it."""
+
+    initiator: Address
+    target: Address
+    target_key: bytes
+    subnet: str
+    bytes_left: int
+    until: float
+
+
+@dataclass(slots=True)
+class Circuit:
+    """One end of a relayed circuit: send to the peer, read what it sent."""
+
+    protocol: RelayProtocol
+    relay: Address
+    circuit_id: bytes
+    peer_key: bytes
+    inbox: asyncio.Queue[bytes] = field(default_factory=lambda: asyncio.Queue(_INBOX))
+
+    def send(self, payload: bytes) -> None:
+        """Send ``payload`` (at most MAX_RELAY_PAYLOAD bytes) to the other end."""
+        if len(payload) > MAX_RELAY_PAYLOAD:
+            raise ValueError(f"a relayed payload is at most {MAX_RELAY_PAYLOAD} bytes")
+        frame = bytes([REQUEST]) + os.urandom(MSG_ID_BYTES)
+        self.protocol._sendto(frame + pack([RELAY_DATA, [self.circuit_id, payload]]), self.relay)
+
+    async def receive(self, timeout: float) -> bytes | None:
+        """The next payload from the other end, or None after ``timeout`` seconds."""
+        try:
+            return await asyncio.wait_for(self.inbox.get(), timeout)
+        except TimeoutError:
+            return None
+
+
+class RelayProtocol(PunchProtocol):
+    """``PunchProtocol`` that also relays circuits, and opens or accepts them."""
+
+    specs: ClassVar[dict[str, RPCSpec]] = {
+        **PunchProtocol.specs,
+        RELAY_OPEN: RPCSpec(
+            RELAY_OPEN, (_check_sender_id, _check_offer_bytes, _check_token), _parse_open_reply
+        ),
+        RELAY_INCOMING: RPCSpec(RELAY_INCOMING, (_check_offer_bytes, _check_circuit), _parse_bool),
+        RELAY_DATA: RPCSpec(RELAY_DATA, (_check_circuit, _check_payload), _parse_no_reply),
+    }
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._relayed: dict[bytes, _Relayed] = {}
+        self._per_target: Counter[bytes] = Counter()
+        self._per_subnet_circuits: Counter[str] = Counter()
+        # Circuits this node is an end of, by (relay address, circuit id).
+        self.circuits: dict[tuple[Address, bytes], Circuit] = {}
+        self.incoming: asyncio.Queue[Circuit] = asyncio.Queue(_INBOX)
+
+    # -- relay side -----------------------------------------------------------------------
+
+    def _expire_circuits(self) -> None:
+        now = loop_time()
+        for cid in [c for c, r in self._relayed.items() if r.until <= now or r.bytes_left <= 0]:
+            self._close(cid)
+
+    def _close(self, cid: bytes) -> None:
+        held = self._relayed.pop(cid, None)
+        if held is None:
+            return
+        self._per_target[held.target_key] -= 1
+        if self._per_target[held.target_key] <= 0:
+            del self._per_target[held.target_key]
+        self._per_subnet_circuits[held.subnet] -= 1
+        if self._per_subnet_circuits[held.subnet] <= 0:
+            del self._per_subnet_circuits[held.subnet]
+
+    def rpc_relay_open(self, sender: Address, sender_id: bytes, offer: bytes, token: bytes) -> Any:
+        """Open a circuit from ``sender`` to the offer's registered target."""
+        if not (token and self.tokens.check(token, sender[0], sender[1], loop_time())):
+            return "token"
+        if not self.offer_limits.allow(sender[0], loop_time()):
+            return "busy"
+        try:
+            checked = decode_offer(offer, now=self.clock())
+        except Dropped as drop:
+            self.metrics.inc(f"relay.refused.{drop.reason}")
+            return drop.reason
+        if not self._fresh_nonce(checked.nonce):
+            return "replay"
+        reg = self._registration(checked.target)
+        if reg is None:
+            return "unknown"
+        self._expire_circuits()
+        subnet = subnet_of(sender[0])
+        if (
+            len(self._relayed) >= _MAX_CIRCUITS
+            or self._per_target[checked.target] >= _CIRCUITS_PER_TARGET
+            or self._per_subnet_circuits[subnet] >= _CIRCUITS_PER_SUBNET
+        ):
+            self.metrics.inc("relay.refused.full")
+            return "full"
+        cid = os.urandom(CIRCUIT_ID_BYTES)
+        held = _Relayed(
+            (normalize_ip(sender[0]), sender[1]),
+            reg.address,
+            checked.target,
+            subnet,
+            CIRCUIT_BYTES,
+            loop_time() + CIRCUIT_SECONDS,
+        )
+        # Counted now, so concurrent opens cannot pass the limits while one waits.
+        self._relayed[cid] = held
+        self._per_target[checked.target] += 1
+        self._per_subnet_circuits[subnet] += 1
+        return self._open(cid, checked.raw, held)
+
+    async def _open(self, cid: bytes, offer: bytes, held: _Relayed) -> Any:
+        result = await self.request(held.target, RELAY_INCOMING, offer, cid)
+        if not result.ok or result.value is not True:
+            self._close(cid)
+            return "refused"
+        self.metrics.inc("relay.opened")
+        return [cid, CIRCUIT_BYTES, CIRCUIT_SECONDS]
+
+    def rpc_relay_data(self, sender: Address, circuit_id: bytes, payload: bytes) -> Any:
+        """Relay: pass ``payload`` to the circuit's other end. End: deliver it."""
+        at = (normalize_ip(sender[0]), sender[1])
+        mine = self.circuits.get((at, circuit_id))
+        if mine is not None:
+            try:
+                mine.inbox.put_nowait(payload)
+            except asyncio.QueueFull:
+                self.metrics.inc("relay.inbox_full")
+            return NO_REPLY
+        held = self._relayed.get(circuit_id)
+        if held is None or held.until <= loop_time():
+            self.metrics.inc("relay.dropped.no_circuit")
+            self._close(circuit_id)
+            return NO_REPLY
+        if at == held.initiator:
+            other = held.target
+        elif at == held.target:
+            other = held.initiator
+        else:
+            self.metrics.inc("relay.dropped.stranger")
+            return NO_REPLY
+        if len(payload) > held.bytes_left:
+            self.metrics.inc("relay.dropped.budget")
+            self._close(circuit_id)
+            return NO_REPLY
+        held.bytes_left -= len(payload)
+        frame = bytes([REQUEST]) + os.urandom(MSG_ID_BYTES)
+        self._sendto(frame + pack([RELAY_DATA, [circuit_id, payload]]), other)
+        self.metrics.inc("relay.forwarded")
+        return NO_REPLY
+
+    # -- ends -------------------------------------------------------------------------------
+
+    def rpc_relay_incoming(self, sender: Address, offer: bytes, circuit_id: bytes) -> bool:
+        """A circuit from a node we registered at: accept it if the offer holds."""
+        at = (normalize_ip(sender[0]), sender[1])
+        if self.registered_at.get(at, 0.0) <= loop_time():
+            self.metrics.inc("relay.refused.not_registered")
+            return False
+        try:
+            checked = decode_offer(offer, now=self.clock())
+        except Dropped as drop:
+            self.metrics.inc(f"relay.refused.{drop.reason}")
+            return False
+        if checked.target != self._real_identity[1] or not self._fresh_nonce(checked.nonce):
+            self.metrics.inc("relay.refused.replay_or_target")
+            return False
+        circuit = Circuit(self, at, circuit_id, checked.initiator)
+        try:
+            self.incoming.put_nowait(circuit)
+        except asyncio.QueueFull:
+            return False
+        self._keep(circuit)
+        return True
+
+    async def open_relay(self, relay: Address, target: bytes) -> Circuit | str:
+        """Open a circuit through ``relay`` to the node with key ``target`` registered
+        there; the circuit, or the reason (a refusal code, or "relay_silent")."""
+        if self.signing_key is None:
+            return "no_key"
+        token = await self._token_of(relay)
+        if token is None:
+            return "relay_silent"
+        offer = encode_offer(self.signing_key, target, os.urandom(16), int(self.clock()))
+        result = await self.request(relay, RELAY_OPEN, self.wire_id, offer, token)
+        if not result.ok:
+            return "relay_silent"
+        if isinstance(result.value, str):
+            return result.value
+        cid = result.value[0]
+        at = (normalize_ip(relay[0]), relay[1])
+        circuit = Circuit(self, at, cid, target)
+        self._keep(circuit)
+        return circuit
+
+    def _keep(self, circuit: Circuit) -> None:
+        """Remember a circuit this node is an end of (the oldest go past _MAX_CIRCUITS)."""
+        self.circuits[(circuit.relay, circuit.circuit_id)] = circuit
+        while len(self.circuits) > _MAX_CIRCUITS:
+            del self.circuits[next(iter(self.circuits))]

@@ -1,0 +1,200 @@
+"""The reachability check of a running node: rounds of dial-back requests, the verdict,
+and the node's hidden or public identity that follows from it (docs/nat.md).
+
+With ``check`` on, a node starts hidden (a client to everyone, like a light client) and
+becomes a routing-table contact of others only once a round proves it ``public``; a
+later round that does not (its address or NAT changed) hides it again. Rounds repeat
+every ``interval`` seconds, after ``retry`` seconds while the verdict is unknown, and
+at once when the local address the node sends from changes. With ``check`` off the
+node is taken to be public, as before this check existed, and says so in its status.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from fairdht.dht import DHTNode
+from fairdht.dht.addresses import source_address_toward
+from fairdht.dht.autonat import AutoNATProtocol
+from fairdht.dht.punch import PunchProtocol
+from fairdht.dht.reachability import (
+    DialObservation,
+    Reachability,
+    Verdict,
+    format_addr,
+    judge,
+)
+
+__all__ = ["ReachabilityChecker", "ReachabilitySettings"]
+
+log = logging.getLogger("fairdht.node")
+
+# Contacts pinged with our real id once proven public, so they admit us.
+_ANNOUNCE_TO = 20
+# A node that is not public registers at this many of the peers it asked (rendezvous
+# nodes for hole punching), for _REGISTRATION_TTL s, renewed every _RENEW s: the
+# renewal also keeps its NAT's mapping towards them open (conntrack's UDP timeout is
+# 30 s for a flow seen one way, 120 s once answered).
+_RENDEZVOUS = 2
+_REGISTRATION_TTL = 60
+_RENEW = 20.0
+
+
+@dataclass(frozen=True, slots=True)
+class ReachabilitySettings:
+    """When and how a node checks its reachability."""
+
+    check: bool = False
+    peers: int = 3  # peers asked per round (distinct IPs)
+    interval: float = 120.0
+    retry: float = 5.0
+    wait: float = 2.0  # seconds a dial-back may take after the peer's answer
+
+
+class ReachabilityChecker:
+    """Runs reachability rounds for one node and holds the current verdict."""
+
+    def __init__(
+        self,
+        dht: DHTNode,
+        settings: ReachabilitySettings,
+        *,
+        clock: Callable[[], float],
+        rng: random.Random | None = None,
+    ) -> None:
+        self.dht = dht
+        self.settings = settings
+        self.clock = clock
+        self.rng = rng or random.Random()
+        if settings.check:
+            self.verdict = Verdict(
+                Reachability.UNKNOWN, "not checked yet: joined as a client", None, clock()
+            )
+        else:
+            self.verdict = Verdict(
+                Reachability.PUBLIC,
+                "assumed, not checked (start with --reachability check to measure it)",
+                None,
+                clock(),
+            )
+        self.rounds = 0
+        self.rendezvous: list[tuple[str, int]] = []
+        self._asked: list[tuple[str, int]] = []
+
+    @property
+    def protocol(self) -> AutoNATProtocol:
+        """The node's protocol (the runner starts it as an AutoNATProtocol)."""
+        proto = self.dht.protocol
+        if not isinstance(proto, AutoNATProtocol):
+            raise RuntimeError("the node's protocol has no dial-back RPCs")
+        return proto
+
+    def start_hidden(self) -> None:
+        """Before joining: hide until a round proves this node public."""
+        if self.settings.check:
+            self.protocol.set_hidden(True)
+
+    def status(self) -> dict[str, object]:
+        """The verdict for ``/api/status`` and ``fairdht status``."""
+        v = self.verdict
+        return {
+            "reachable": v.reachable.value,
+            "reachable_reason": v.reason,
+            "observed": None if v.observed is None else format_addr(v.observed),
+            "reachability_checked_at": int(v.checked_at) if self.settings.check else None,
+            "rendezvous": [format_addr(a) for a in self.rendezvous],
+        }
+
+    async def check_once(self) -> Verdict:
+        """Ask up to ``peers`` contacts on distinct IPs to dial us back; apply the verdict."""
+        proto = self.protocol
+        if len({ip for ip, _ in self.dht.contacts()}) < self.settings.peers:
+            # Too few to ask: a lookup of our own id meets more (Kademlia §2.3's join).
+            await self.dht.find_nodes(self.dht.node_id)
+        contacts = self.dht.contacts()
+        self.rng.shuffle(contacts)
+        asked: dict[str, tuple[str, int]] = {}
+        for addr in contacts:
+            asked.setdefault(addr[0], addr)
+        peers = list(asked.values())[: self.settings.peers]
+        observations: list[DialObservation] = list(
+            await asyncio.gather(*(proto.ask_dial_back(p, wait=self.settings.wait) for p in peers))
+        )
+        verdict = judge(observations, now=self.clock())
+        self._asked = [o.peer for o in observations if o.observed is not None]
+        self.rounds += 1
+        await self._apply(verdict)
+        return verdict
+
+    async def _apply(self, verdict: Verdict) -> None:
+        before = self.verdict
+        self.verdict = verdict
+        proto = self.protocol
+        if (verdict.reachable, verdict.observed) != (before.reachable, before.observed):
+            log.info("reachability: %s (%s)", verdict.reachable.value, verdict.reason)
+        if verdict.reachable is Reachability.PUBLIC and proto.hidden:
+            proto.set_hidden(False)
+            contacts = proto.router.all_contacts()[:_ANNOUNCE_TO]
+            await proto.announce(contacts)
+        elif not proto.hidden and verdict.reachable is not Reachability.UNKNOWN:
+            # Proven not public (an unknown round keeps what the last verdict proved).
+            proto.set_hidden(True)
+
+    async def register(self) -> list[tuple[str, int]]:
+        """Not public: hold registrations at peers that answered (hole punching's
+        rendezvous nodes); public: none. Returns where this node is registered."""
+        proto = self.dht.protocol
+        if self.verdict.reachable is Reachability.PUBLIC or not isinstance(proto, PunchProtocol):
+            self.rendezvous = []
+            return self.rendezvous
+        held: list[tuple[str, int]] = []
+        for peer in self._asked:
+            if len(held) >= _RENDEZVOUS:
+                break
+            if await proto.register_at(peer, ttl=_REGISTRATION_TTL):
+                held.append(peer)
+        self.rendezvous = held
+        return held
+
+    def _local_source(self) -> str | None:
+        contacts = self.dht.contacts()
+        return source_address_toward(contacts[0]) if contacts else None
+
+    async def run(self) -> None:
+        """Check until cancelled (only with ``check`` on)."""
+        if not self.settings.check:
+            return
+        source = None
+        next_round = 0.0
+        next_register = 0.0
+        loop = asyncio.get_running_loop()
+        while True:
+            if self.dht.peer_count() == 0:
+                await asyncio.sleep(min(1.0, self.settings.retry))
+                continue
+            now_source = self._local_source()
+            if now_source != source or loop.time() >= next_round:
+                if source is not None and now_source != source:
+                    log.info("local address changed (%s -> %s): checking again", source, now_source)
+                source = now_source
+                verdict = await self.check_once()
+                wait = (
+                    self.settings.retry
+                    if verdict.reachable is Reachability.UNKNOWN
+                    else self.settings.interval
+                )
+                next_round = loop.time() + wait
+                next_register = 0.0
+            if _decided(self.verdict) and loop.time() >= next_register:
+                await self.register()
+                next_register = loop.time() + _RENEW
+            await asyncio.sleep(min(1.0, self.settings.retry))
+
+
+def _decided(verdict: Verdict) -> bool:
+    """True once a round decided (public, punchable or relayed-only)."""
+    return verdict.reachable is not Reachability.UNKNOWN

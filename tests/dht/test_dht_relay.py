@@ -1,0 +1,84 @@
+"""Relayed circuits on loopback (docs/nat.md): data both ways through the relay, within
+its byte budget, and only between the circuit's two ends."""
+
+from __future__ import annotations
+
+import asyncio
+
+from dhtkit import join, run, start_nodes, stop_all
+from test_dht_amplification import raw_socket
+
+from fairdht.dht import DHTNode
+from fairdht.dht.relay import CIRCUIT_BYTES, MAX_RELAY_PAYLOAD, RELAY_DATA, Circuit, RelayProtocol
+from fairdht.identity import SigningKey
+
+
+class RelayNode(DHTNode):
+    protocol_class = RelayProtocol
+
+
+def proto(node: DHTNode) -> RelayProtocol:
+    p = node.protocol
+    assert isinstance(p, RelayProtocol)
+    return p
+
+
+async def opened() -> tuple[list[DHTNode], Circuit, Circuit]:
+    """Relay R, target B (registered at R) and initiator A; A's and B's circuit ends."""
+    r, b, a = await start_nodes(3, node_class=RelayNode)
+    await join([r, b, a])
+    assert await proto(b).register_at(r.address)
+    mine = await proto(a).open_relay(r.address, b.key.public_key.raw)
+    assert isinstance(mine, Circuit)
+    theirs = await asyncio.wait_for(proto(b).incoming.get(), 2.0)
+    assert theirs.peer_key == a.key.public_key.raw
+    return [r, b, a], mine, theirs
+
+
+def test_a_circuit_carries_data_both_ways_through_the_relay() -> None:
+    async def main() -> None:
+        nodes, mine, theirs = await opened()
+        try:
+            mine.send(b"sealed hello")
+            assert await theirs.receive(2.0) == b"sealed hello"
+            theirs.send(b"sealed reply")
+            assert await mine.receive(2.0) == b"sealed reply"
+            r = nodes[0]
+            assert r.metrics.snapshot().get("relay.forwarded") == 2
+            # Nobody else can open one to a key that has no reservation.
+            stranger = SigningKey.generate().public_key.raw
+            assert await proto(nodes[2]).open_relay(r.address, stranger) == "unknown"
+        finally:
+            await stop_all(nodes)
+
+    run(main)
+
+
+def test_a_circuit_ends_at_its_byte_budget_and_strangers_cannot_use_it() -> None:
+    async def main() -> None:
+        nodes, mine, theirs = await opened()
+        r = nodes[0]
+        try:
+            # A third party that learned the circuit id sends from its own address.
+            thief = await raw_socket("127.0.9.1")
+            thief.send(RELAY_DATA, [mine.circuit_id, b"injected"], r.address)
+            await asyncio.sleep(0.2)
+            assert r.metrics.snapshot().get("relay.dropped.stranger") == 1
+            assert theirs.inbox.empty()
+            # Fill the budget: every byte up to it arrives, then the circuit is closed.
+            chunk = bytes(MAX_RELAY_PAYLOAD)
+            got = 0
+            for _ in range(CIRCUIT_BYTES // MAX_RELAY_PAYLOAD + 2):
+                mine.send(chunk)
+                if await theirs.receive(0.3) is not None:
+                    got += 1
+            assert got == CIRCUIT_BYTES // MAX_RELAY_PAYLOAD
+            assert r.metrics.snapshot().get("relay.dropped.budget") == 1
+            theirs.send(b"after the end")
+            assert await mine.receive(0.5) is None
+            assert thief.transport is not None
+            thief.transport.close()
+        finally:
+            await stop_all(nodes)
+
+    run(main)

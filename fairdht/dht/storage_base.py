@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 from abc import ABC, abstractmethod
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Protocol, Self, runtime_checkable
@@ -48,6 +48,10 @@ class RecordStore(Protocol):
     def put(self, key: bytes, record: Record, *, now: float, source: Source = LOCAL) -> PutOutcome:
         """Store a validated record handed over by ``source`` (default: this node);
         StaleRecord / QuotaExceeded when refused."""
+        ...
+
+    def protect(self, authors: Iterable[bytes]) -> None:
+        """Never evict records of ``authors`` (the keys the node's owner trusts)."""
         ...
 
     def source_bytes(self) -> dict[str, int]:
@@ -108,6 +112,13 @@ class BaseRecordStore(ABC):
         self.quotas = quotas
         self._events: Counter[str] = Counter()
         self._ledger = SourceLedger()
+        # Authors whose records are never evicted: the keys the node's owner trusts
+        # (maintainers, content signers, karma raters), set by the node (``protect``).
+        self._protected: frozenset[bytes] = frozenset()
+
+    def protect(self, authors: Iterable[bytes]) -> None:
+        """Never evict records of ``authors`` (they still count toward every quota)."""
+        self._protected = frozenset(authors)
 
     # -- primitives each engine implements -------------------------------------------
 

@@ -116,7 +116,7 @@ class MemoryRecordStore(BaseRecordStore):
         best: tuple[int, bytes, bytes, bytes] | None = None
         for k in keys:
             for (author, subkey), row in self._by_key.get(k, {}).items():
-                if row.source.net != net:
+                if row.source.net != net or author in self._protected:
                     continue
                 candidate = (row.record.expires_at, k, author, subkey)
                 if best is None or candidate < best:

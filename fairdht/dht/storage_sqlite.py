@@ -328,19 +328,18 @@ class SQLiteRecordStore(BaseRecordStore):
         self._remember(key, record)
 
     def _victim(self, net: str, key: bytes | None) -> Slot | None:
-        # VICTIM_ORDER; records_by_source_net serves the store-wide case.
-        if key is None:
-            row = self._db.execute(
-                "SELECT key, author, subkey FROM records WHERE source_net = ? "
-                "ORDER BY expires_at, key, author, subkey LIMIT 1",
-                (net,),
-            ).fetchone()
-        else:
-            row = self._db.execute(
-                "SELECT key, author, subkey FROM records WHERE key = ? AND source_net = ? "
-                "ORDER BY expires_at, key, author, subkey LIMIT 1",
-                (key, net),
-            ).fetchone()
+        # VICTIM_ORDER; records_by_source_net serves the store-wide case. Protected
+        # authors (the node's trusted keys) are never chosen.
+        spare = self._protected
+        besides = f" AND author NOT IN ({','.join('?' * len(spare))})" if spare else ""
+        where, args = (
+            ("source_net = ?", [net]) if key is None else ("key = ? AND source_net = ?", [key, net])
+        )
+        row = self._db.execute(
+            f"SELECT key, author, subkey FROM records WHERE {where}{besides} "
+            "ORDER BY expires_at, key, author, subkey LIMIT 1",
+            (*args, *spare),
+        ).fetchone()
         return None if row is None else (row[0], row[1], row[2])
 
     def _delete(self, slot: Slot) -> None:

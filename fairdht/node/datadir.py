@@ -9,6 +9,7 @@
         peers.json         contacts saved to rejoin when every entry node is down
         node.json          where the running node listens (pid, udp, http)
         node.lock          held (flock) by the one node running on this data dir
+        trust.sqlite       keys the owner trusts per network and role (fairdht trust)
 """
 
 from __future__ import annotations
@@ -56,6 +57,11 @@ class DataDir:
     def peers(self) -> Path:
         """Saved contacts (JSON)."""
         return self.root / "peers.json"
+
+    @property
+    def trust(self) -> Path:
+        """The trust store (SQLite): keys trusted per network and role."""
+        return self.root / "trust.sqlite"
 
     @property
     def lock(self) -> Path:

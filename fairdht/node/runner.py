@@ -38,6 +38,7 @@ from fairdht.node.interfaces import detect_local_networks
 from fairdht.node.live import LiveServerLists
 from fairdht.node.peers import load_peers, merge_peers, save_peers
 from fairdht.node.reachability import ReachabilityChecker, ReachabilitySettings
+from fairdht.trust import ROLES, TrustStore
 
 __all__ = ["Frontend", "NodeRunner", "RunningNode", "summarize_metrics"]
 
@@ -179,6 +180,7 @@ class NodeRunner:
                 asyncio.create_task(self._guard("membership", self._keep_membership)),
                 asyncio.create_task(self._guard("peers", self._save_peers_periodically)),
                 asyncio.create_task(self._guard("stats", self._log_stats_periodically)),
+                asyncio.create_task(self._guard("trusted", self._protect_trusted_keys)),
             ]
             if self.node is not None and self.node.reachability is not None:
                 checker = self.node.reachability
@@ -291,6 +293,21 @@ class NodeRunner:
         saved = load_peers(self.data_dir.peers, limit=self.config.max_saved_peers)
         own = self.node.listen
         return [peer for peer in merge_peers(entries, saved) if peer != own]
+
+    async def _protect_trusted_keys(self) -> None:
+        """Keep the store from evicting records of any key the owner trusts (maintainers,
+        content signers, karma raters of any network), re-read as the trust store changes:
+        a flood must never push out a maintainer's checkpoint (docs/protocol.md)."""
+        assert self.node is not None
+        trust = TrustStore(self.data_dir.trust)
+        while True:
+            self.node.store.protect(
+                key
+                for network in trust.networks()
+                for role in sorted(ROLES)
+                for key in trust.keys(network, role)
+            )
+            await asyncio.sleep(self.config.check_interval)
 
     async def _keep_membership(self) -> None:
         """Join through entry nodes or saved peers; retry with backoff while none answers.

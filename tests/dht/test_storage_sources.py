@@ -114,6 +114,22 @@ def test_the_node_own_records_are_never_evicted(small: RecordStore) -> None:
     assert {r.author for r in mine} <= held_by(small, key)
 
 
+def test_the_records_of_trusted_keys_are_never_evicted(small: RecordStore) -> None:
+    # A maintainer's record reached this node through the flooding /24 (replication by
+    # a contact there): the node trusts its author, so eviction passes it over.
+    key = shard0(10).key
+    maintainer = shard0(10, ttl=100)  # expires first: the victim order would pick it
+    small.protect({maintainer.author})
+    small.put(key, maintainer, now=NOW, source=ATTACKER[0])
+    for n, i in enumerate(range(11, 18)):
+        small.put(key, shard0(i, ttl=500 + i), now=NOW, source=ATTACKER[n % 4])
+    for i in range(30, 40):
+        with contextlib.suppress(QuotaExceeded):
+            small.put(key, shard0(i), now=NOW, source=Source.client(f"198.51.{i}.1"))
+    assert maintainer.author in held_by(small, key)
+    assert small.counters()["evicted"] >= 3  # others of that /24 made room instead
+
+
 def test_per_ip_and_per_subnet_byte_quotas(kind: str, tmp_path: Path) -> None:
     size = len(elsewhere(10, 0).raw)
     with open_store(kind, tmp_path, Quotas(max_per_ip=3 * size, max_per_net=5 * size)) as s:

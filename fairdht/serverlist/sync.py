@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import weakref
 from collections import Counter
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -41,6 +42,11 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
+# Per history (one data dir): (network, reason) -> how many control records were last
+# logged as ignored for it.
+_LAST_IGNORED: weakref.WeakKeyDictionary[History, dict[tuple[str, str], int]] = (
+    weakref.WeakKeyDictionary()
+)
 
 Getter = Callable[[bytes], Awaitable[list[Record]]]
 _PARALLEL = 8
@@ -225,9 +231,13 @@ async def sync_network(
             if commit is not None:
                 commits.append(commit)
     for reason, count in sorted(decision.ignored.items()):
-        # Records this node already applied come back on every read: not news.
+        # The same ignored records come back on every read (every sync): news only when
+        # their number changes, and records this node already applied never are.
+        last = _LAST_IGNORED.setdefault(history, {})
+        news = reason != "replayed" and last.get((network, reason)) != count
+        last[(network, reason)] = count
         log.log(
-            logging.DEBUG if reason == "replayed" else logging.INFO,
+            logging.INFO if news else logging.DEBUG,
             "network %s: ignored %d control records (%s)",
             network,
             count,

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from pathlib import Path
 
+import pytest
 from serverlist_helpers import NET, NOW, MemoryDHT, announce, key
 
 from fairdht.content.blobs import publish_blob
@@ -208,3 +210,25 @@ async def _light_mode_records_no_commits(tmp_path: Path) -> None:
     )
     assert len(r.listing.listed) == 1
     assert node.history.log(NET) == []
+
+
+def test_a_pending_proposal_is_logged_once_not_every_sync(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    async def body() -> None:
+        dht = MemoryDHT()
+        _put_all(dht, [announce(key("h0"), "10.0.0.1:28785", name="h0")])
+        node = Node(tmp_path / "quiet")
+        first = await node.sync(dht, NOW)
+        proposal, chunks = propose_checkpoint(
+            M[0], member_list_of(first.listing, 1), now=NOW, lifetime=3600
+        )
+        await publish_blob(dht.put, chunks)
+        dht.put_now(proposal)
+        with caplog.at_level(logging.INFO, logger="fairdht"):
+            for n in range(5):  # a node syncs every 10 s: five rounds, one line
+                await node.sync(dht, NOW + 1 + n)
+        said = [r for r in caplog.records if "ignored 1 control records" in r.getMessage()]
+        assert [r.levelno for r in said].count(logging.INFO) == 1
+
+    asyncio.run(body())

@@ -142,3 +142,18 @@ def test_without_the_local_exemption_the_diversity_limit_still_binds(tmp_path: P
     # same six nodes stay at the per-/24 bucket limit of 2 (issue 17's first finding).
     counts = _six_on_one_ip(tmp_path, "--no-local-exemption")
     assert max(counts) <= 2, counts
+
+
+def test_history_of_a_missing_data_dir_is_refused_and_creates_nothing(tmp_path: Path) -> None:
+    missing = tmp_path / "typo-dir"
+    done = fairdht("history", "--data-dir", str(missing))
+    assert done.returncode == 2
+    assert "does not exist" in done.stderr
+    assert not missing.exists()
+
+
+def test_files_a_light_client_creates_live_in_a_private_dir(tmp_path: Path) -> None:
+    fresh = tmp_path / "fresh" / "fairdht"
+    fairdht("trust", "add", "11" * 32, "--network", "net", "--data-dir", str(fresh))
+    assert (fresh / "trust.sqlite").exists()
+    assert fresh.stat().st_mode & 0o777 == 0o700

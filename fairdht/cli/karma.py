@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from fairdht.app.karma import read_view, score_document, vote
+from fairdht.app.play import cast_due_votes
 from fairdht.cli.common import (
     add_bootstrap_option,
     add_data_dir_option,
@@ -31,7 +32,6 @@ from fairdht.identity.keys import PublicKey, SigningKey
 from fairdht.karma.fetch import FetchedView
 from fairdht.karma.score import KarmaScore, score_subject
 from fairdht.node.karma_state import POLICY_FILE_NAME
-from fairdht.node.player import cast_due_votes
 from fairdht.records.envelope import check_network_name
 from fairdht.records.kinds.karma import ACTIONS, MAX_EVIDENCE_BYTES, KarmaVote
 from fairdht.trust import DEMO_NETWORK

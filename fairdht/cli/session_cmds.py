@@ -12,6 +12,8 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from fairdht.app.play import hold_match_votes, play_match, play_ranked
+from fairdht.app.referee_service import RefereeService
 from fairdht.cli.common import (
     add_bootstrap_option,
     add_data_dir_option,
@@ -35,8 +37,6 @@ from fairdht.cli.referee import (
 from fairdht.content.bundle import fetch_bundle, write_bundle
 from fairdht.errors import UsageError
 from fairdht.identity.keys import PublicKey
-from fairdht.node.player import hold_match_votes, play_match, play_ranked
-from fairdht.node.referee_service import RefereeService
 from fairdht.records.kinds.outcome import MatchOutcome
 from fairdht.referee.codehash import code_hash
 from fairdht.session.bot import CHEATS

@@ -6,12 +6,12 @@ import hashlib
 import time
 from pathlib import Path
 
+from fairdht.app.referee_service import RefereeService, ServedMatch
 from fairdht.dht import DHTConfig, DHTNode
 from fairdht.dht.storage import MemoryRecordStore
 from fairdht.identity import SigningKey
 from fairdht.identity.blindrsa import BlindSecretKey, generate_key
 from fairdht.karma.anon import TokenIssuer, TokenRequest
-from fairdht.node.referee_service import RefereeService, ServedMatch
 from fairdht.records.envelope import Record, sign_record
 from fairdht.records.kinds.match import MatchAnswer
 from fairdht.records.kinds.outcome import OUTCOME_KIND, MatchOutcome, outcome_subkey

@@ -26,11 +26,11 @@ from anon_kit import (
     stop,
 )
 
+from fairdht.app.play import hold_match_votes
+from fairdht.app.referee_service import RefereeService
 from fairdht.identity import write_key
 from fairdht.karma import cast_vote
 from fairdht.karma.anon.store import HeldVoteStore
-from fairdht.node.player import hold_match_votes
-from fairdht.node.referee_service import RefereeService
 from fairdht.records.kinds.anon_key import period_of
 from fairdht.records.kinds.outcome import MatchOutcome
 from fairdht.referee.codehash import code_hash

@@ -13,13 +13,13 @@ from pathlib import Path
 
 from anon_kit import keygen_from, rsa_pool
 
+from fairdht.app.play import cast_due_votes, hold_match_votes, play_match
+from fairdht.app.referee_service import RefereeService
 from fairdht.dht import DHTConfig, DHTNode, connect
 from fairdht.dht.storage import MemoryRecordStore
 from fairdht.identity import SigningKey
 from fairdht.karma.anon import published_keys
 from fairdht.karma.anon.store import HeldVoteStore
-from fairdht.node.player import cast_due_votes, hold_match_votes, play_match
-from fairdht.node.referee_service import RefereeService
 from fairdht.records.kinds.anon_key import anon_key_key, period_of
 from fairdht.records.kinds.anon_vote import polarity
 from fairdht.referee.codehash import code_hash

@@ -28,13 +28,13 @@ from anon_kit import (
     stop,
 )
 
+from fairdht.app.play import request_anon_tokens
 from fairdht.dht import DHTNode
 from fairdht.errors import ProtocolError
 from fairdht.identity.blindrsa import BlindPublicKey
 from fairdht.karma import KarmaPolicy, cast_vote, fetch_view, score_subject
 from fairdht.karma.anon import Ballot, HeldVote, TokenIssuer, published_keys, vote_record
 from fairdht.karma.score import KarmaScore
-from fairdht.node.player import request_anon_tokens
 from fairdht.records.envelope import Record, sign_record
 from fairdht.records.kinds.anon_key import anon_key_key, period_of
 from fairdht.records.kinds.anon_vote import ANON_VOTE_KIND, AnonVote, anon_vote_subkey, polarity

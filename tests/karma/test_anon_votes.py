@@ -25,14 +25,14 @@ from anon_kit import (
     stop,
 )
 
+from fairdht.app.play import cast_held_votes, request_anon_tokens
+from fairdht.app.referee_service import outcome_votes
 from fairdht.errors import BadSignature, ProtocolError
 from fairdht.identity import blindrsa
 from fairdht.identity.keys import SigningKey
 from fairdht.karma import KarmaPolicy, cast_vote, fetch_view, score_subject
 from fairdht.karma.anon import Ballot, HeldVote, published_keys, vote_record
 from fairdht.karma.score import score_json
-from fairdht.node.player import cast_held_votes, request_anon_tokens
-from fairdht.node.referee_service import outcome_votes
 from fairdht.records.envelope import sign_record
 from fairdht.records.kinds.anon_key import (
     ANON_KEY_KIND,

@@ -14,12 +14,12 @@ from typing import Any
 import pytest
 from test_refereed_match import ARENA, FAST, NET, key, network
 
+from fairdht.app.play import play_match
+from fairdht.app.referee_service import RefereeService
 from fairdht.app.referees import check_referee, find_referees
 from fairdht.dht import DHTNode, connect
 from fairdht.dht.storage import MemoryRecordStore
 from fairdht.errors import ProtocolError
-from fairdht.node.player import play_match
-from fairdht.node.referee_service import RefereeService
 from fairdht.records.kinds.match import ANSWER_KIND, ATTEST_KIND, match_key
 from fairdht.records.kinds.referee import RefereeOffer
 from fairdht.referee.clusters import sign_seat

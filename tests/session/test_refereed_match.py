@@ -12,11 +12,11 @@ import hashlib
 from pathlib import Path
 from typing import Any
 
+from fairdht.app.play import play_match
+from fairdht.app.referee_service import RefereeService
 from fairdht.dht import DHTConfig, DHTNode, connect
 from fairdht.dht.storage import MemoryRecordStore
 from fairdht.identity import SigningKey
-from fairdht.node.player import play_match
-from fairdht.node.referee_service import RefereeService
 from fairdht.records.kinds.karma import VOTE_KIND, KarmaVote, vote_key
 from fairdht.records.kinds.match import ANSWER_KIND, MatchAnswer, match_key
 from fairdht.records.kinds.outcome import OUTCOME_KIND, MatchOutcome

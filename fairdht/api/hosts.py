@@ -23,7 +23,14 @@ from aiohttp import web
 from fairdht.api.errors import json_error
 from fairdht.api.refusals import count_refusal
 
-__all__ = ["HOST_POLICY", "HostPolicy", "check_host_name", "host_middleware", "host_of_header"]
+__all__ = [
+    "HOST_POLICY",
+    "LOCAL_API_HOST",
+    "HostPolicy",
+    "check_host_name",
+    "host_middleware",
+    "host_of_header",
+]
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -65,11 +72,16 @@ def host_of_header(header: str) -> str:
     return str(ip) if ip is not None else text
 
 
+# Where the API listens unless ``--http`` names another address: it is the local
+# interface of one node for programs on its own host (README, "Running a node").
+LOCAL_API_HOST = "127.0.0.1"
+
+
 @dataclass(frozen=True, slots=True)
 class HostPolicy:
     """Which ``Host`` values the API bound to ``bind`` answers (see the module docstring)."""
 
-    bind: str = "127.0.0.1"
+    bind: str = LOCAL_API_HOST
     names: frozenset[str] = field(default_factory=frozenset)
 
     @classmethod

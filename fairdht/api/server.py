@@ -10,7 +10,7 @@ from aiohttp.http_exceptions import HttpProcessingError
 
 from fairdht.api.app import create_app
 from fairdht.api.events import DEFAULT_MAX_STREAMS
-from fairdht.api.hosts import HostPolicy
+from fairdht.api.hosts import LOCAL_API_HOST, HostPolicy
 from fairdht.node.runner import RunningNode
 
 __all__ = ["ApiServer", "MalformedRequestFilter"]
@@ -47,7 +47,7 @@ class ApiServer:
 
     def __init__(
         self,
-        host: str = "127.0.0.1",
+        host: str = LOCAL_API_HOST,
         port: int = 0,
         *,
         names: Sequence[str] = (),

@@ -79,7 +79,7 @@ class BlindPublicKey:
 
 @dataclass(frozen=True, slots=True)
 class BlindSecretKey:
-    """An RSA private key that blind-signs. Secret: never log, publish or pickle it."""
+    """An RSA private key that blind-signs. Secret: never log, publish or serialize it."""
 
     key: rsa.RSAPrivateKey = field(repr=False)
 

@@ -120,7 +120,7 @@ class MatchHost:
     def _now_ms(self) -> int:
         return int(self.clock() * 1000)
 
-    async def listen(self, host: str = "127.0.0.1", port: int = 0) -> tuple[str, int]:
+    async def listen(self, host: str, port: int = 0) -> tuple[str, int]:
         """Open the match's TCP endpoint."""
         self._server = await asyncio.start_server(self._connection, host, port)
         sock = self._server.sockets[0].getsockname()

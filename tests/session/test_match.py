@@ -133,7 +133,7 @@ def test_non_player_is_refused() -> None:
         player = SigningKey(bytes([1]) * 32)
         spec = MatchSpec("demo", "m1", bytes(32), (player.public_key.raw,), {})
         host = MatchHost(referee, spec, ARENA, join_timeout=1)
-        endpoint = await host.listen()
+        endpoint = await host.listen("127.0.0.1")
         stranger = SigningKey(bytes([2]) * 32)
         try:
             with pytest.raises(ProtocolError) as info:
@@ -156,7 +156,7 @@ def test_players_that_never_join_abort_the_match() -> None:
         player = SigningKey(bytes([1]) * 32)
         spec = MatchSpec("demo", "m2", bytes(32), (player.public_key.raw,), {})
         host = MatchHost(referee, spec, ARENA, join_timeout=0.2)
-        await host.listen()
+        await host.listen("127.0.0.1")
         record = await host.run()
         await host.close()
         return record.body_as(MatchOutcome)

@@ -80,6 +80,10 @@ class Record:
     body: Any  # the kind's Body, or None for a withdrawal
     sig: bytes
     raw: bytes = field(repr=False)
+    # The derived DHT key, computed once: a reader checks it at every read of a cached
+    # record (two BLAKE2b each time otherwise). Not an init field, so
+    # dataclasses.replace never carries it over to a record with other parts.
+    _key: bytes | None = field(default=None, init=False, repr=False)
 
     @property
     def spec(self) -> KindSpec:
@@ -89,8 +93,12 @@ class Record:
     @property
     def key(self) -> bytes:
         """The DHT key this record lives under."""
-        spec = self.spec
-        return derive_key(spec.key_tag, *spec.key_parts(self.network, self.author, self.subkey))
+        key = self._key
+        if key is None:
+            spec = self.spec
+            key = derive_key(spec.key_tag, *spec.key_parts(self.network, self.author, self.subkey))
+            object.__setattr__(self, "_key", key)
+        return key
 
     @property
     def slot(self) -> tuple[bytes, bytes]:
@@ -277,10 +285,8 @@ def decode_record(data: bytes) -> Record:
     # array and map header was in its shortest form; maps must also have sorted keys;
     # and the body must be exactly what its typed value writes, so one typed record has
     # one byte form.
-    if (
-        msgpack.packb(items, use_bin_type=True) != data
-        or (body_wire is not None and not _keys_sorted(body_wire))
-        or (body is not None and body.to_wire() != body_wire)
+    if msgpack.packb(items, use_bin_type=True) != data or (
+        body is not None and (body.to_wire() != body_wire or not _keys_sorted(body_wire))
     ):
         raise NotCanonical("record is not in canonical form")
     # Canonical bytes are 0x9a (fixarray 10), the nine items, then 0xc4 0x40 sig; the
@@ -289,13 +295,22 @@ def decode_record(data: bytes) -> Record:
     return record
 
 
+# Key orders already found sorted: a kind's body map has one or a few key sets, so the
+# sort is paid once per set. Only sorted orders enter, and at most _SORTED_MAX of them.
+_SORTED_KEYS: set[tuple[Any, ...]] = set()
+_SORTED_MAX = 1024
+
+
 def _keys_sorted(value: Any, depth: int = 0) -> bool:
     """True if every map inside ``value`` has str keys in bytewise UTF-8 order."""
     if type(value) is dict:
-        keys = list(value)
-        # For str keys, code-point order is UTF-8 byte order.
-        if not all(type(k) is str for k in keys) or keys != sorted(keys):
-            return False
+        keys = tuple(value)
+        if keys not in _SORTED_KEYS:
+            # For str keys, code-point order is UTF-8 byte order.
+            if not all(type(k) is str for k in keys) or list(keys) != sorted(keys):
+                return False
+            if len(_SORTED_KEYS) < _SORTED_MAX:
+                _SORTED_KEYS.add(keys)
         inner: Any = value.values()
     elif type(value) is list:
         inner = value

@@ -241,9 +241,19 @@ def decode_record(data: bytes) -> Record:
         raise MalformedRecord(f"subkey of kind {kind} must be {lo}..{hi} bytes")
     if not isinstance(author, bytes) or len(author) != 32:
         raise MalformedRecord("author must be a 32-byte public key")
-    _check_int(seq, "seq", 0, _MAX_SEQ)
-    _check_int(issued_at, "issued_at", 0, _MAX_TIME)
-    _check_int(expires_at, "expires_at", 0, _MAX_TIME)
+    # One test for the common case (msgpack decodes ints as exact ints; a bool is not
+    # one), the per-field checks only to name the field that fails.
+    if not (
+        type(seq) is int
+        and type(issued_at) is int
+        and type(expires_at) is int
+        and 0 <= seq <= _MAX_SEQ
+        and 0 <= issued_at <= _MAX_TIME
+        and 0 <= expires_at <= _MAX_TIME
+    ):
+        _check_int(seq, "seq", 0, _MAX_SEQ)
+        _check_int(issued_at, "issued_at", 0, _MAX_TIME)
+        _check_int(expires_at, "expires_at", 0, _MAX_TIME)
     if expires_at <= issued_at:
         raise MalformedRecord("expires_at must be after issued_at")
     if expires_at - issued_at > spec.max_ttl:

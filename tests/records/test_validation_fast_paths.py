@@ -76,3 +76,11 @@ def test_unsorted_body_keys_stay_refused_after_the_sorted_order_was_memoised() -
     items[8] = dict(reversed(list(items[8].items())))
     with pytest.raises(NotCanonical):
         decode_record(msgpack.packb(items, use_bin_type=True))
+
+
+@pytest.mark.parametrize("field", ["name", "mode", "map", "game_version"])
+def test_one_control_character_search_still_names_the_field(field: str) -> None:
+    items = msgpack.unpackb(_record(), raw=False)
+    items[8][field] = "bad\x07value"
+    with pytest.raises(BadBody, match=f"{field} must not contain control characters"):
+        decode_record(msgpack.packb(items, use_bin_type=True))

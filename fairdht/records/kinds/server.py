@@ -9,7 +9,7 @@ from typing import Any, Self
 
 from fairdht.errors import BadBody
 from fairdht.records.registry import KindSpec, register_kind
-from fairdht.records.schema import expect_map, get_int, get_list, get_str, parse_endpoint
+from fairdht.records.schema import expect_map, get_int, get_list, get_strs, parse_endpoint
 
 __all__ = ["SERVER_KIND", "SERVER_SHARDS", "ServerAnnouncement", "server_shard", "shard_key_parts"]
 
@@ -19,6 +19,14 @@ SERVER_KIND = "server"
 SERVER_SHARDS = 32
 MAX_PLAYERS = 4096
 MAX_TAGS = 8
+# (field, min_len, max_len) of the body's strings.
+_STR_FIELDS = (
+    ("address", 3, 64),
+    ("name", 1, 64),
+    ("mode", 0, 32),
+    ("map", 0, 32),
+    ("game_version", 0, 32),
+)
 
 
 def server_shard(author: bytes, subkey: bytes) -> int:
@@ -86,7 +94,7 @@ class ServerAnnouncement:
             obj,
             {"address", "name", "mode", "map", "players", "max_players", "game_version", "tags"},
         )
-        address = get_str(m, "address", max_len=64, min_len=3)
+        address, name, mode, map_name, game_version = get_strs(m, _STR_FIELDS)
         host, port = parse_endpoint(address)
         _check_unicast(host)
         canonical = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
@@ -102,17 +110,17 @@ class ServerAnnouncement:
         # Every field was checked above, so build the value without __post_init__, which
         # would parse the address a second time (docs/BENCHMARKS.md, validation profile).
         body = object.__new__(cls)
-        for name, value in (
+        for field_name, value in (
             ("address", address),
-            ("name", get_str(m, "name", max_len=64, min_len=1)),
-            ("mode", get_str(m, "mode", max_len=32)),
-            ("map", get_str(m, "map", max_len=32)),
+            ("name", name),
+            ("mode", mode),
+            ("map", map_name),
             ("players", players),
             ("max_players", max_players),
-            ("game_version", get_str(m, "game_version", max_len=32)),
+            ("game_version", game_version),
             ("tags", tuple(tags)),
         ):
-            object.__setattr__(body, name, value)
+            object.__setattr__(body, field_name, value)
         return body
 
 

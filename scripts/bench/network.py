@@ -201,6 +201,35 @@ def table_rows(runs: list[dict[str, Any]]) -> list[list[Any]]:
     return rows
 
 
+COST_HEADER = (
+    "nodes", "get p50 ms", "net of verify p50 ms", "records verified per get",
+    "verify ms per get", "nodes asked per get", "rounds p50", "rounds p95", "rounds max",
+)  # fmt: skip
+
+
+def cost_rows(runs: list[dict[str, Any]]) -> list[list[Any]]:
+    """One row per fairdht run that reported per-get detail."""
+    rows = []
+    for r in runs:
+        g = r.get("get", {})
+        if r.get("system") != "fairdht" or "net_of_verify_ms" not in g:
+            continue
+        rows.append(
+            [
+                r["nodes"],
+                g["latency_ms"]["median"],
+                g["net_of_verify_ms"]["median"],
+                g["verified_per_op"],
+                g["verify_ms_per_op"],
+                g["queries_per_op"],
+                g["rounds"]["median"],
+                g["rounds"]["p95"],
+                g["rounds"]["max"],
+            ]
+        )
+    return rows
+
+
 def ratios(runs: list[dict[str, Any]]) -> dict[str, dict[str, float]]:
     """fairdht's get/put p50 and traffic relative to each anchor, per size."""
     out: dict[str, dict[str, float]] = {}
@@ -211,8 +240,12 @@ def ratios(runs: list[dict[str, Any]]) -> dict[str, dict[str, float]]:
         f = by.get((nodes, "fairdht"))
         if f is None:
             continue
+        net = f["get"].get("net_of_verify_ms")
         out[f"n{nodes}_fairdht_vs_{system}"] = {
             "get_p50": ratio(f["get"]["latency_ms"]["median"], r["get"]["latency_ms"]["median"]),
+            "get_p50_net_of_verify": ratio(
+                net["median"] if net else float("nan"), r["get"]["latency_ms"]["median"]
+            ),
             "get_p99": ratio(f["get"]["latency_ms"]["p99"], r["get"]["latency_ms"]["p99"]),
             "put_p50": ratio(f["put"]["latency_ms"]["median"], r["put"]["latency_ms"]["median"]),
             "get_datagrams": ratio(
@@ -263,15 +296,33 @@ def tables(doc: dict[str, Any]) -> list[Table]:
             table_rows(res["runs"]),
         )
     ]
+    cost = cost_rows(res["runs"])
+    if cost:
+        out.append(
+            (
+                "What a fairdht get costs: verification, nodes asked, sequential rounds",
+                COST_HEADER,
+                cost,
+            )
+        )
     if res["ratios"]:
         out.append(
             (
                 "fairdht relative to the anchors (< 1 means fairdht is faster / leaner)",
-                ["comparison", "get p50", "get p99", "put p50", "get datagrams", "get bytes"],
+                [
+                    "comparison",
+                    "get p50",
+                    "get p50 net of verify",
+                    "get p99",
+                    "put p50",
+                    "get datagrams",
+                    "get bytes",
+                ],
                 [
                     [
                         n,
                         r["get_p50"],
+                        r.get("get_p50_net_of_verify", float("nan")),
                         r["get_p99"],
                         r["put_p50"],
                         r["get_datagrams"],

@@ -51,8 +51,13 @@ class Worker:
             return {"ok": ok, "ns": ns, "error": None}
         if op == "get":
             expect = set(cmd["expect"])
+            detail: dict[str, Any] | None = None
             try:
-                values, ns = await group.get(cmd["node"], bytes.fromhex(cmd["key"]))
+                detailed = getattr(group, "get_detailed", None)
+                if detailed is not None:
+                    values, ns, detail = await detailed(cmd["node"], bytes.fromhex(cmd["key"]))
+                else:
+                    values, ns = await group.get(cmd["node"], bytes.fromhex(cmd["key"]))
             except Exception as exc:
                 return {
                     "found": 0,
@@ -61,7 +66,13 @@ class Worker:
                     "error": f"{type(exc).__name__}: {exc}"[:200],
                 }
             found = len(expect & {v.hex() for v in values})
-            return {"found": found, "returned": len(values), "ns": ns, "error": None}
+            return {
+                "found": found,
+                "returned": len(values),
+                "ns": ns,
+                "error": None,
+                "detail": detail,
+            }
         if op == "holds":
             key = bytes.fromhex(cmd["key"])
             return {"nodes": [i for i in cmd["nodes"] if await group.holds(i, key)]}

@@ -83,6 +83,7 @@ async def measure_system(
         if settings["profile_dir"]:
             profile = await collect_profile(cluster, Path(settings["profile_dir"]), nodes)
         holders = [len(await cluster.holders(ks.key)) for ks in work]
+        c3 = await cluster.counters()
     finally:
         await cluster.stop()
     return {
@@ -101,7 +102,30 @@ async def measure_system(
             else None
         ),
         "holders_per_key_mean": sum(holders) / len(holders) if holders else None,
+        "resources": resources(c0, c1, c1b, c2, c3, nodes, len(puts), len(gets)),
         "get_profile": profile,
+    }
+
+
+def resources(
+    c0: dict[str, int],
+    c1: dict[str, int],
+    c1b: dict[str, int],
+    c2: dict[str, int],
+    c3: dict[str, int],
+    nodes: int,
+    puts: int,
+    gets: int,
+) -> dict[str, float | None]:
+    """CPU per operation (every worker's, so the whole network's work for it, background
+    included) and resident memory per node over and above the workers' interpreters."""
+    if "cpu_us" not in c3:
+        return {"put_cpu_ms_per_op": None, "get_cpu_ms_per_op": None, "rss_kib_per_node": None}
+    return {
+        "put_cpu_ms_per_op": (c1["cpu_us"] - c0["cpu_us"]) / 1e3 / puts if puts else None,
+        "get_cpu_ms_per_op": (c2["cpu_us"] - c1b["cpu_us"]) / 1e3 / gets if gets else None,
+        "rss_kib_per_node": (c3["rss_kib"] - c3["rss_base_kib"]) / nodes,
+        "rss_kib_total": float(c3["rss_kib"]),
     }
 
 
@@ -296,6 +320,35 @@ def tables(doc: dict[str, Any]) -> list[Table]:
             table_rows(res["runs"]),
         )
     ]
+    used = [
+        [
+            r["nodes"],
+            r["system"],
+            r["workers"],
+            r["boot_s"],
+            r["resources"]["put_cpu_ms_per_op"],
+            r["resources"]["get_cpu_ms_per_op"],
+            r["resources"]["rss_kib_per_node"],
+        ]
+        for r in res["runs"]
+        if "skipped" not in r and r.get("resources", {}).get("rss_kib_per_node") is not None
+    ]
+    if used:
+        out.append(
+            (
+                "Resources: CPU per operation over all workers, memory per node",
+                [
+                    "nodes",
+                    "system",
+                    "worker processes",
+                    "boot s",
+                    "put CPU ms/op",
+                    "get CPU ms/op",
+                    "RSS KiB/node",
+                ],
+                used,
+            )
+        )
     cost = cost_rows(res["runs"])
     if cost:
         out.append(

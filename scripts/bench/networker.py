@@ -16,10 +16,30 @@ import cProfile
 import json
 import os
 import sys
+import time
 from typing import Any
 
 from netnodes import SYSTEMS, NodeGroup, make_group
 from netns import enter_namespace, loopback_counters, new_namespace
+
+
+def resident_kib() -> int:
+    """This process's resident memory in KiB (Linux /proc/self/statm); 0 elsewhere."""
+    try:
+        with open("/proc/self/statm", encoding="ascii") as f:
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") // 1024
+    except (OSError, ValueError, IndexError):
+        return 0
+
+
+def process_counters(base_rss_kib: int) -> dict[str, int]:
+    """CPU time (µs, user + system) and resident memory of this worker, with the
+    resident memory it had before it started any node."""
+    return {
+        "cpu_us": int(time.process_time() * 1e6),
+        "rss_kib": resident_kib(),
+        "rss_base_kib": base_rss_kib,
+    }
 
 
 class Worker:
@@ -30,6 +50,7 @@ class Worker:
         self.in_namespace = in_namespace
         self.done = asyncio.Event()
         self.profiler: cProfile.Profile | None = None
+        self.base_rss_kib = resident_kib()  # the interpreter and imports, before any node
 
     async def handle(self, cmd: dict[str, Any]) -> dict[str, Any]:
         """Run one command; its reply (``error`` set when the operation raised)."""
@@ -78,6 +99,7 @@ class Worker:
             return {"nodes": [i for i in cmd["nodes"] if await group.holds(i, key)]}
         if op == "counters":
             counts = group.counters.snapshot()
+            counts.update(process_counters(self.base_rss_kib))
             if self.in_namespace:
                 counts.update(loopback_counters())
             return {"counters": counts}

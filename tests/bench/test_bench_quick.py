@@ -63,6 +63,9 @@ def test_network_quick_measures_every_available_system(tmp_path: Path) -> None:
         assert r["gets_from_holders"] == 0
         if r["network_namespace"]:
             assert r["get"]["datagrams_per_op"] > 0
+        # CPU per operation and memory per node, for the scale runs (issue 16).
+        assert r["resources"]["get_cpu_ms_per_op"] > 0
+        assert r["resources"]["rss_kib_per_node"] > 0
     assert "n30_fairdht_vs_kademlia" in doc["results"]["ratios"]
     # fairdht's gets say what they cost besides time (issue 16): first-sight signature
     # checks (each get reads 3 records it has not seen unless an earlier get did),

@@ -84,3 +84,32 @@ def test_one_control_character_search_still_names_the_field(field: str) -> None:
     items[8][field] = "bad\x07value"
     with pytest.raises(BadBody, match=f"{field} must not contain control characters"):
         decode_record(msgpack.packb(items, use_bin_type=True))
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        ServerAnnouncement(address="192.0.2.7:1", name="a"),
+        ServerAnnouncement(address="[2001:db8::1]:28785", name="v6", tags=("eu", "x")),
+        ServerAnnouncement(
+            address="198.51.100.2:65535", name="full", mode="m", map="p", players=4,
+            max_players=4, game_version="1", tags=("a",) * 8,
+        ),
+    ],
+)  # fmt: skip
+def test_server_bodies_write_back_exactly_what_they_read(body: ServerAnnouncement) -> None:
+    # The decoder skips re-writing a WIRE_EXACT body; this is the property it relies on.
+    key = SigningKey(bytes(range(32)))
+    raw = sign_record(key, SERVER_KIND, "testnet", b"main", body, now=time.time()).raw
+    wire = msgpack.unpackb(raw, raw=False)[8]
+    decoded = decode_record(raw).body
+    assert ServerAnnouncement.WIRE_EXACT is True
+    assert decoded == body and decoded.to_wire() == wire
+
+
+def test_a_network_name_is_checked_before_it_is_memoised() -> None:
+    items = msgpack.unpackb(_record(), raw=False)
+    items[2] = "Bad Name"
+    for _ in range(2):
+        with pytest.raises(BadBody, match="network name"):
+            decode_record(msgpack.packb(items, use_bin_type=True))

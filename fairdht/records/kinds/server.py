@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import ipaddress
 from dataclasses import dataclass
-from typing import Any, Self
+from typing import Any, ClassVar, Self
 
 from fairdht.errors import BadBody
 from fairdht.records.registry import KindSpec, register_kind
@@ -69,6 +69,9 @@ class ServerAnnouncement:
     max_players: int = 0
     game_version: str = ""
     tags: tuple[str, ...] = ()
+    # from_wire keeps every field as it came (tags: the same strings in a tuple), so
+    # to_wire gives back the decoded map exactly and the decoder need not compare them.
+    WIRE_EXACT: ClassVar[bool] = True
 
     def __post_init__(self) -> None:
         _check_unicast(parse_endpoint(self.address)[0])

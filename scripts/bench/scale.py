@@ -165,6 +165,10 @@ async def run_size(
     wall_ms: list[float] = []
     rounds: list[float] = []
     wide_found = 0
+    get_msgs_wide: list[float] = []
+    secure_ms: list[float] = []
+    secure_msgs: list[float] = []
+    secure_found = 0
     for _ in range(lookups):
         key, record = stored[rng.randrange(len(stored))]
         i = rng.randrange(n)
@@ -176,6 +180,15 @@ async def run_size(
         wide_found += record in got
         wall_ms.append(cost.elapsed * 1e3)
         rounds.append(float(sim.nodes[i].metrics.get("get.rounds") - r0))
+        get_msgs_wide.append(cost.messages)
+        # The same read over 3 disjoint, id-proving paths (S/Kademlia §4.4).
+        try:
+            got, cost = await sim.measure(i, sim.nodes[i].secure_get(key))
+        except NetworkError:
+            continue
+        secure_found += record in got
+        secure_ms.append(cost.elapsed * 1e3)
+        secure_msgs.append(cost.messages)
     peers = [node.peer_count() for node in sim.nodes]
     await sim.stop()
     return {
@@ -196,6 +209,10 @@ async def run_size(
         "wide_get_success": wide_found / lookups if lookups else math.nan,
         "wide_get_wall_ms": summarize(wall_ms),
         "wide_get_rounds": summarize(rounds),
+        "wide_get_messages": summarize(get_msgs_wide),
+        "secure_get_success": secure_found / lookups if lookups else math.nan,
+        "secure_get_wall_ms": summarize(secure_ms),
+        "secure_get_messages": summarize(secure_msgs),
         "heap_bytes_per_node": heap / n if memory else math.nan,
         "rss_bytes_per_node": rss / n if rss0 else math.nan,
         "wall_seconds": time.perf_counter() - t0,
@@ -337,6 +354,9 @@ def main() -> int:
             "rounds p95",
             "rounds max",
             "log2 N",
+            "secure_get ok",
+            "secure_get wall p50 ÷ get",
+            "secure_get msgs p50 ÷ get",
         ],
         [
             [
@@ -348,6 +368,9 @@ def main() -> int:
                 r["wide_get_rounds"].p95,
                 r["wide_get_rounds"].max,
                 r["log2_n"],
+                r["secure_get_success"],
+                r["secure_get_wall_ms"].median / r["wide_get_wall_ms"].median,
+                r["secure_get_messages"].median / r["wide_get_messages"].median,
             ]
             for r in rows
         ],

@@ -51,6 +51,7 @@ def test_scale_quick_measures_hops_messages_and_memory(tmp_path: Path) -> None:
         assert r["wide_get_success"] == 1.0
         assert r["wide_get_rounds"]["min"] >= 1
         assert r["wide_get_wall_ms"]["min"] >= 40 * r["wide_get_rounds"]["min"]
+        assert r["secure_get_success"] == 1.0 and r["secure_get_messages"]["median"] > 0
     if importlib.util.find_spec("matplotlib") is not None:
         assert (tmp_path / "scale.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 

@@ -28,8 +28,8 @@ class DHTConfig:
     # answer still counts if it comes before the RPC timeout.
     stall_min: float = 0.05
     stall_max: float = 0.25
-    # A get merges the full answers of at least this many of the closest replicas; more
-    # when their answers disagree (up to ksize).
+    # A get stops once this many holders in a row added no record to its merge (more
+    # holders are read while their answers disagree; fairdht.dht.lookup.Agreement).
     read_replicas: int = 3
     # Held records are pushed, unchanged, to the current k closest this often (§2.5).
     replicate_interval: float = 600.0

@@ -8,7 +8,10 @@ rounds overlap instead of adding up: a lookup pays at most about one RPC timeout
 and usually only the stall time.
 
 The merge helpers are the read rule of DESIGN.md "Records": newest record per
-(author, subkey) over every answer, a withdrawal hiding its slot.
+(author, subkey) over every answer, a withdrawal hiding its slot. ``Agreement`` is a
+get's stopping rule: signed records are verifiable from any holder, so a get need not
+wait, as find_node does, until the k closest have answered; it stops once
+``read_replicas`` holders in a row add no new record to what it already merged.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from fairdht.dht.metrics import Metrics
 from fairdht.records import Record
 
 __all__ = [
+    "Agreement",
     "Lookup",
     "QueryResult",
     "State",
@@ -64,6 +68,7 @@ class _Entry:
     node: Node
     state: State = State.NEW
     started: float = 0.0
+    round: int = 0
 
 
 Query = Callable[[Node], Awaitable[QueryResult]]
@@ -80,8 +85,14 @@ class Lookup:
     consideration until and unless it does respond" (§2.3): it stops holding a slot and
     stops blocking the end, while its answer still counts if it comes. The lookup ends
     when the k closest responsive nodes have answered (waiting for stalled ones only
-    while fewer than k responsive nodes are known), when ``enough()`` holds, or after
-    ``max_queries`` queries. ``run`` may be called again to go on.
+    while fewer than k responsive nodes are known), when ``enough()`` holds and the
+    queries in flight have answered or stalled (an answer already on its way may still
+    change the result, and its datagram is sent anyway), or after ``max_queries``
+    queries. ``width()``, when given, replaces alpha (and the final phase's k) as the
+    number of queries in flight. ``run`` may be called again to go on.
+
+    ``rounds`` counts sequential round trips: a query started on the strength of an
+    answer of round r is of round r + 1, the first ones of round 1.
     """
 
     def __init__(
@@ -124,6 +135,8 @@ class Lookup:
         # seen, the remaining k closest are all asked at once.
         self._no_progress = 0
         self.final_phase = False
+        self._round = 0
+        self.rounds = 0
 
     def distance(self, node_id: bytes) -> int:
         """XOR distance of ``node_id`` to the target."""
@@ -176,21 +189,29 @@ class Lookup:
         """How many nodes answered so far."""
         return sum(1 for e in self._entries.values() if e.state is State.ANSWERED)
 
-    async def run(self, enough: Callable[[], bool] | None = None) -> None:
+    async def run(
+        self,
+        enough: Callable[[], bool] | None = None,
+        width: Callable[[], int] | None = None,
+    ) -> None:
         """Query until settled for k, or ``enough()``, or out of budget."""
         loop = asyncio.get_running_loop()
         in_flight: dict[asyncio.Task[QueryResult], _Entry] = {}
         try:
             while True:
-                if enough is not None and enough():
+                active = sum(1 for e in in_flight.values() if e.state is State.IN_FLIGHT)
+                satisfied = enough is not None and enough()
+                if satisfied and not active:
                     return
                 if self.settled(self.k):
                     return
-                active = sum(1 for e in in_flight.values() if e.state is State.IN_FLIGHT)
                 skipped = False
-                for entry in self.live(self.k):
-                    width = self.k if self.final_phase else self.alpha
-                    if active >= width or self.queries >= self.max_queries:
+                for entry in [] if satisfied else self.live(self.k):
+                    if width is not None:
+                        cap = width()
+                    else:
+                        cap = self.k if self.final_phase else self.alpha
+                    if active >= cap or self.queries >= self.max_queries:
                         break
                     if entry.state is State.NEW and not self._claim(entry):
                         entry.state = State.FAILED
@@ -199,6 +220,7 @@ class Lookup:
                     elif entry.state is State.NEW:
                         entry.state = State.IN_FLIGHT
                         entry.started = loop.time()
+                        entry.round = self._round + 1
                         self.queries += 1
                         active += 1
                         in_flight[asyncio.ensure_future(self._query(entry.node))] = entry
@@ -223,6 +245,9 @@ class Lookup:
                     entry.state = State.ANSWERED if result.ok else State.FAILED
                     if not result.ok:
                         self.failures += 1
+                    else:
+                        self._round = max(self._round, entry.round)
+                        self.rounds = max(self.rounds, entry.round)
                     self._progress(result.contacts)
                 if self.stall is not None:
                     now = loop.time()
@@ -269,6 +294,52 @@ class Lookup:
             LOG.error("lookup query failed", exc_info=exc)
             return QueryResult(False)
         return task.result()
+
+
+class Agreement:
+    """A get's stopping rule: ``needed`` holders in a row that add nothing new.
+
+    Every record is signed, so any holder's answer can be checked on its own, and
+    merging over several holders protects against a stale one (DESIGN.md "Records").
+    Replicas may still differ (a replica that missed a write, per-source fair shares
+    that hold different subsets), so one agreeing answer is not enough: the get stops
+    once ``needed`` holders in a row brought no slot and no newer record than those
+    merged before them. A node that holds nothing for the key is not a holder and
+    neither counts nor breaks the run.
+    """
+
+    def __init__(self, needed: int) -> None:
+        self.needed = needed
+        self.holders = 0
+        self.streak = 0
+        self.disagreements = 0
+        self._best: dict[Slot, Record] = {}
+
+    def observe(self, records: Iterable[Record]) -> bool:
+        """Count one holder's complete answer; True if it added a slot or a newer record."""
+        added = False
+        seen = False
+        for record in records:
+            seen = True
+            held = self._best.get(record.slot)
+            if held is None or _newer(record, held):
+                self._best[record.slot] = record
+                added = True
+        if not seen:
+            return False
+        if added and self.holders:
+            self.disagreements += 1
+        self.holders += 1
+        self.streak = 0 if added else self.streak + 1
+        return added
+
+    def done(self) -> bool:
+        """True once ``needed`` holders in a row added nothing."""
+        return self.streak >= self.needed
+
+    def wanted(self) -> int:
+        """Answers still needed at the least: the rest of the run, plus a first holder."""
+        return self.needed - self.streak + (0 if self.holders else 1)
 
 
 def _newer(a: Record, b: Record) -> bool:

@@ -6,9 +6,11 @@ Reads and writes follow DESIGN.md "Records" and the kademlia pitfalls it lists:
   full node is one of them); ``PutResult`` counts acceptances and refusal codes,
   ``NoPeersError`` / ``NotAcceptedError`` when nobody answered / nobody accepted.
 - get: iterative find_value lookup that pages every replica's answer, validates every
-  record, merges the newest per (author, subkey) over at least ``read_replicas`` of the
-  closest replicas (more when they disagree) and pushes the newest back to the ones
-  that answered stale or nothing (Kademlia §2.3 caching, generalised to record sets).
+  record, merges the newest per (author, subkey) over every holder that answered, and
+  stops once ``read_replicas`` holders in a row added nothing to the merge (signed
+  records need no find_node-style tail; ``lookup.Agreement``); it pushes the newest back
+  to the holders that answered stale and to closer nodes that answered nothing
+  (Kademlia §2.3 caching, generalised to record sets).
 - replication: every ``replicate_interval`` each held record goes, unchanged, to the
   current k closest (§2.5); expired records are dropped by the store, never re-signed.
 - hand-over: a new contact closer to a held key gets its records (§2.5), in batches.
@@ -26,7 +28,7 @@ import logging
 import random
 import time
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -34,7 +36,7 @@ from kademlia.node import Node
 
 from fairdht.dht.addresses import family_of, format_address, resolve_all
 from fairdht.dht.config import DHTConfig
-from fairdht.dht.lookup import Lookup, QueryResult, merge_newest, missing_from
+from fairdht.dht.lookup import Agreement, Lookup, QueryResult, Slot, merge_newest, missing_from
 from fairdht.dht.metrics import Metrics
 from fairdht.dht.protocol import DHTProtocol, RecordCache, cursor_of, store_batches
 from fairdht.dht.rpc import Address, TaskSet
@@ -293,15 +295,20 @@ class DHTNode:
 
         return proved
 
-    def _paths(self, target: bytes, query: Callable[[Node], Any], disjoint: int) -> list[Lookup]:
+    def _paths(
+        self, target: bytes, query_for: Callable[[int], Callable[[Node], Any]], disjoint: int
+    ) -> list[Lookup]:
         """``disjoint`` lookups sharing no node (S/Kademlia §4.4), seeded round-robin with
         the k closest contacts, whose nodes must prove their ids; one ordinary lookup for
-        0 or 1."""
+        0 or 1. Path i queries with ``query_for(i)``."""
         count = max(1, disjoint)
-        if count > 1:
-            query = self._proving(query)
         claims: dict[tuple[Any, Any], int] | None = {} if count > 1 else None
-        paths = [self._lookup(target, query, claims, i) for i in range(count)]
+        paths = []
+        for i in range(count):
+            query = query_for(i)
+            if count > 1:
+                query = self._proving(query)
+            paths.append(self._lookup(target, query, claims, i))
         seeds = self.protocol.router.find_neighbors(Node(target), k=self.config.ksize)
         for i, node in enumerate(seeds):
             paths[i % count].add([node])
@@ -352,7 +359,7 @@ class DHTNode:
             contacts = await proto.call_find_node(node, target)
             return QueryResult(False) if contacts is None else QueryResult(True, contacts)
 
-        paths = self._paths(target, query, count)
+        paths = self._paths(target, lambda _: query, count)
         await asyncio.gather(*(p.run() for p in paths))
         return self._closest_over(paths, target, self.config.ksize)
 
@@ -432,11 +439,14 @@ class DHTNode:
         disjoint: int | bool | None = None,
     ) -> list[Record]:
         """The live records under ``key``: validated, newest per (author, subkey), merged
-        over several replicas, sorted by slot; stale replicas are repaired in the background.
+        over every holder that answered, sorted by slot; stale replicas are repaired in
+        the background.
 
-        ``disjoint`` paths (default ``config.disjoint_paths``; True means at least 3)
-        each read ``read_replicas`` replicas through nodes no other path uses
-        (S/Kademlia §4.4), so one path of honest nodes finds the records.
+        The read stops once ``read_replicas`` holders in a row add no slot and no newer
+        record (``Agreement``); without any holder it reads the key's whole neighbourhood
+        before answering "none". ``disjoint`` paths (default ``config.disjoint_paths``;
+        True means at least 3) each need their own run of agreeing holders, through nodes
+        no other path uses (S/Kademlia §4.4), so one path of honest nodes finds the records.
         Raises NoPeersError if no peer answered.
         """
         if not isinstance(key, bytes) or len(key) != KEY_BYTES:
@@ -447,6 +457,10 @@ class DHTNode:
         self.metrics.inc("get.calls")
         answers: dict[bytes, _Answer] = {}
         checked: dict[bytes, Record | None] = {}
+        count = max(1, self._disjoint(disjoint))
+        # Each path has its own run of agreeing holders, so a path of hostile nodes that
+        # replay old records cannot end an honest path's read (S/Kademlia §4.4).
+        agreements = [Agreement(cfg.read_replicas) for _ in range(count)]
 
         def check(raw: bytes) -> Record | None:
             if raw not in checked:
@@ -457,68 +471,75 @@ class DHTNode:
                     checked[raw] = None
             return checked[raw]
 
-        async def query(node: Node) -> QueryResult:
-            if node.id == self.node_id:
-                held = self.store.get(key, now=now, include_withdrawn=True)
-                answers[node.id] = _Answer(node, held, True)
-                return QueryResult(True)
-            page = await proto.call_find_value(node, key, b"")
-            if page is None:
-                return QueryResult(False)
-            answer = answers[node.id] = _Answer(node, [], False)
-            cursor, pages, invalid = page.next, 1, 0
-            raws = page.records
-            while True:
-                for raw in raws:
-                    record = check(raw)
-                    if record is None:
-                        invalid += 1
-                    else:
-                        answer.records.append(record)
-                if invalid > _MAX_INVALID:
-                    # Each bad record costs a signature check: stop reading this replica.
-                    self.metrics.inc("get.replica_dropped")
-                    break
-                if cursor is None:
-                    answer.complete = True
-                    break
-                if pages >= cfg.max_pages:
-                    self.metrics.inc("get.page_limit")
-                    break
-                more = await proto.call_find_value(node, key, cursor)
-                if more is None:
-                    break
-                raws, cursor, pages = more.records, more.next, pages + 1
-            self.metrics.inc("get.pages", pages)
-            return QueryResult(answer.complete, page.nodes)
+        def query_for(path: int) -> Callable[[Node], Awaitable[QueryResult]]:
+            agreement = agreements[path]
 
-        paths = self._paths(key, query, self._disjoint(disjoint))
+            async def query(node: Node) -> QueryResult:
+                page = await proto.call_find_value(node, key, b"")
+                if page is None:
+                    return QueryResult(False)
+                answer = answers[node.id] = _Answer(node, [], False)
+                cursor, pages, invalid = page.next, 1, 0
+                raws = page.records
+                while True:
+                    for raw in raws:
+                        record = check(raw)
+                        if record is None:
+                            invalid += 1
+                        else:
+                            answer.records.append(record)
+                    if invalid > _MAX_INVALID:
+                        # Each bad record costs a signature check: stop reading this replica.
+                        self.metrics.inc("get.replica_dropped")
+                        break
+                    if cursor is None:
+                        answer.complete = True
+                        break
+                    if pages >= cfg.max_pages:
+                        self.metrics.inc("get.page_limit")
+                        break
+                    more = await proto.call_find_value(node, key, cursor)
+                    if more is None:
+                        break
+                    raws, cursor, pages = more.records, more.next, pages + 1
+                self.metrics.inc("get.pages", pages)
+                # Only a whole answer may vouch that nothing newer exists.
+                if answer.complete and agreement.observe(answer.records) and agreement.holders > 1:
+                    self.metrics.inc("get.widened")  # holders disagree: the run starts over
+                return QueryResult(answer.complete, page.nodes)
+
+            return query
+
+        paths = self._paths(key, query_for, count)
         if not self.client_mode:
-            paths[0].add([self._self_contact()], force=True)
-        replicas = cfg.read_replicas
-        while True:
-            await asyncio.gather(
-                *(p.run(enough=functools.partial(p.settled, replicas)) for p in paths)
+            # Our own replica answers first and for free.
+            held = self.store.get(key, now=now, include_withdrawn=True)
+            answers[self.node_id] = _Answer(self._self_contact(), held, True)
+            agreements[0].observe(held)
+
+        def width(agreement: Agreement, lookup: Lookup) -> int:
+            if agreement.holders:
+                # No more queries in flight than answers still needed: a get that found
+                # holders only needs a few more of them, never the find_node tail.
+                return agreement.wanted()
+            # No holder yet: an ordinary lookup toward the key (with the final phase's k
+            # wide sweep, so an absent key is answered "none" only after the whole
+            # neighbourhood was read, like Kademlia's find_value).
+            return cfg.ksize if lookup.final_phase else max(cfg.alpha, agreement.wanted())
+
+        await asyncio.gather(
+            *(
+                p.run(enough=a.done, width=functools.partial(width, a, p))
+                for p, a in zip(paths, agreements, strict=True)
             )
-            merged = merge_newest(a.records for a in answers.values())
-            if not merged and replicas < cfg.ksize:
-                # The closest replicas hold nothing: a missed write (lost STOREs, a
-                # lookup that skipped them) or an absent key. Read the whole
-                # neighbourhood, like Kademlia's find_value, before answering "none".
-                replicas = cfg.ksize
-                self.metrics.inc("get.widened_empty")
-                continue
-            readers = self._closest_over(paths, key, replicas * len(paths))
-            stale = [n for n in readers if missing_from(answers[n.id].records, merged)]
-            if not stale or replicas >= cfg.ksize or len(readers) < replicas:
-                break
-            # Answers disagree: read more of the closest before trusting the merge.
-            replicas = min(cfg.ksize, replicas + len(stale))
-            self.metrics.inc("get.widened")
+        )
         if not any(node_id != self.node_id for node_id in answers):
             self.metrics.inc("get.no_peers")
             raise NoPeersError("no peer answered the lookup")
-        for node in stale:
+        self.metrics.inc("get.queries", sum(p.queries for p in paths))
+        self.metrics.inc("get.rounds", max(p.rounds for p in paths))
+        merged = merge_newest(a.records for a in answers.values())
+        for node in self._stale_replicas(key, answers, merged):
             self._repair(node, key, missing_from(answers[node.id].records, merged), now)
         self.metrics.inc("get.ok")
         records = [r for r in merged.values() if include_withdrawn or not r.withdrawn]
@@ -529,6 +550,26 @@ class DHTNode:
         """``get`` over 3 disjoint, id-proving paths (S/Kademlia §4.4): a drop-in reader for
         security-relevant records (checkpoints, rollbacks, key sets, karma)."""
         return await self.get(key, disjoint=True)
+
+    @staticmethod
+    def _stale_replicas(
+        key: bytes, answers: dict[bytes, _Answer], merged: dict[Slot, Record]
+    ) -> list[Node]:
+        """Nodes to push the merge back to: every holder that answered stale or short, and
+        every node that answered nothing though it is closer to the key than a holder that
+        answered (a replica that missed the write; Kademlia §2.3 caches at such a node)."""
+        if not merged:
+            return []
+        t = int.from_bytes(key, "big")
+        whole = [a for a in answers.values() if a.complete]
+        holders = [a for a in whole if a.records]
+        reach = max((int.from_bytes(a.node.id, "big") ^ t for a in holders), default=-1)
+        return [
+            a.node
+            for a in whole
+            if (a.records or int.from_bytes(a.node.id, "big") ^ t < reach)
+            and missing_from(a.records, merged)
+        ]
 
     def _repair(self, node: Node, key: bytes, records: list[Record], now: float) -> None:
         self.metrics.inc("get.repair.replicas")

@@ -80,6 +80,10 @@ class Record:
     body: Any  # the kind's Body, or None for a withdrawal
     sig: bytes
     raw: bytes = field(repr=False)
+    # The derived DHT key, computed once: a reader checks it at every read of a cached
+    # record (two BLAKE2b each time otherwise). Not an init field, so
+    # dataclasses.replace never carries it over to a record with other parts.
+    _key: bytes | None = field(default=None, init=False, repr=False)
 
     @property
     def spec(self) -> KindSpec:
@@ -89,8 +93,12 @@ class Record:
     @property
     def key(self) -> bytes:
         """The DHT key this record lives under."""
-        spec = self.spec
-        return derive_key(spec.key_tag, *spec.key_parts(self.network, self.author, self.subkey))
+        key = self._key
+        if key is None:
+            spec = self.spec
+            key = derive_key(spec.key_tag, *spec.key_parts(self.network, self.author, self.subkey))
+            object.__setattr__(self, "_key", key)
+        return key
 
     @property
     def slot(self) -> tuple[bytes, bytes]:
@@ -227,15 +235,28 @@ def decode_record(data: bytes) -> Record:
     spec = kind_spec(kind)
     if not isinstance(network, str):
         raise MalformedRecord("network must be a string")
-    check_network_name(network)
+    if network not in _GOOD_NETWORKS:
+        check_network_name(network)
+        if len(_GOOD_NETWORKS) < _SORTED_MAX:
+            _GOOD_NETWORKS.add(network)
     lo, hi = spec.subkey_len
     if not isinstance(subkey, bytes) or not lo <= len(subkey) <= hi:
         raise MalformedRecord(f"subkey of kind {kind} must be {lo}..{hi} bytes")
     if not isinstance(author, bytes) or len(author) != 32:
         raise MalformedRecord("author must be a 32-byte public key")
-    _check_int(seq, "seq", 0, _MAX_SEQ)
-    _check_int(issued_at, "issued_at", 0, _MAX_TIME)
-    _check_int(expires_at, "expires_at", 0, _MAX_TIME)
+    # One test for the common case (msgpack decodes ints as exact ints; a bool is not
+    # one), the per-field checks only to name the field that fails.
+    if not (
+        type(seq) is int
+        and type(issued_at) is int
+        and type(expires_at) is int
+        and 0 <= seq <= _MAX_SEQ
+        and 0 <= issued_at <= _MAX_TIME
+        and 0 <= expires_at <= _MAX_TIME
+    ):
+        _check_int(seq, "seq", 0, _MAX_SEQ)
+        _check_int(issued_at, "issued_at", 0, _MAX_TIME)
+        _check_int(expires_at, "expires_at", 0, _MAX_TIME)
     if expires_at <= issued_at:
         raise MalformedRecord("expires_at must be after issued_at")
     if expires_at - issued_at > spec.max_ttl:
@@ -277,10 +298,14 @@ def decode_record(data: bytes) -> Record:
     # array and map header was in its shortest form; maps must also have sorted keys;
     # and the body must be exactly what its typed value writes, so one typed record has
     # one byte form.
-    if (
-        msgpack.packb(items, use_bin_type=True) != data
-        or (body_wire is not None and not _keys_sorted(body_wire))
-        or (body is not None and body.to_wire() != body_wire)
+    if msgpack.packb(items, use_bin_type=True) != data or (
+        body is not None
+        and (
+            not _keys_sorted(body_wire)
+            # A kind whose from_wire keeps every value as it came (WIRE_EXACT) writes
+            # back exactly what it read, so only the others are re-written and compared.
+            or (not getattr(body, "WIRE_EXACT", False) and body.to_wire() != body_wire)
+        )
     ):
         raise NotCanonical("record is not in canonical form")
     # Canonical bytes are 0x9a (fixarray 10), the nine items, then 0xc4 0x40 sig; the
@@ -289,13 +314,24 @@ def decode_record(data: bytes) -> Record:
     return record
 
 
+# Key orders already found sorted: a kind's body map has one or a few key sets, so the
+# sort is paid once per set. Only sorted orders enter, and at most _SORTED_MAX of them.
+_SORTED_KEYS: set[tuple[Any, ...]] = set()
+_SORTED_MAX = 1024
+# Network names already found valid (a node sees a handful), bounded the same way.
+_GOOD_NETWORKS: set[str] = set()
+
+
 def _keys_sorted(value: Any, depth: int = 0) -> bool:
     """True if every map inside ``value`` has str keys in bytewise UTF-8 order."""
     if type(value) is dict:
-        keys = list(value)
-        # For str keys, code-point order is UTF-8 byte order.
-        if not all(type(k) is str for k in keys) or keys != sorted(keys):
-            return False
+        keys = tuple(value)
+        if keys not in _SORTED_KEYS:
+            # For str keys, code-point order is UTF-8 byte order.
+            if not all(type(k) is str for k in keys) or list(keys) != sorted(keys):
+                return False
+            if len(_SORTED_KEYS) < _SORTED_MAX:
+                _SORTED_KEYS.add(keys)
         inner: Any = value.values()
     elif type(value) is list:
         inner = value

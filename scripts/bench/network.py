@@ -83,6 +83,7 @@ async def measure_system(
         if settings["profile_dir"]:
             profile = await collect_profile(cluster, Path(settings["profile_dir"]), nodes)
         holders = [len(await cluster.holders(ks.key)) for ks in work]
+        c3 = await cluster.counters()
     finally:
         await cluster.stop()
     return {
@@ -101,7 +102,30 @@ async def measure_system(
             else None
         ),
         "holders_per_key_mean": sum(holders) / len(holders) if holders else None,
+        "resources": resources(c0, c1, c1b, c2, c3, nodes, len(puts), len(gets)),
         "get_profile": profile,
+    }
+
+
+def resources(
+    c0: dict[str, int],
+    c1: dict[str, int],
+    c1b: dict[str, int],
+    c2: dict[str, int],
+    c3: dict[str, int],
+    nodes: int,
+    puts: int,
+    gets: int,
+) -> dict[str, float | None]:
+    """CPU per operation (every worker's, so the whole network's work for it, background
+    included) and resident memory per node over and above the workers' interpreters."""
+    if "cpu_us" not in c3:
+        return {"put_cpu_ms_per_op": None, "get_cpu_ms_per_op": None, "rss_kib_per_node": None}
+    return {
+        "put_cpu_ms_per_op": (c1["cpu_us"] - c0["cpu_us"]) / 1e3 / puts if puts else None,
+        "get_cpu_ms_per_op": (c2["cpu_us"] - c1b["cpu_us"]) / 1e3 / gets if gets else None,
+        "rss_kib_per_node": (c3["rss_kib"] - c3["rss_base_kib"]) / nodes,
+        "rss_kib_total": float(c3["rss_kib"]),
     }
 
 
@@ -201,6 +225,35 @@ def table_rows(runs: list[dict[str, Any]]) -> list[list[Any]]:
     return rows
 
 
+COST_HEADER = (
+    "nodes", "get p50 ms", "net of verify p50 ms", "records verified per get",
+    "verify ms per get", "nodes asked per get", "rounds p50", "rounds p95", "rounds max",
+)  # fmt: skip
+
+
+def cost_rows(runs: list[dict[str, Any]]) -> list[list[Any]]:
+    """One row per fairdht run that reported per-get detail."""
+    rows = []
+    for r in runs:
+        g = r.get("get", {})
+        if r.get("system") != "fairdht" or "net_of_verify_ms" not in g:
+            continue
+        rows.append(
+            [
+                r["nodes"],
+                g["latency_ms"]["median"],
+                g["net_of_verify_ms"]["median"],
+                g["verified_per_op"],
+                g["verify_ms_per_op"],
+                g["queries_per_op"],
+                g["rounds"]["median"],
+                g["rounds"]["p95"],
+                g["rounds"]["max"],
+            ]
+        )
+    return rows
+
+
 def ratios(runs: list[dict[str, Any]]) -> dict[str, dict[str, float]]:
     """fairdht's get/put p50 and traffic relative to each anchor, per size."""
     out: dict[str, dict[str, float]] = {}
@@ -211,8 +264,12 @@ def ratios(runs: list[dict[str, Any]]) -> dict[str, dict[str, float]]:
         f = by.get((nodes, "fairdht"))
         if f is None:
             continue
+        net = f["get"].get("net_of_verify_ms")
         out[f"n{nodes}_fairdht_vs_{system}"] = {
             "get_p50": ratio(f["get"]["latency_ms"]["median"], r["get"]["latency_ms"]["median"]),
+            "get_p50_net_of_verify": ratio(
+                net["median"] if net else float("nan"), r["get"]["latency_ms"]["median"]
+            ),
             "get_p99": ratio(f["get"]["latency_ms"]["p99"], r["get"]["latency_ms"]["p99"]),
             "put_p50": ratio(f["put"]["latency_ms"]["median"], r["put"]["latency_ms"]["median"]),
             "get_datagrams": ratio(
@@ -263,15 +320,62 @@ def tables(doc: dict[str, Any]) -> list[Table]:
             table_rows(res["runs"]),
         )
     ]
+    used = [
+        [
+            r["nodes"],
+            r["system"],
+            r["workers"],
+            r["boot_s"],
+            r["resources"]["put_cpu_ms_per_op"],
+            r["resources"]["get_cpu_ms_per_op"],
+            r["resources"]["rss_kib_per_node"],
+        ]
+        for r in res["runs"]
+        if "skipped" not in r and r.get("resources", {}).get("rss_kib_per_node") is not None
+    ]
+    if used:
+        out.append(
+            (
+                "Resources: CPU per operation over all workers, memory per node",
+                [
+                    "nodes",
+                    "system",
+                    "worker processes",
+                    "boot s",
+                    "put CPU ms/op",
+                    "get CPU ms/op",
+                    "RSS KiB/node",
+                ],
+                used,
+            )
+        )
+    cost = cost_rows(res["runs"])
+    if cost:
+        out.append(
+            (
+                "What a fairdht get costs: verification, nodes asked, sequential rounds",
+                COST_HEADER,
+                cost,
+            )
+        )
     if res["ratios"]:
         out.append(
             (
                 "fairdht relative to the anchors (< 1 means fairdht is faster / leaner)",
-                ["comparison", "get p50", "get p99", "put p50", "get datagrams", "get bytes"],
+                [
+                    "comparison",
+                    "get p50",
+                    "get p50 net of verify",
+                    "get p99",
+                    "put p50",
+                    "get datagrams",
+                    "get bytes",
+                ],
                 [
                     [
                         n,
                         r["get_p50"],
+                        r.get("get_p50_net_of_verify", float("nan")),
                         r["get_p99"],
                         r["put_p50"],
                         r["get_datagrams"],

@@ -16,10 +16,30 @@ import cProfile
 import json
 import os
 import sys
+import time
 from typing import Any
 
 from netnodes import SYSTEMS, NodeGroup, make_group
 from netns import enter_namespace, loopback_counters, new_namespace
+
+
+def resident_kib() -> int:
+    """This process's resident memory in KiB (Linux /proc/self/statm); 0 elsewhere."""
+    try:
+        with open("/proc/self/statm", encoding="ascii") as f:
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") // 1024
+    except (OSError, ValueError, IndexError):
+        return 0
+
+
+def process_counters(base_rss_kib: int) -> dict[str, int]:
+    """CPU time (µs, user + system) and resident memory of this worker, with the
+    resident memory it had before it started any node."""
+    return {
+        "cpu_us": int(time.process_time() * 1e6),
+        "rss_kib": resident_kib(),
+        "rss_base_kib": base_rss_kib,
+    }
 
 
 class Worker:
@@ -30,6 +50,7 @@ class Worker:
         self.in_namespace = in_namespace
         self.done = asyncio.Event()
         self.profiler: cProfile.Profile | None = None
+        self.base_rss_kib = resident_kib()  # the interpreter and imports, before any node
 
     async def handle(self, cmd: dict[str, Any]) -> dict[str, Any]:
         """Run one command; its reply (``error`` set when the operation raised)."""
@@ -51,8 +72,13 @@ class Worker:
             return {"ok": ok, "ns": ns, "error": None}
         if op == "get":
             expect = set(cmd["expect"])
+            detail: dict[str, Any] | None = None
             try:
-                values, ns = await group.get(cmd["node"], bytes.fromhex(cmd["key"]))
+                detailed = getattr(group, "get_detailed", None)
+                if detailed is not None:
+                    values, ns, detail = await detailed(cmd["node"], bytes.fromhex(cmd["key"]))
+                else:
+                    values, ns = await group.get(cmd["node"], bytes.fromhex(cmd["key"]))
             except Exception as exc:
                 return {
                     "found": 0,
@@ -61,12 +87,19 @@ class Worker:
                     "error": f"{type(exc).__name__}: {exc}"[:200],
                 }
             found = len(expect & {v.hex() for v in values})
-            return {"found": found, "returned": len(values), "ns": ns, "error": None}
+            return {
+                "found": found,
+                "returned": len(values),
+                "ns": ns,
+                "error": None,
+                "detail": detail,
+            }
         if op == "holds":
             key = bytes.fromhex(cmd["key"])
             return {"nodes": [i for i in cmd["nodes"] if await group.holds(i, key)]}
         if op == "counters":
             counts = group.counters.snapshot()
+            counts.update(process_counters(self.base_rss_kib))
             if self.in_namespace:
                 counts.update(loopback_counters())
             return {"counters": counts}

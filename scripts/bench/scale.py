@@ -4,13 +4,18 @@ For each N: build N nodes (MemoryRecordStore each, own /24 each), join them thro
 earlier nodes (each join is DHTNode.bootstrap: own-id lookup plus the far-bucket refresh
 of Kademlia §2.3), put records, then measure from random nodes:
 
-- ``get`` of a stored key (stops once ``read_replicas`` of the closest answered) and
+- ``get`` of a stored key (stops once ``read_replicas`` holders in a row agree) and
   ``find_nodes`` of a random id (stops once the k closest answered);
 - hops = round trips on the lookup's critical path: during measurement every datagram
   takes exactly ``HOP_DELAY`` one way, so a lookup's virtual duration / (2 * HOP_DELAY)
   counts sequential round trips whatever the lookup's parallelism (rounded to 0.01:
   virtual Unix time near 1.7e9 has a resolution of about 0.2 µs);
 - messages = datagrams the initiator sent plus those delivered to it;
+- rounds under a latency model: every datagram then takes a uniform random
+  ``LATENCY`` one way (20-150 ms, a wide-area spread), and each get reports its
+  virtual wall time and its sequential rounds (``Lookup.rounds``: a query started on
+  an answer of round r is of round r + 1), the numbers to set beside Kademlia's
+  analysis and libp2p's measurements (docs/BENCHMARKS.md);
 - memory per node = growth of the process's resident memory over the build, divided
   by N (later sizes reuse memory freed by earlier ones, so this is a slight
   undercount); with ``--tracemalloc`` also the Python heap traced by tracemalloc after
@@ -52,6 +57,8 @@ QUICK_SIZES = (100, 300)
 FULL_SIZES = (1000, 3000, 10000)
 # One-way delay of every datagram while measuring (build uses a random 5-20 ms).
 HOP_DELAY = 0.01
+# One-way delay range of the latency-model phase (uniform per datagram).
+LATENCY = (0.02, 0.15)
 
 
 def resident_bytes() -> int:
@@ -153,6 +160,35 @@ async def run_size(
         find_msgs.append(cost.messages)
         lookup_bar.step()
     lookup_bar.close()
+    # Latency model: wall time and sequential rounds of gets over a wide-area spread.
+    sim.net.delay = LATENCY
+    wall_ms: list[float] = []
+    rounds: list[float] = []
+    wide_found = 0
+    get_msgs_wide: list[float] = []
+    secure_ms: list[float] = []
+    secure_msgs: list[float] = []
+    secure_found = 0
+    for _ in range(lookups):
+        key, record = stored[rng.randrange(len(stored))]
+        i = rng.randrange(n)
+        r0 = sim.nodes[i].metrics.get("get.rounds")
+        try:
+            got, cost = await sim.measure(i, sim.nodes[i].get(key))
+        except NetworkError:
+            continue
+        wide_found += record in got
+        wall_ms.append(cost.elapsed * 1e3)
+        rounds.append(float(sim.nodes[i].metrics.get("get.rounds") - r0))
+        get_msgs_wide.append(cost.messages)
+        # The same read over 3 disjoint, id-proving paths (S/Kademlia §4.4).
+        try:
+            got, cost = await sim.measure(i, sim.nodes[i].secure_get(key))
+        except NetworkError:
+            continue
+        secure_found += record in got
+        secure_ms.append(cost.elapsed * 1e3)
+        secure_msgs.append(cost.messages)
     peers = [node.peer_count() for node in sim.nodes]
     await sim.stop()
     return {
@@ -169,6 +205,14 @@ async def run_size(
         "get_messages": summarize(get_msgs),
         "find_node_hops": summarize(find_hops),
         "find_node_messages": summarize(find_msgs),
+        "latency_model_s": LATENCY,
+        "wide_get_success": wide_found / lookups if lookups else math.nan,
+        "wide_get_wall_ms": summarize(wall_ms),
+        "wide_get_rounds": summarize(rounds),
+        "wide_get_messages": summarize(get_msgs_wide),
+        "secure_get_success": secure_found / lookups if lookups else math.nan,
+        "secure_get_wall_ms": summarize(secure_ms),
+        "secure_get_messages": summarize(secure_msgs),
         "heap_bytes_per_node": heap / n if memory else math.nan,
         "rss_bytes_per_node": rss / n if rss0 else math.nan,
         "wall_seconds": time.perf_counter() - t0,
@@ -241,6 +285,7 @@ def main() -> int:
         "refresh": refresh,
         "seed": args.seed,
         "hop_delay_s": HOP_DELAY,
+        "latency_model_s": LATENCY,
         "tracemalloc": args.tracemalloc,
         "config": {
             "ksize": DHTConfig().ksize,
@@ -293,6 +338,39 @@ def main() -> int:
                 r["rss_bytes_per_node"] / 1024,
                 r["heap_bytes_per_node"] / 1024,
                 r["wall_seconds"],
+            ]
+            for r in rows
+        ],
+    )
+    print_table(
+        f"Scale: gets under a {LATENCY[0] * 1e3:.0f}-{LATENCY[1] * 1e3:.0f} ms one-way "
+        "latency model (virtual time)",
+        [
+            "N",
+            "get success",
+            "wall ms p50",
+            "wall ms p95",
+            "rounds p50",
+            "rounds p95",
+            "rounds max",
+            "log2 N",
+            "secure_get ok",
+            "secure_get wall p50 ÷ get",
+            "secure_get msgs p50 ÷ get",
+        ],
+        [
+            [
+                r["nodes"],
+                r["wide_get_success"],
+                r["wide_get_wall_ms"].median,
+                r["wide_get_wall_ms"].p95,
+                r["wide_get_rounds"].median,
+                r["wide_get_rounds"].p95,
+                r["wide_get_rounds"].max,
+                r["log2_n"],
+                r["secure_get_success"],
+                r["secure_get_wall_ms"].median / r["wide_get_wall_ms"].median,
+                r["secure_get_messages"].median / r["wide_get_messages"].median,
             ]
             for r in rows
         ],

@@ -63,7 +63,18 @@ def test_network_quick_measures_every_available_system(tmp_path: Path) -> None:
         assert r["gets_from_holders"] == 0
         if r["network_namespace"]:
             assert r["get"]["datagrams_per_op"] > 0
+        # CPU per operation and memory per node, for the scale runs (issue 16).
+        assert r["resources"]["get_cpu_ms_per_op"] > 0
+        assert r["resources"]["rss_kib_per_node"] > 0
     assert "n30_fairdht_vs_kademlia" in doc["results"]["ratios"]
+    # fairdht's gets say what they cost besides time (issue 16): first-sight signature
+    # checks (each get reads 3 records it has not seen unless an earlier get did),
+    # nodes asked and sequential rounds.
+    get = next(r["get"] for r in runs if r["system"] == "fairdht")
+    assert 0 < get["verified_per_op"] <= 3
+    assert get["net_of_verify_ms"]["median"] < get["latency_ms"]["median"]
+    assert get["queries_per_op"] >= 1 and get["rounds"]["min"] >= 1
+    assert "get_p50_net_of_verify" in doc["results"]["ratios"]["n30_fairdht_vs_kademlia"]
 
 
 def test_network_reports_opendht_as_na_when_it_is_missing(tmp_path: Path) -> None:

@@ -46,6 +46,12 @@ def test_scale_quick_measures_hops_messages_and_memory(tmp_path: Path) -> None:
         assert r["find_node_messages"]["median"] >= 2 * doc["settings"]["config"]["ksize"]
         assert r["routing_contacts"]["min"] >= 1
         assert r["rss_bytes_per_node"] is None or r["rss_bytes_per_node"] > 0
+        # Under the 20-150 ms latency model every get still finds its record, and takes
+        # at least one round trip of at least 2 x 20 ms of virtual time per round.
+        assert r["wide_get_success"] == 1.0
+        assert r["wide_get_rounds"]["min"] >= 1
+        assert r["wide_get_wall_ms"]["min"] >= 40 * r["wide_get_rounds"]["min"]
+        assert r["secure_get_success"] == 1.0 and r["secure_get_messages"]["median"] > 0
     if importlib.util.find_spec("matplotlib") is not None:
         assert (tmp_path / "scale.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 

@@ -5,11 +5,11 @@ from __future__ import annotations
 import hashlib
 import ipaddress
 from dataclasses import dataclass
-from typing import Any, Self
+from typing import Any, ClassVar, Self
 
 from fairdht.errors import BadBody
 from fairdht.records.registry import KindSpec, register_kind
-from fairdht.records.schema import expect_map, get_int, get_list, get_str, parse_endpoint
+from fairdht.records.schema import expect_map, get_int, get_list, get_strs, parse_endpoint
 
 __all__ = ["SERVER_KIND", "SERVER_SHARDS", "ServerAnnouncement", "server_shard", "shard_key_parts"]
 
@@ -19,6 +19,14 @@ SERVER_KIND = "server"
 SERVER_SHARDS = 32
 MAX_PLAYERS = 4096
 MAX_TAGS = 8
+# (field, min_len, max_len) of the body's strings.
+_STR_FIELDS = (
+    ("address", 3, 64),
+    ("name", 1, 64),
+    ("mode", 0, 32),
+    ("map", 0, 32),
+    ("game_version", 0, 32),
+)
 
 
 def server_shard(author: bytes, subkey: bytes) -> int:
@@ -34,6 +42,14 @@ def shard_key_parts(network: str, shard: int) -> tuple[bytes, ...]:
 def _check_unicast(host: str) -> None:
     """A game server's address is one host: not unspecified (0.0.0.0, ::), multicast,
     broadcast or IPv4 class E, which no client can connect to (docs/protocol.md)."""
+    first, dot, _ = host.partition(".")
+    if dot and first.isdigit():
+        # A dotted quad (parse_endpoint checked it): its first octet decides, without the
+        # ipaddress module, which costs more than the rest of a record's checks. Refused:
+        # 0/8 (RFC 1122, with 0.0.0.0), 224/4 multicast, 240/4 class E and broadcast.
+        if not 0 < int(first) < 224:
+            raise BadBody(f"address {host} is not a unicast address a client can connect to")
+        return
     ip = ipaddress.ip_address(host)
     if ip.is_unspecified or ip.is_multicast or (ip.version == 4 and ip.is_reserved):
         raise BadBody(f"address {host} is not a unicast address a client can connect to")
@@ -53,11 +69,13 @@ class ServerAnnouncement:
     max_players: int = 0
     game_version: str = ""
     tags: tuple[str, ...] = ()
+    # from_wire keeps every field as it came (tags: the same strings in a tuple), so
+    # to_wire gives back the decoded map exactly and the decoder need not compare them.
+    WIRE_EXACT: ClassVar[bool] = True
 
     def __post_init__(self) -> None:
         _check_unicast(parse_endpoint(self.address)[0])
-        if self.max_players and self.players > self.max_players:
-            raise BadBody(f"players ({self.players}) exceeds max players ({self.max_players})")
+        _check_players(self.players, self.max_players)
 
     def to_wire(self) -> dict[str, Any]:
         """The canonical map."""
@@ -79,7 +97,7 @@ class ServerAnnouncement:
             obj,
             {"address", "name", "mode", "map", "players", "max_players", "game_version", "tags"},
         )
-        address = get_str(m, "address", max_len=64, min_len=3)
+        address, name, mode, map_name, game_version = get_strs(m, _STR_FIELDS)
         host, port = parse_endpoint(address)
         _check_unicast(host)
         canonical = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
@@ -89,16 +107,29 @@ class ServerAnnouncement:
         for tag in tags:
             if not isinstance(tag, str) or not 1 <= len(tag) <= 16:
                 raise BadBody("each tag must be a string of 1 to 16 characters")
-        return cls(
-            address=address,
-            name=get_str(m, "name", max_len=64, min_len=1),
-            mode=get_str(m, "mode", max_len=32),
-            map=get_str(m, "map", max_len=32),
-            players=get_int(m, "players", lo=0, hi=MAX_PLAYERS),
-            max_players=get_int(m, "max_players", lo=0, hi=MAX_PLAYERS),
-            game_version=get_str(m, "game_version", max_len=32),
-            tags=tuple(tags),
-        )
+        players = get_int(m, "players", lo=0, hi=MAX_PLAYERS)
+        max_players = get_int(m, "max_players", lo=0, hi=MAX_PLAYERS)
+        _check_players(players, max_players)
+        # Every field was checked above, so build the value without __post_init__, which
+        # would parse the address a second time (docs/BENCHMARKS.md, validation profile).
+        body = object.__new__(cls)
+        for field_name, value in (
+            ("address", address),
+            ("name", name),
+            ("mode", mode),
+            ("map", map_name),
+            ("players", players),
+            ("max_players", max_players),
+            ("game_version", game_version),
+            ("tags", tuple(tags)),
+        ):
+            object.__setattr__(body, field_name, value)
+        return body
+
+
+def _check_players(players: int, max_players: int) -> None:
+    if max_players and players > max_players:
+        raise BadBody(f"players ({players}) exceeds max players ({max_players})")
 
 
 def _key_parts(network: str, author: bytes, subkey: bytes) -> tuple[bytes, ...]:

@@ -91,7 +91,7 @@ class LiveServerLists:
                 if result is before.get(network):
                     continue  # this network's round failed; nothing new
                 self.synced_at[network] = now
-                for type_, data in sync_events(result):
+                for type_, data in sync_events(result, before.get(network)):
                     if isinstance(data.get("server"), dict):
                         self._annotate(data["server"])
                     self.bus.publish(type_, data, now=now)

@@ -239,7 +239,7 @@ const KIND_MARK = { sync: "●", checkpoint: "⚑", rollback: "↶" };
 
 function countsText(c) {
   const n = c.counts;
-  return `+${n.added} ~${n.updated} −${n.removed} !${n.quarantined}`;
+  return `+${n.added} ~${n.changed} −${n.removed} !${n.quarantined}` + (n.withdrawn ? ` ×${n.withdrawn}` : "");
 }
 
 async function loadHistory() {

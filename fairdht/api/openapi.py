@@ -233,7 +233,7 @@ SCHEMAS: dict[str, Schema] = {
         {"before": _obj({"address": STR, "name": STR, "game_version": STR, "status": STR})},
     ),
     "CommitBrief": _obj(
-        {"id": HEX, "kind": STR, "local": BOOL, "version": INT, "time": INT, "root": HEX},
+        {"id": HEX, "n": INT, "kind": STR, "local": BOOL, "version": INT, "time": INT, "root": HEX},
         {"signers": _list(HEX), "note": STR, "count": INT},
     ),
     "HistoryDiff": _obj(

@@ -71,6 +71,7 @@ def history_show(history: History, commit: str, network: str | None = None) -> d
 def _brief(c: Commit) -> dict[str, Any]:
     return {
         "id": c.id.hex(),
+        "n": c.n,
         "kind": c.kind,
         "local": c.local,
         "version": c.version,

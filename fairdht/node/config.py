@@ -43,3 +43,6 @@ class NodeConfig:
     local_exemption: bool = True
     # Networks whose server list this node replicates and keeps a history of.
     follow: tuple[str, ...] = ("demo",)
+    # Local history commits older than this are folded into the checkpoint they lead to
+    # (docs/serverlist.md, "Compaction"); 7 days, as DEFAULT_LOCAL_RETENTION.
+    history_retention: int = 7 * 24 * 3600

@@ -191,7 +191,12 @@ class NodeRunner:
         listen = await dht.listen(await _listen_host(cfg), cfg.listen[1] if cfg.listen else 0)
         events = EventBus()
         live = LiveServerLists(
-            dht, self.data_dir.root, bus=events, networks=cfg.follow, clock=self.clock
+            dht,
+            self.data_dir.root,
+            bus=events,
+            networks=cfg.follow,
+            clock=self.clock,
+            history_retention=cfg.history_retention,
         )
         live.start()
         stack.push_async_callback(live.stop)

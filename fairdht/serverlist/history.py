@@ -73,6 +73,7 @@ CommitKind = Literal["sync", "checkpoint", "rollback"]
 # Local commits older than this are folded into the spine commit they lead to.
 DEFAULT_LOCAL_RETENTION = 7 * 24 * 3600
 _SCHEMA_VERSION = 2
+_TOMBSTONE_MEMORY = 24 * 3600
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS commits (
@@ -94,7 +95,7 @@ CREATE TABLE IF NOT EXISTS blame_counts (
     PRIMARY KEY (network, author, op));
 CREATE TABLE IF NOT EXISTS tombstones_seen (
     network TEXT NOT NULL, author BLOB NOT NULL, subkey BLOB NOT NULL, seq INTEGER NOT NULL,
-    PRIMARY KEY (network, author, subkey));
+    seen_at INTEGER NOT NULL, PRIMARY KEY (network, author, subkey));
 CREATE TABLE IF NOT EXISTS policy (
     network TEXT PRIMARY KEY, version INTEGER NOT NULL, root BLOB, members BLOB,
     closed_until INTEGER NOT NULL);
@@ -404,7 +405,12 @@ class History:
         )
 
     def _tombstone_entries(
-        self, db: sqlite3.Connection, network: str, state: State, tombstones: Iterable[Record]
+        self,
+        db: sqlite3.Connection,
+        network: str,
+        state: State,
+        tombstones: Iterable[Record],
+        now: int,
     ) -> list[DiffEntry]:
         out: list[DiffEntry] = []
         for t in tombstones:
@@ -417,8 +423,8 @@ class History:
             if seen is not None and seen[0] >= t.seq:
                 continue
             db.execute(
-                "INSERT OR REPLACE INTO tombstones_seen VALUES (?, ?, ?, ?)",
-                (network, t.author, t.subkey, t.seq),
+                "INSERT OR REPLACE INTO tombstones_seen VALUES (?, ?, ?, ?, ?)",
+                (network, t.author, t.subkey, t.seq, now),
             )
             held = state.get(t.slot)
             if held is not None and held.seq >= t.seq:
@@ -447,7 +453,7 @@ class History:
         with self._tx() as db:
             old = self._local_state(db, network)
             diff = diff_states(old, listing_state(listing))
-            diff += self._tombstone_entries(db, network, old, tombstones)
+            diff += self._tombstone_entries(db, network, old, tombstones, int(now))
             if not diff:
                 return None
             entries = tuple(CommitEntry.of(d) for d in diff)
@@ -772,6 +778,12 @@ class History:
         cutoff = int(now) - retention
         removed_commits = removed_entries = 0
         with self._tx() as db:
+            # A server tombstone lives at most its kind's TTL (900 s): one seen a day ago
+            # is gone from the DHT and cannot be reported twice.
+            db.execute(
+                "DELETE FROM tombstones_seen WHERE network = ? AND seen_at < ?",
+                (network, int(now) - _TOMBSTONE_MEMORY),
+            )
             spine = db.execute(
                 "SELECT id, n, observed, time FROM commits WHERE network = ? AND local = 0 ORDER BY n",
                 (network,),

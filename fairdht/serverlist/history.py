@@ -546,13 +546,18 @@ class History:
     def log(
         self, network: str | None = None, *, limit: int = 100, entries: bool = True
     ) -> list[Commit]:
-        """Newest commits first (this node's order), of one network or of all."""
+        """Newest commits first: in this node's order for one network, by time for all.
+
+        A spine commit's time is when it was signed, so it can be older than the local
+        commit written before it; the order a node wrote its commits in is ``n``.
+        """
         query = f"SELECT {_COLUMNS} FROM commits"
         params: tuple[Any, ...] = ()
         if network is not None:
-            query += " WHERE network = ?"
+            query += " WHERE network = ? ORDER BY n DESC LIMIT ?"
             params = (network,)
-        query += " ORDER BY time DESC, n DESC LIMIT ?"
+        else:
+            query += " ORDER BY time DESC, n DESC LIMIT ?"
         with self._db() as db:
             rows = db.execute(query, (*params, limit)).fetchall()
             return [self._commit_from_row(db, r, entries=entries) for r in rows]

@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-dev
 
-.PHONY: demo test test-slow test-interop lint typecheck bench fuzz clean
+.PHONY: demo test test-slow test-interop lint typecheck bench fuzz clean screenshot
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -29,6 +29,12 @@ test: lint typecheck
 	sh scripts/ensure_qstat.sh
 	sh scripts/ensure_nftables.sh
 	$(VENV)/bin/pytest -n 2 -m "not slow" --timeout 300
+
+# The History page screenshot in docs/serverlist.md, taken by the dashboard's browser
+# test; only this target writes into docs/img (make test never does).
+screenshot: $(STAMP)
+	sh scripts/ensure_chromium.sh
+	FAIRDHT_SCREENSHOT_DIR=docs/img $(VENV)/bin/pytest tests/dashboard -p no:randomly -n 0 --timeout 300
 
 test-slow: $(STAMP)
 	$(VENV)/bin/pytest -n 2 -m slow --timeout 3600

@@ -189,13 +189,19 @@ SCHEMAS: dict[str, Schema] = {
     ),
     "CommitEntry": _obj(
         {
-            "op": {"type": "string", "enum": ["added", "updated", "removed", "quarantined"]},
-            "leaf": HEX,
+            "op": {
+                "type": "string",
+                "enum": ["added", "changed", "removed", "quarantined", "withdrawn"],
+            },
             "author": HEX,
             "subkey": HEX,
+            "leaf": HEX,
+            "status": STR,
             "address": STR,
             "name": STR,
+            "game_version": STR,
             "seq": INT,
+            "at": INT,
         }
     ),
     "Commit": _obj(
@@ -204,15 +210,98 @@ SCHEMAS: dict[str, Schema] = {
             "network": STR,
             "n": INT,
             "parent": _nullable(HEX),
+            "prev": _nullable(HEX),
             "time": INT,
             "kind": {"type": "string", "enum": ["sync", "checkpoint", "rollback"]},
+            "local": BOOL,
+            "observed": BOOL,
             "root": HEX,
             "version": INT,
             "note": STR,
-            "counts": _obj({"added": INT, "updated": INT, "removed": INT, "quarantined": INT}),
+            "members": _nullable(HEX),
+            "count": INT,
+            "folded": INT,
+            "counts": _obj(
+                {"added": INT, "changed": INT, "removed": INT, "quarantined": INT, "withdrawn": INT}
+            ),
         }
     ),
     "History": _obj({"commits": _list(_ref("Commit")), "network": _nullable(STR)}),
+    "DiffEntry": _obj(
+        {
+            "op": {"type": "string", "enum": ["added", "changed", "removed", "quarantined"]},
+            "author": HEX,
+            "subkey": HEX,
+            "leaf": _nullable(HEX),
+            "address": STR,
+            "name": STR,
+            "game_version": STR,
+            "seq": INT,
+            "at": INT,
+        },
+        {"before": _obj({"address": STR, "name": STR, "game_version": STR, "status": STR})},
+    ),
+    "CommitBrief": _obj(
+        {"id": HEX, "n": INT, "kind": STR, "local": BOOL, "version": INT, "time": INT, "root": HEX},
+        {"signers": _list(HEX), "note": STR, "count": INT},
+    ),
+    "HistoryDiff": _obj(
+        {
+            "network": STR,
+            "from": _ref("CommitBrief"),
+            "to": _ref("CommitBrief"),
+            "counts": _obj({"added": INT, "removed": INT, "changed": INT, "quarantined": INT}),
+            "changes": _list(_ref("DiffEntry")),
+            "authors": {"type": "object", "additionalProperties": {"type": "object"}},
+            "controls": _list(_ref("CommitBrief")),
+        }
+    ),
+    "Blame": _obj(
+        {
+            "network": STR,
+            "authors": _list(
+                _obj(
+                    {
+                        "author": HEX,
+                        "added": INT,
+                        "listed": INT,
+                        "quarantined_now": INT,
+                        "quarantined_ever": INT,
+                        "removed": INT,
+                        "changed": INT,
+                        "withdrawn": INT,
+                    }
+                )
+            ),
+        }
+    ),
+    "HistoryGraph": _obj(
+        {
+            "network": STR,
+            "nodes": _list({"type": "object"}),
+            "edges": _list(
+                _obj(
+                    {
+                        "from": HEX,
+                        "to": HEX,
+                        "kind": {"type": "string", "enum": ["spine", "local", "revert"]},
+                    }
+                )
+            ),
+            "size": _obj({"local_commits": INT, "spine_commits": INT, "entries": INT}),
+        }
+    ),
+    "PreparedCommand": _obj(
+        {
+            "action": {"type": "string", "enum": ["checkpoint", "rollback"]},
+            "network": STR,
+            "command": STR,
+            "listed": INT,
+            "quarantined": INT,
+            "note": STR,
+        },
+        {"head": _nullable(HEX), "target": _ref("CommitBrief")},
+    ),
     "Control": _obj(
         {
             "kind": {"type": "string", "enum": ["checkpoint", "rollback"]},
@@ -235,6 +324,7 @@ SCHEMAS: dict[str, Schema] = {
                     "entries": _list(_ref("CommitEntry")),
                     "authors": _list(HEX),
                     "signers": _list(HEX),
+                    "spine_diff": {"oneOf": [_list(_ref("DiffEntry")), {"type": "null"}]},
                     "control": {"oneOf": [_ref("Control"), {"type": "null"}]},
                 }
             ),
@@ -482,6 +572,10 @@ _BODY_ERRORS = {**_AUTH_ERRORS, "415": _json("Error", "the body is not applicati
 _SECURED: list[dict[str, list[str]]] = [{"token": []}]
 
 
+# A history point: a commit id (prefix) or a checkpoint version.
+_POINT = {"type": "string", "pattern": "^(v[0-9]{1,15}|[0-9a-fA-F]{4,64})$"}
+
+
 def _op(summary: str, ok: Schema, *, params: list[Schema] | None = None, **extra: Any) -> Schema:
     op: Schema = {"summary": summary, "responses": {"200": ok, **_ERRORS}}
     if params:
@@ -568,6 +662,70 @@ PATHS: dict[str, dict[str, Schema]] = {
             ],
         )
     },
+    "/api/history/diff": {
+        "get": _op(
+            "Servers added, removed, changed and quarantined between two points, with authors",
+            _json("HistoryDiff"),
+            params=[
+                _NETWORK,
+                _query(
+                    "from",
+                    _POINT,
+                    "commit id (4+ hex digits) or checkpoint version vN",
+                    required=True,
+                ),
+                _query(
+                    "to",
+                    _POINT,
+                    "commit id (4+ hex digits) or checkpoint version vN",
+                    required=True,
+                ),
+            ],
+            responses={
+                "200": _json("HistoryDiff"),
+                "404": _json("Error", "no such commit or version"),
+                **_ERRORS,
+            },
+        )
+    },
+    "/api/history/blame": {
+        "get": _op(
+            "Per author key over the whole history (compacted spans included)",
+            _json("Blame"),
+            params=[_NETWORK],
+        )
+    },
+    "/api/history/graph": {
+        "get": _op(
+            "The spine of checkpoints and rollbacks, local commits and their edges",
+            _json("HistoryGraph"),
+            params=[
+                _NETWORK,
+                _query("limit", {"type": "integer", "minimum": 1, "maximum": 2000}, "default 200"),
+            ],
+        )
+    },
+    "/api/history/prepare": {
+        "get": _op(
+            "The exact CLI command for a checkpoint or rollback (nothing is signed)",
+            _json("PreparedCommand"),
+            params=[
+                _NETWORK,
+                _query(
+                    "action",
+                    {"type": "string", "enum": ["checkpoint", "rollback"]},
+                    "checkpoint or rollback",
+                    required=True,
+                ),
+                _query("target", _POINT, "rollback: the checkpoint (default: the newest)"),
+            ],
+            responses={
+                "200": _json("PreparedCommand"),
+                "404": _json("Error", "no such checkpoint"),
+                **_ERRORS,
+            },
+        )
+    },
     "/api/history/{commit}": {
         "get": _op(
             "One commit: its diff and the keys that made it",
@@ -575,9 +733,10 @@ PATHS: dict[str, dict[str, Schema]] = {
             params=[
                 _path(
                     "commit",
-                    "commit id or a unique prefix (4+ hex digits)",
-                    {"type": "string", "pattern": "^[0-9a-fA-F]{4,64}$"},
-                )
+                    "commit id or a unique prefix (4+ hex digits), or vN with network",
+                    _POINT,
+                ),
+                _query("network", NETWORK_OR_EMPTY, "the network of a vN"),
             ],
             responses={
                 "200": _json("CommitDetail"),

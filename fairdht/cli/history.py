@@ -1,8 +1,9 @@
-"""``fairdht history``: the local, hash-chained history of a node's server lists.
+"""``fairdht history``: the server-list history of a node (log, show, diff, blame).
 
 ``fairdht history [--network NET]`` shows the log (newest first), ``history show
-COMMIT`` one commit's diff, ``history blame --network NET`` what each author key added
-and which of its entries were quarantined: how flooding keys are identified.
+COMMIT`` one commit, ``history diff A B --network NET`` the changes between any two
+commits or checkpoint versions (``v3``), ``history blame --network NET`` what each
+author key did. Each only parses, calls ``fairdht.app.history`` and renders.
 """
 
 from __future__ import annotations
@@ -11,13 +12,14 @@ import argparse
 import datetime
 from typing import Any
 
+from fairdht.app.history import history_blame, history_diff, history_log, history_show
 from fairdht.app.servers import open_history
 from fairdht.cli.common import add_data_dir_option, add_json_option, data_dir_of, print_json
 from fairdht.cli.servers import network_of
 from fairdht.errors import UsageError
-from fairdht.serverlist.history import Commit, History
+from fairdht.serverlist.history import History
 
-__all__ = ["register", "run_blame", "run_log", "run_show"]
+__all__ = ["register", "run_blame", "run_diff", "run_log", "run_show"]
 
 
 def _positive(text: str) -> int:
@@ -27,7 +29,7 @@ def _positive(text: str) -> int:
 
 
 def register(subparsers: Any) -> None:
-    """Add the ``history`` command group (log, ``show``, ``blame``)."""
+    """Add the ``history`` command group (log, ``show``, ``diff``, ``blame``)."""
     parser: argparse.ArgumentParser = subparsers.add_parser(
         "history", help="the server-list history of this node"
     )
@@ -39,10 +41,18 @@ def register(subparsers: Any) -> None:
     sub = parser.add_subparsers(dest="history_command", metavar="SUBCOMMAND")
     sub.required = False
     show = sub.add_parser("show", help="one commit and its entries")
-    show.add_argument("commit", metavar="COMMIT", help="commit id (or a unique hex prefix)")
+    show.add_argument("commit", metavar="COMMIT", help="commit id (unique hex prefix) or vN")
+    show.add_argument("--network", metavar="NET", default=None, help="network of a vN")
     add_data_dir_option(show)
     add_json_option(show)
     show.set_defaults(func=run_show)
+    diff = sub.add_parser("diff", help="servers added, removed and changed between two points")
+    diff.add_argument("old", metavar="A", help="commit id (unique hex prefix) or vN")
+    diff.add_argument("new", metavar="B", help="commit id (unique hex prefix) or vN")
+    diff.add_argument("--network", metavar="NET", required=True)
+    add_data_dir_option(diff)
+    add_json_option(diff)
+    diff.set_defaults(func=run_diff)
     blame = sub.add_parser("blame", help="per author key: added, listed, quarantined")
     blame.add_argument("--network", metavar="NET", required=True)
     add_data_dir_option(blame)
@@ -62,62 +72,108 @@ def _when(t: int) -> str:
     return datetime.datetime.fromtimestamp(t, datetime.UTC).strftime("%Y-%m-%d %H:%M:%S")
 
 
-def _line(c: Commit) -> str:
-    n = c.counts()
+def _counts(n: dict[str, int]) -> str:
     return (
-        f"{c.id.hex()[:12]} {_when(c.time)} {c.network:<12} {c.kind:<10} v{c.version:<4} "
-        f"root {c.root.hex()[:12]} +{n['added']} ~{n['updated']} -{n['removed']} "
-        f"!{n['quarantined']}" + (f"  {c.note}" if c.note else "")
+        f"+{n.get('added', 0)} ~{n.get('changed', 0)} -{n.get('removed', 0)} "
+        f"!{n.get('quarantined', 0)}"
+    )
+
+
+def _line(c: dict[str, Any]) -> str:
+    where = "local" if c["local"] else "spine"
+    withdrawn = c["counts"].get("withdrawn", 0)
+    return (
+        f"{c['id'][:12]} {_when(c['time'])} {c['network']:<12} {c['kind']:<10} {where:<5} "
+        f"v{c['version']:<4} root {c['root'][:12]} {_counts(c['counts'])}"
+        + (f" x{withdrawn}" if withdrawn else "")
+        + (f"  {c['note']}" if c["note"] else "")
     )
 
 
 def run_log(args: argparse.Namespace) -> int:
     """Print the log of one network, or of all."""
     network = network_of(args) if args.network else None
-    commits = _history(args).log(network, limit=args.limit)
+    doc = history_log(_history(args), network, limit=args.limit)
     if args.json:
-        print_json({"commits": [c.to_json() for c in commits]})
+        print_json({"commits": doc["commits"]})
         return 0
-    if not commits:
+    if not doc["commits"]:
         print("no history yet (run a node that follows this network)")
-    for c in commits:
+    for c in doc["commits"]:
         print(_line(c))
     return 0
 
 
+def _entry_line(e: dict[str, Any]) -> str:
+    address = e["address"] or "(slot withdrawn; a tombstone has no address)"
+    return (
+        f"  {e['op']:<11} {address:<24} {e['name']!r} author {e['author'][:16]} "
+        f"subkey {e['subkey'][:8]} at {e['at']}"
+    )
+
+
 def run_show(args: argparse.Namespace) -> int:
     """Print one commit and its entries."""
-    c = _history(args).show(args.commit)
+    network = network_of(args) if args.network else None
+    c = history_show(_history(args), args.commit, network)
     if args.json:
-        print_json(c.to_json(with_entries=True))
+        print_json(c)
         return 0
-    print(f"commit {c.id.hex()}")
-    print(f"parent {c.parent.hex() if c.parent else '-'}")
-    print(f"time   {_when(c.time)} ({c.time})")
-    print(f"kind   {c.kind} (control version {c.version}) on {c.network}")
-    print(f"root   {c.root.hex()}")
-    if c.note:
-        print(f"note   {c.note}")
-    for e in c.entries:
-        print(f"  {e.op:<11} {e.address:<24} {e.name!r} author {e.author.hex()[:16]} seq {e.seq}")
+    print(f"commit {c['id']}  ({'local to this node' if c['local'] else 'shared spine'})")
+    print(f"parent {c['parent'] or '-'}")
+    print(f"time   {_when(c['time'])} ({c['time']})")
+    print(f"kind   {c['kind']} (control version {c['version']}) on {c['network']}")
+    print(f"root   {c['root']}")
+    if c["signers"]:
+        print(f"signed {', '.join(s[:16] for s in c['signers'])}")
+    if c["folded"]:
+        print(f"folded {c['folded']} local commits (net diff below)")
+    if c["note"]:
+        print(f"note   {c['note']}")
+    for e in c["entries"]:
+        print(_entry_line(e))
+    return 0
+
+
+def run_diff(args: argparse.Namespace) -> int:
+    """Print the servers added, removed, changed and quarantined from A to B, with authors."""
+    doc = history_diff(_history(args), network_of(args), args.old, args.new)
+    if args.json:
+        print_json(doc)
+        return 0
+    a, b = doc["from"], doc["to"]
+    print(
+        f"from {a['id'][:12]} ({a['kind']} v{a['version']}) to {b['id'][:12]} ({b['kind']} v{b['version']})"
+    )
+    print(f"     {_counts(doc['counts'])}")
+    for e in doc["changes"]:
+        line = _entry_line(e)
+        if e["op"] == "changed":
+            before = e["before"]
+            line += f"  (was {before['address']} {before['name']!r} {before['game_version']})"
+        print(line)
+    for c in doc["controls"]:
+        print(f"  {c['kind']} v{c['version']} signed by {', '.join(s[:16] for s in c['signers'])}")
     return 0
 
 
 def run_blame(args: argparse.Namespace) -> int:
     """Print per-author counts, quarantined first."""
     network = network_of(args)
-    rows = _history(args).blame(network)
+    doc = history_blame(_history(args), network)
     if args.json:
-        print_json({"network": network, "authors": [r.to_json() for r in rows]})
+        print_json(doc)
         return 0
-    if not rows:
+    if not doc["authors"]:
         raise UsageError(f"no history for network {network} in this data dir")
     print(
-        f"{'AUTHOR':<64} {'ADDED':>6} {'LISTED':>6} {'QUAR.NOW':>8} {'QUAR.EVER':>9} {'REMOVED':>7}"
+        f"{'AUTHOR':<64} {'ADDED':>6} {'CHANGED':>7} {'LISTED':>6} {'QUAR.NOW':>8} "
+        f"{'QUAR.EVER':>9} {'REMOVED':>7} {'WITHDRAWN':>9}"
     )
-    for r in rows:
+    for r in doc["authors"]:
         print(
-            f"{r.author.hex():<64} {r.added:>6} {r.listed:>6} {r.quarantined_now:>8} "
-            f"{r.quarantined_ever:>9} {r.removed:>7}"
+            f"{r['author']:<64} {r['added']:>6} {r['changed']:>7} {r['listed']:>6} "
+            f"{r['quarantined_now']:>8} {r['quarantined_ever']:>9} {r['removed']:>7} "
+            f"{r['withdrawn']:>9}"
         )
     return 0

@@ -52,6 +52,12 @@ def _max_streams(text: str) -> int:
     return int(text)
 
 
+def _retention(text: str) -> int:
+    if not text.isdigit() or int(text) > 365 * 24 * 3600:
+        raise argparse.ArgumentTypeError(f"{text!r} must be 0 to 31536000 whole seconds")
+    return int(text)
+
+
 def _positive_seconds(text: str) -> float:
     try:
         value = float(text)
@@ -142,6 +148,13 @@ def register(subparsers: Any) -> None:
         help="seconds between statistics log lines (default 60)",
     )
     parser.add_argument(
+        "--history-retention",
+        metavar="S",
+        type=_retention,
+        default=7 * 24 * 3600,
+        help="fold local history commits older than this into their checkpoint (default 7 days)",
+    )
+    parser.add_argument(
         "--puzzle-bits",
         metavar="D",
         type=_puzzle_bits,
@@ -210,6 +223,7 @@ def run(args: argparse.Namespace) -> int:
         retry_base=min(1.0, args.retry_cap),
         retry_cap=args.retry_cap,
         stats_interval=args.stats_interval,
+        history_retention=args.history_retention,
         follow=tuple(dict.fromkeys(args.follow or [DEMO_NETWORK])),
         puzzle_bits=args.puzzle_bits,
         local_exemption=args.local_exemption,

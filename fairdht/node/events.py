@@ -50,7 +50,7 @@ DEFAULT_HISTORY = 512
 
 _OP_EVENTS = {
     "added": "server.added",
-    "updated": "server.updated",
+    "changed": "server.updated",
     "removed": "server.expired",
     "quarantined": "server.quarantined",
 }
@@ -175,6 +175,8 @@ def _commit_events(
     commit: Commit, listed: dict[bytes, Entry]
 ) -> Iterable[tuple[str, dict[str, Any]]]:
     for e in commit.entries:
+        if e.op not in _OP_EVENTS:
+            continue  # ``withdrawn``: a slot no client ever saw listed
         data: dict[str, Any] = {
             "network": commit.network,
             "commit": commit.id.hex(),
@@ -184,7 +186,7 @@ def _commit_events(
             "name": e.name,
             "seq": e.seq,
         }
-        if e.op in ("added", "updated"):
+        if e.op in ("added", "changed"):
             data["server"] = _entry_json(listed.get(e.leaf))
         yield _OP_EVENTS[e.op], data
     summary = commit.to_json()
@@ -193,14 +195,44 @@ def _commit_events(
     yield "commit", summary
 
 
-def sync_events(result: SyncResult) -> list[tuple[str, dict[str, Any]]]:
+def sync_events(
+    result: SyncResult, previous: SyncResult | None = None
+) -> list[tuple[str, dict[str, Any]]]:
     """The events one replica round means: per commit its entries, then the commit itself.
 
     ``server.added``/``server.updated`` carry the server's full JSON (the object of
-    ``fairdht servers --json``) under ``server``, so a live list needs no extra read.
+    ``fairdht servers --json``) under ``server``, so a live list needs no extra read. A
+    re-announcement that changes only players, map or seq makes no commit (the history
+    does not track them), yet a live list wants it: compared with the ``previous``
+    round, it is a ``server.updated`` whose ``commit`` is null.
     """
     listed = {e.leaf: e for e in result.listing.listed}
     out: list[tuple[str, dict[str, Any]]] = []
+    told: set[bytes] = set()
     for commit in result.commits:
+        told.update(e.leaf for e in commit.entries)
         out.extend(_commit_events(commit, listed))
+    if previous is not None:
+        before = {e.leaf: e.record.seq for e in previous.listing.listed}
+        fresh = []
+        for leaf, entry in listed.items():
+            if leaf in told or before.get(leaf, entry.record.seq) == entry.record.seq:
+                continue
+            r = entry.record
+            fresh.append(
+                (
+                    "server.updated",
+                    {
+                        "network": r.network,
+                        "commit": None,
+                        "leaf": leaf.hex(),
+                        "author": r.author.hex(),
+                        "address": entry.body.address,
+                        "name": entry.body.name,
+                        "seq": r.seq,
+                        "server": entry.to_json(),
+                    },
+                )
+            )
+        out = fresh + out
     return out

@@ -25,6 +25,7 @@ from fairdht.node.events import EventBus, sync_events
 from fairdht.node.latency import Histogram
 from fairdht.node.prober import Prober, ProbeRound
 from fairdht.node.serverlist_replica import ServerListReplica
+from fairdht.serverlist.history import DEFAULT_LOCAL_RETENTION
 from fairdht.serverlist.listing import Entry
 from fairdht.serverlist.probe_scope import ProbeScope
 from fairdht.serverlist.sync import SyncResult
@@ -58,8 +59,16 @@ class LiveServerLists:
         probe_budget: int = PROBE_BUDGET,
         probe_scope: ProbeScope | None = None,
         prober: Prober | None = None,
+        history_retention: int = DEFAULT_LOCAL_RETENTION,
     ) -> None:
-        self.replica = ServerListReplica(dht, data_dir, networks, interval=interval, clock=clock)
+        self.replica = ServerListReplica(
+            dht,
+            data_dir,
+            networks,
+            interval=interval,
+            clock=clock,
+            history_retention=history_retention,
+        )
         self.bus = bus
         self.clock = clock
         self.synced_at: dict[str, float] = {}
@@ -91,7 +100,7 @@ class LiveServerLists:
                 if result is before.get(network):
                     continue  # this network's round failed; nothing new
                 self.synced_at[network] = now
-                for type_, data in sync_events(result):
+                for type_, data in sync_events(result, before.get(network)):
                     if isinstance(data.get("server"), dict):
                         self._annotate(data["server"])
                     self.bus.publish(type_, data, now=now)

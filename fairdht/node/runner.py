@@ -224,7 +224,12 @@ class NodeRunner:
         reachability.start_hidden()
         events = EventBus()
         live = LiveServerLists(
-            dht, self.data_dir.root, bus=events, networks=cfg.follow, clock=self.clock
+            dht,
+            self.data_dir.root,
+            bus=events,
+            networks=cfg.follow,
+            clock=self.clock,
+            history_retention=cfg.history_retention,
         )
         live.start()
         stack.push_async_callback(live.stop)

@@ -29,7 +29,16 @@ from fairdht.serverlist.control import (
     rollback_record,
     shard_keys,
 )
-from fairdht.serverlist.history import BlameRow, Commit, CommitEntry, History, commit_id
+from fairdht.serverlist.diff import DiffEntry, SlotState, apply_diff, diff_states
+from fairdht.serverlist.history import (
+    DEFAULT_LOCAL_RETENTION,
+    BlameRow,
+    Commit,
+    CommitEntry,
+    Compaction,
+    History,
+    commit_id,
+)
 from fairdht.serverlist.listing import DEFAULT_CAPS, Caps, Entry, Listing, build_listing
 from fairdht.serverlist.maintain import SignOutcome, sign_checkpoint, sign_rollback
 from fairdht.serverlist.members import Member, MemberList, decode_members
@@ -40,7 +49,14 @@ from fairdht.serverlist.merkle import (
     state_root,
     verify_inclusion,
 )
-from fairdht.serverlist.policy import OPEN_POLICY, Control, ControlDecision, Policy, decide
+from fairdht.serverlist.policy import (
+    OPEN_POLICY,
+    Control,
+    ControlDecision,
+    Policy,
+    as_controls,
+    decide,
+)
 from fairdht.serverlist.probe import (
     PROBE_SIZE,
     REPLY_SIZE,
@@ -51,6 +67,7 @@ from fairdht.serverlist.probe import (
     is_probe,
 )
 from fairdht.serverlist.probe_scope import ProbeScope
+from fairdht.serverlist.spine import spine_id, spine_id_of_body
 from fairdht.serverlist.sync import (
     SyncResult,
     fetch_announcements,
@@ -62,6 +79,7 @@ from fairdht.serverlist.sync import (
 __all__ = [
     "ANNOUNCE_TTL",
     "DEFAULT_CAPS",
+    "DEFAULT_LOCAL_RETENTION",
     "EMPTY_ROOT",
     "OPEN_POLICY",
     "PROBE_SIZE",
@@ -71,8 +89,10 @@ __all__ = [
     "Caps",
     "Commit",
     "CommitEntry",
+    "Compaction",
     "Control",
     "ControlDecision",
+    "DiffEntry",
     "Entry",
     "History",
     "Listing",
@@ -84,9 +104,12 @@ __all__ = [
     "ProbeScope",
     "ProbeTable",
     "SignOutcome",
+    "SlotState",
     "SyncResult",
     "announcement_record",
     "answer_probe",
+    "apply_diff",
+    "as_controls",
     "build_listing",
     "checkpoint_key",
     "checkpoint_record",
@@ -94,6 +117,7 @@ __all__ = [
     "control_keys",
     "decide",
     "decode_members",
+    "diff_states",
     "fetch_announcements",
     "fetch_controls",
     "follow_rotations",
@@ -111,6 +135,8 @@ __all__ = [
     "shard_keys",
     "sign_checkpoint",
     "sign_rollback",
+    "spine_id",
+    "spine_id_of_body",
     "state_root",
     "sync_network",
     "verify_inclusion",

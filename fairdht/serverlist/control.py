@@ -19,6 +19,7 @@ from fairdht.records.kinds.checkpoint import (
     CHECKPOINT_KIND,
     CHECKPOINT_SPEC,
     CONTROL_MAX_TTL,
+    NO_PARENT,
     CheckpointBody,
     control_key_parts,
     version_subkey,
@@ -32,6 +33,7 @@ from fairdht.serverlist.policy import Control
 
 __all__ = [
     "DEFAULT_CONTROL_LIFETIME",
+    "archive_record",
     "checkpoint_key",
     "checkpoint_record",
     "control_keys",
@@ -105,13 +107,19 @@ def propose_checkpoint(
     *,
     now: float,
     lifetime: int = DEFAULT_CONTROL_LIFETIME,
+    parent: bytes = NO_PARENT,
 ) -> tuple[Record, list[Record]]:
-    """Sign checkpoint ``members.version``: (checkpoint record, member-list chunk records)."""
+    """Sign checkpoint ``members.version`` after spine id ``parent``: (record, member-list chunks)."""
     if not 60 <= lifetime <= CONTROL_MAX_TTL:
         raise UsageError(f"a checkpoint lives 60 to {CONTROL_MAX_TTL} seconds")
     blob_id, chunks = blob_records(key, members.network, members.encode(), now=now, ttl=lifetime)
     body = CheckpointBody(
-        members.version, members.root, blob_id, len(members.members), int(now) + lifetime
+        members.version,
+        members.root,
+        blob_id,
+        len(members.members),
+        int(now) + lifetime,
+        parent,
     )
     return checkpoint_record(key, members.network, body, now=now), chunks
 
@@ -143,8 +151,9 @@ def rollback_body(
     now: float,
     reason: str = "",
     lifetime: int = DEFAULT_CONTROL_LIFETIME,
+    parent: bytes = NO_PARENT,
 ) -> RollbackBody:
-    """A rollback to the checkpoint ``target`` as control ``version``."""
+    """A rollback to the checkpoint ``target`` as control ``version``, after spine id ``parent``."""
     if len(reason) > MAX_REASON:
         raise UsageError(f"a rollback reason is at most {MAX_REASON} characters")
     if version <= target.members_version:
@@ -157,6 +166,7 @@ def rollback_body(
         target.count,
         int(now) + lifetime,
         reason,
+        parent,
     )
 
 
@@ -170,4 +180,20 @@ def rollback_record(key: SigningKey, network: str, body: RollbackBody, *, now: f
         body,
         now=now,
         ttl=_ttl(body.expires, now),
+    )
+
+
+def archive_record(key: SigningKey, record: Record, *, now: float) -> Record:
+    """Re-sign one's own control ``record`` with a fresh envelope and the identical body.
+
+    The body (and so the spine id) is unchanged, even once its ``expires`` has passed:
+    readers use such a record for the history only, never for policy (docs/serverlist.md,
+    "Retention"). Refuses another key's record.
+    """
+    if record.author != key.public_key.raw:
+        raise UsageError("a maintainer re-publishes only its own control records")
+    if record.kind not in (CHECKPOINT_KIND, ROLLBACK_KIND) or record.withdrawn:
+        raise UsageError("only checkpoint and rollback records are re-published")
+    return sign_record(
+        key, record.kind, record.network, record.subkey, record.body, now=now, ttl=CONTROL_MAX_TTL
     )

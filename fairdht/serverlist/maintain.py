@@ -3,6 +3,8 @@
 The network comes in as injected ``get``/``put`` (normally ``DHTNode.get``/``put``);
 time as ``now``. Proposals take the next free control version; co-signers sign the
 byte-identical body another maintainer proposed, after checking its member list.
+A proposal names as parent the spine id of the newest control K trusted keys agreed on
+(expired ones included), so the spine id is the same on every node (docs/serverlist.md).
 """
 
 from __future__ import annotations
@@ -11,13 +13,14 @@ from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 
 from fairdht.content.blobs import blob_records, fetch_blob, publish_blob
-from fairdht.errors import NotFoundError, RecordError, UsageError
+from fairdht.errors import NetworkError, NotFoundError, RecordError, UsageError
 from fairdht.identity.keys import SigningKey
 from fairdht.records.envelope import Record, decode_record
-from fairdht.records.kinds.checkpoint import CHECKPOINT_KIND, CheckpointBody
+from fairdht.records.kinds.checkpoint import CHECKPOINT_KIND, CONTROL_MAX_TTL, CheckpointBody
 from fairdht.records.kinds.rollback import ROLLBACK_KIND, RollbackBody
 from fairdht.serverlist.control import (
     DEFAULT_CONTROL_LIFETIME,
+    archive_record,
     checkpoint_record,
     member_list_of,
     propose_checkpoint,
@@ -26,11 +29,12 @@ from fairdht.serverlist.control import (
 )
 from fairdht.serverlist.history import History
 from fairdht.serverlist.members import decode_members
-from fairdht.serverlist.policy import Control, decide
+from fairdht.serverlist.policy import Control, as_controls, decide
+from fairdht.serverlist.spine import DEFAULT_SPINE_RETENTION, spine_head
 from fairdht.serverlist.sync import Getter, fetch_controls, follow_rotations, sync_network
 from fairdht.trust.store import TrustStore
 
-__all__ = ["SignOutcome", "sign_checkpoint", "sign_rollback"]
+__all__ = ["SignOutcome", "republish_controls", "sign_checkpoint", "sign_rollback"]
 
 Putter = Callable[[Record], Awaitable[object]]
 
@@ -133,7 +137,10 @@ async def sign_checkpoint(
         members = member_list_of(
             view.listing, v, include_quarantined=include_quarantined, exclude=banned
         )
-        record, chunks = propose_checkpoint(key, members, now=now, lifetime=lifetime)
+        parent = spine_head(
+            as_controls(controls, network=network, trusted=trusted, threshold=threshold)
+        )
+        record, chunks = propose_checkpoint(key, members, now=now, lifetime=lifetime, parent=parent)
         await publish_blob(put, chunks)
         await put(record)
         body = record.body_as(CheckpointBody)
@@ -242,6 +249,9 @@ async def sign_rollback(
             now=now,
             reason=reason,
             lifetime=lifetime,
+            parent=spine_head(
+                as_controls(records, network=network, trusted=trusted, threshold=threshold)
+            ),
         )
         cosigned = False
     try:
@@ -261,3 +271,47 @@ async def sign_rollback(
         cosigned,
         body.target_version,
     )
+
+
+async def republish_controls(
+    get: Getter,
+    put: Putter,
+    key: SigningKey,
+    network: str,
+    *,
+    history: History,
+    now: float,
+    retention: int = DEFAULT_SPINE_RETENTION,
+) -> int:
+    """Re-sign and put this maintainer's control records (and member lists) still in retention.
+
+    Each body is re-signed unchanged with a fresh envelope (``archive_record``), so a
+    newcomer still finds and verifies a checkpoint ``retention`` seconds after it expired,
+    and gives it the same spine id. Returns how many records were re-published.
+    """
+    mine = await _controls(get, network, history, [key.public_key.raw])
+    newest: dict[tuple[str, int], Record] = {}
+    for r in mine:
+        if r.author != key.public_key.raw or r.withdrawn:
+            continue
+        if r.body.expires + retention <= now:
+            continue
+        slot = (r.kind, r.body.version)
+        if slot not in newest or r.seq > newest[slot].seq:
+            newest[slot] = r
+    count = 0
+    for record in newest.values():
+        if record.kind == CHECKPOINT_KIND:
+            body = record.body_as(CheckpointBody)
+            try:
+                data = await _check_members(
+                    get, network, body.version, body.root, body.members, body.count
+                )
+            except (RecordError, NetworkError):
+                data = history.member_list(body.members) or b""
+            if data:
+                _, chunks = blob_records(key, network, data, now=now, ttl=CONTROL_MAX_TTL)
+                await publish_blob(put, chunks)
+        await put(archive_record(key, record, now=now))
+        count += 1
+    return count

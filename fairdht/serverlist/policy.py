@@ -21,7 +21,7 @@ from fairdht.records.kinds.checkpoint import CHECKPOINT_KIND, CheckpointBody
 from fairdht.records.kinds.rollback import ROLLBACK_KIND, RollbackBody
 from fairdht.trust.quorum import agreements
 
-__all__ = ["OPEN_POLICY", "Control", "ControlDecision", "Policy", "decide"]
+__all__ = ["OPEN_POLICY", "Control", "ControlDecision", "Policy", "as_controls", "decide"]
 
 ControlKind = Literal["checkpoint", "rollback"]
 
@@ -41,6 +41,8 @@ class Control:
     records: tuple[Record, ...]
     target_version: int = 0  # rollbacks: the checkpoint version they return to
     reason: str = ""
+    parent: bytes = bytes(32)  # spine id of the control this one follows (signed)
+    body: CheckpointBody | RollbackBody | None = None  # the signed body (spine id input)
 
     @property
     def members_version(self) -> int:
@@ -96,6 +98,8 @@ def _as_control(
             records,
             body.target_version,
             body.reason,
+            body.parent,
+            body,
         )
     assert isinstance(body, CheckpointBody)
     return Control(
@@ -108,7 +112,34 @@ def _as_control(
         body.expires,
         signers,
         records,
+        parent=body.parent,
+        body=body,
     )
+
+
+def as_controls(
+    records: Iterable[Record], *, network: str, trusted: frozenset[bytes], threshold: int
+) -> list[Control]:
+    """Every control K trusted keys agreed on, expired or older ones included (history only).
+
+    The spine of the history is rebuilt from these: a month-old network's checkpoints
+    have long expired, yet their signatures still prove what the maintainers agreed.
+    Two different bodies agreed for one version are both dropped (conflict).
+    """
+    mine = [
+        r
+        for r in records
+        if r.network == network
+        and r.kind in (CHECKPOINT_KIND, ROLLBACK_KIND)
+        and not r.withdrawn
+        and r.author in trusted
+    ]
+    by_version: dict[int, list[Control]] = {}
+    for agreement in agreements(mine, trusted):
+        if agreement.reached(threshold):
+            control = _as_control(network, agreement.body, agreement.signers, agreement.records)
+            by_version.setdefault(control.version, []).append(control)
+    return [group[0] for _, group in sorted(by_version.items()) if len(group) == 1]
 
 
 def decide(

@@ -27,7 +27,8 @@ from fairdht.serverlist.control import control_keys, keyset_key, shard_keys
 from fairdht.serverlist.history import Commit, History
 from fairdht.serverlist.listing import DEFAULT_CAPS, Caps, Listing, build_listing
 from fairdht.serverlist.members import MemberList, decode_members
-from fairdht.serverlist.policy import Control, Policy, decide
+from fairdht.serverlist.policy import Control, Policy, as_controls, decide
+from fairdht.serverlist.spine import spine_id
 from fairdht.trust.rotation import Rotation, apply_rotations
 from fairdht.trust.store import TrustStore
 
@@ -135,6 +136,16 @@ async def load_members(get: Getter, history: History, control: Control) -> Membe
     return members
 
 
+def _newest_tombstones(records: Iterable[Record]) -> list[Record]:
+    """Withdrawals that are the newest record of their slot (what the slot ended as)."""
+    newest: dict[tuple[bytes, bytes], Record] = {}
+    for r in records:
+        held = newest.get(r.slot)
+        if held is None or r.newer_than(held):
+            newest[r.slot] = r
+    return [r for r in newest.values() if r.withdrawn]
+
+
 async def sync_network(
     get: Getter,
     network: str,
@@ -193,6 +204,7 @@ async def sync_network(
     distrusted = trust.distrusted(network)
     applied: list[Control] = []
     commits: list[Commit] = []
+    spine_ready: list[tuple[Control, MemberList, bool]] = []
     for control in decision.accepted:
         try:
             members = await load_members(get, history, control)
@@ -205,6 +217,7 @@ async def sync_network(
         policy = policy.after(control, frozenset(members.leaves))
         history.save_control(control, members.encode(), policy)
         applied.append(control)
+        spine_ready.append((control, members, True))
         log.info(
             "network %s: applied %s v%d root %s",
             network,
@@ -212,21 +225,49 @@ async def sync_network(
             control.version,
             control.root.hex(),
         )
-        if record_history:
-            listing = build_listing(
-                announcements,
-                network=network,
-                now=now,
-                policy=policy,
-                caps=caps,
-                distrusted=distrusted,
-            )
+    if record_history:
+        # The spine also takes every agreed control this node never applied: expired or
+        # older ones, so a newcomer rebuilds a month-old spine (docs/serverlist.md).
+        agreed = as_controls(
+            controls,
+            network=network,
+            trusted=maintainers,
+            threshold=trust.threshold(network, "checkpoint"),
+        )
+        for control in agreed:
+            if history.has_commit(spine_id(control)) or any(
+                c.version == control.version for c, _, _ in spine_ready
+            ):
+                continue
+            try:
+                members = await load_members(get, history, control)
+            except (RecordError, NetworkError) as exc:
+                ignored["spine_members_" + exc.code] += 1
+                continue
+            history.save_control(control, members.encode(), None)
+            spine_ready.append((control, members, False))
+        spine_ready.sort(key=lambda item: item[0].version)
+        live_version = applied[-1].version if applied else None
+        for control, members, _ in spine_ready:
+            # Only the newest control applied this round is observed: when a node catches
+            # up on several, its list shows the last one, never an earlier checkpoint.
+            listing = None
+            if control.version == live_version:
+                listing = build_listing(
+                    announcements,
+                    network=network,
+                    now=now,
+                    policy=policy,
+                    caps=caps,
+                    distrusted=distrusted,
+                )
             note = (
                 control.reason
                 or f"{control.kind} v{control.version} by {len(control.signers)} keys"
             )
-            commit = history.commit(
-                listing, now=now, kind=control.kind, version=control.version, note=note
+            signed_at = min(r.issued_at for r in control.records)
+            commit = history.commit_spine(
+                control, members, now=now, listing=listing, note=note, time=signed_at
             )
             if commit is not None:
                 commits.append(commit)
@@ -247,7 +288,9 @@ async def sync_network(
         announcements, network=network, now=now, policy=policy, caps=caps, distrusted=distrusted
     )
     if record_history:
-        commit = history.commit(listing, now=now, kind="sync", version=policy.version)
+        commit = history.commit(
+            listing, now=now, version=policy.version, tombstones=_newest_tombstones(announcements)
+        )
         if commit is not None:
             commits.append(commit)
     return SyncResult(listing, policy, tuple(applied), dict(ignored), tuple(commits))

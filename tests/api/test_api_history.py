@@ -53,11 +53,44 @@ def test_history_shows_checkpoint_and_rollback_with_their_keys(tmp_path: Path) -
             assert rollback["root"] == checkpoint["root"] == told["checkpoint_root"]
             assert rollback["note"] == "flood" and rollback["counts"]["quarantined"] == 1
             assert flood["counts"]["added"] == 1 and first["counts"]["added"] == 2
-            assert [c["parent"] for c in log["commits"][:3]] == [
+            assert [c["prev"] for c in log["commits"][:3]] == [
                 flood["id"],
                 checkpoint["id"],
                 first["id"],
             ]
+            # Spine commits name the spine commit before them (signed); local ones the
+            # commit this node wrote before them.
+            assert rollback["parent"] == checkpoint["id"] and checkpoint["parent"] is None
+            assert flood["parent"] == checkpoint["id"]
+            assert (rollback["local"], checkpoint["local"], flood["local"]) == (False, False, True)
+
+            # Any two points: versions or commit ids; the authors of each change.
+            diff = await two.json(f"/api/history/diff?network={NET}&from=v1&to={flood['id']}")
+            check_schema(diff, "HistoryDiff")
+            assert [(d["op"], d["name"]) for d in diff["changes"]] == [("added", "FREE VBUCKS")]
+            assert diff["authors"] == {FLOOD.public_key.hex(): {"added": 1}}
+            back = await two.json(f"/api/history/diff?network={NET}&from={flood['id'][:8]}&to=v2")
+            assert [d["op"] for d in back["changes"]] == ["removed"]
+            assert [c["version"] for c in back["controls"]] == [2]
+            assert back["controls"][0]["signers"] == [MAINTAINER.public_key.hex()]
+            blame = await two.json(f"/api/history/blame?network={NET}")
+            check_schema(blame, "Blame")
+            assert blame["authors"][0]["author"] == FLOOD.public_key.hex()
+            graph = await two.json(f"/api/history/graph?network={NET}")
+            check_schema(graph, "HistoryGraph")
+            assert {(e["kind"], e["from"], e["to"]) for e in graph["edges"]} >= {
+                ("spine", checkpoint["id"], rollback["id"]),
+                ("revert", rollback["id"], checkpoint["id"]),
+                ("local", checkpoint["id"], flood["id"]),
+            }
+            assert [n["id"] for n in graph["nodes"] if n["flood"]] == [rollback["id"]]
+            prepared = await two.json(
+                f"/api/history/prepare?network={NET}&action=rollback&target=v1"
+            )
+            check_schema(prepared, "PreparedCommand")
+            assert f"--to {checkpoint['root']}" in prepared["command"]
+            prepared = await two.json(f"/api/history/prepare?network={NET}&action=checkpoint")
+            assert "--root" not in prepared["command"]  # the CLI computes the root itself
 
             detail = await two.json(f"/api/history/{checkpoint['id'][:10]}")
             check_schema(detail, "CommitDetail")
@@ -141,6 +174,14 @@ def test_bad_commit_ids_and_parameters(tmp_path: Path) -> None:
                 check_schema(await one.json(path, status=400), "Error")
             missing = await one.json("/api/history/ffffffff", status=404)
             assert "ffffffff" in missing["error"]
+            for path in (f"/api/history/diff?network={NET}&from=v1",
+                         f"/api/history/diff?network={NET}&from=zz&to=v1",
+                         f"/api/history/prepare?network={NET}&action=sign"):  # fmt: skip
+                check_schema(await one.json(path, status=400), "Error")
+            for path in (f"/api/history/diff?network={NET}&from=v1&to=v2",
+                         f"/api/history/v3?network={NET}",
+                         f"/api/history/prepare?network={NET}&action=rollback"):  # fmt: skip
+                check_schema(await one.json(path, status=404), "Error")
             empty = await one.json(f"/api/checkpoints?network={NET}")
             check_schema(empty, "Checkpoints")
             assert empty["policy"]["version"] == 0 and empty["checkpoints"] == []

@@ -82,6 +82,51 @@ async def vote(node: ApiNode, label: str, action: str) -> None:
     assert response.status == 201, await response.text()
 
 
+async def history_graph(page: Page, checkpoint_root: str) -> None:
+    """The graph: spine, revert, flood; two picked points show their diff and its keys."""
+    graph = page.locator("#history-graph")
+    await expect(graph.locator("g.gnode.spine")).to_have_count(2, timeout=WAIT_MS)
+    await expect(graph.locator("g.gnode.local")).to_have_count(3)
+    await expect(graph.locator("path.edge.revert")).to_have_count(1)
+    await expect(graph.locator("line.edge.spine")).to_have_count(1)
+    flood = graph.locator("g.gnode.flood")
+    await expect(flood).to_have_count(1)
+    await expect(flood).to_have_attribute("data-kind", "rollback")
+    # Checkpoint v1 against the commit where the flood arrived: one server added, by
+    # the flooder's key.
+    await graph.locator("g.gnode[data-kind=checkpoint]").click()
+    await graph.locator("g.gnode.local").last.click()
+    diff = page.locator("#history-diff")
+    await expect(diff).to_contain_text("checkpoint v1 → #", timeout=WAIT_MS)
+    await expect(diff.locator("tr.op-added")).to_have_count(1)
+    await expect(diff).to_contain_text("FREE VBUCKS")
+    await expect(diff).to_contain_text(key("flooder").public_key.hex()[:12])
+    await expect(diff).to_contain_text("Keys that caused these changes (1)")
+    await expect(graph.locator("g.gnode.picked")).to_have_count(2)
+    # The flood commit against the rollback: the flood quarantined, and who signed it.
+    await graph.locator("g.gnode[data-kind=rollback]").click()
+    await expect(diff).to_contain_text("→ rollback v2", timeout=WAIT_MS)
+    await expect(diff.locator("tr.op-quarantined")).to_have_count(1)
+    await expect(diff).to_contain_text("rollback v2 signed by")
+    # A maintainer prepares a rollback to the picked checkpoint: the exact command.
+    await graph.locator("g.gnode[data-kind=checkpoint]").click()
+    await page.click("#prepare-rollback")
+    command = page.locator("#prepare-command")
+    await expect(command).to_contain_text(f"fairdht rollback --to {checkpoint_root}")
+    await page.click("#prepare-checkpoint")
+    await expect(command).to_have_text(
+        f"fairdht checkpoint sign --key MAINTAINER.key --network {NET} --bootstrap HOST:PORT"
+    )
+    await graph.locator("g.gnode[data-kind=checkpoint]").click()
+    await graph.locator("g.gnode.local").last.click()
+    await expect(diff.locator("tr.op-added")).to_have_count(1, timeout=WAIT_MS)
+    await shot(page, "9-history-graph")
+    # `make screenshot` sets FAIRDHT_SCREENSHOT_DIR=docs/img; make test never does.
+    docs_dir = os.environ.get("FAIRDHT_SCREENSHOT_DIR")
+    if docs_dir:  # Playwright creates the directory
+        await page.screenshot(path=f"{docs_dir}/history-graph.png", full_page=True)
+
+
 def rows(page: Page) -> Any:
     return page.locator("#servers tbody tr")
 
@@ -198,6 +243,7 @@ def test_dashboard_live_server_browser_and_history(tmp_path: Path) -> None:
                 await page.locator("#timeline li[data-kind=checkpoint]").click()
                 await expect(detail).to_contain_text("checkpoint commit")
                 await shot(page, "5-history-checkpoint")
+                await history_graph(page, checkpoint.root.hex())
 
                 # Karma page with the explanation, network page with traffic.
                 await page.goto(

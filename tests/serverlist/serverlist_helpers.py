@@ -67,6 +67,12 @@ class MemoryDHT:
         self.asked.add(dht_key)
         return [r for r in self.data.get(dht_key, {}).values() if not r.withdrawn]
 
+    async def get_with_tombstones(self, dht_key: bytes) -> list[Record]:
+        """Every record under ``dht_key``, withdrawals included (a full node's replica read)."""
+        self.gets += 1
+        self.asked.add(dht_key)
+        return list(self.data.get(dht_key, {}).values())
+
 
 # -- real UDP on loopback ----------------------------------------------------------------
 

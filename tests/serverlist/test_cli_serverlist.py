@@ -242,3 +242,15 @@ def test_publish_list_checkpoint_rollback_history(
     assert [r["author"] for r in blame if r["quarantined_now"]] == [key("srv-c").public_key.hex()]
     assert _main("history", "--data-dir", node_dir) == 0
     assert "rollback" in capsys.readouterr().out
+    # Any two points: the checkpoint version against the newest commit, by id prefix.
+    args = ("history", "diff", "v1", commits[0]["id"][:10], "--network", NET)
+    assert _main(*args, "--data-dir", node_dir, "--json") == 0
+    diff = json.loads(capsys.readouterr().out)
+    assert [(d["op"], d["name"]) for d in diff["changes"]] == [("quarantined", "Newcomer")]
+    assert diff["authors"] == {key("srv-c").public_key.hex(): {"quarantined": 1}}
+    assert [c["kind"] for c in diff["controls"]] == ["rollback"]
+    assert _main(*args, "--data-dir", node_dir) == 0
+    out = capsys.readouterr().out
+    assert "quarantined" in out and "Newcomer" in out and "signed by" in out
+    assert _main("history", "show", "v1", "--network", NET, "--data-dir", node_dir) == 0
+    assert "shared spine" in capsys.readouterr().out

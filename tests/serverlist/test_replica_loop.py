@@ -20,10 +20,13 @@ class _FakeNode(MemoryDHT):
         super().__init__()
         self.metrics = Metrics()
         self.failing = False
+        self.key = key("fake-node")  # signs the member lists it re-publishes
 
-    async def get(self, dht_key: bytes) -> list[Record]:
+    async def get(self, dht_key: bytes, *, include_withdrawn: bool = False) -> list[Record]:
         if self.failing:
             raise NoPeersError("no peer answered")
+        if include_withdrawn:
+            return await super().get_with_tombstones(dht_key)
         return await super().get(dht_key)
 
     async def secure_get(self, dht_key: bytes) -> list[Record]:

@@ -139,8 +139,17 @@ async def _checkpoint_flood_rollback_and_late_node(tmp_path: Path) -> None:
     flood_keys = {key(f"flood-{i}").public_key.raw for i in range(50)}
     assert {r.author for r in blame if r.quarantined_now} == flood_keys
     assert node.history.verify_chain(NET)
-    kinds = [c.kind for c in reversed(node.history.log(NET))]
-    assert kinds == ["sync", "checkpoint", "sync", "rollback"]
+    kinds = [(c.kind, c.version, c.observed) for c in reversed(node.history.log(NET))]
+    # The flood's new name is a change (a commit); the late-signed v2 joins the shared
+    # spine (K keys agreed on it) without being applied: it is not observed.
+    assert kinds == [
+        ("sync", 0, True),
+        ("checkpoint", 1, True),
+        ("sync", 1, True),
+        ("rollback", 3, True),
+        ("sync", 3, True),
+        ("rollback", 2, False),
+    ]
 
     # A node started after the rollback reaches the same state from the DHT alone.
     late = Node(tmp_path / "late")
@@ -153,6 +162,14 @@ async def _checkpoint_flood_rollback_and_late_node(tmp_path: Path) -> None:
     ]
     assert fresh.listing.root == v1_root
     assert len(fresh.listing.listed) == 3
+    # Its spine has the same commit ids; its v1 is v1's signed root and members, and
+    # only the newest control (v3) is labelled with the list it saw.
+    assert [c.id for c in late.history.spine(NET)] == [c.id for c in node.history.spine(NET)]
+    late_v1 = late.history.show("v1", NET)
+    assert late_v1.root == v1_root and not late_v1.observed
+    assert {s.leaf for s in late.history.state_at(late_v1).values()} == set(members.leaves)
+    assert [c.observed for c in late.history.spine(NET)] == [False, False, True]
+    assert late.history.verify_chain(NET)
 
     # Any node proves a member's inclusion in v1 from the fetched member list.
     ml = decode_members((await load_members(dht.get, late.history, v1)).encode())

@@ -239,15 +239,17 @@ const KIND_MARK = { sync: "●", checkpoint: "⚑", rollback: "↶" };
 
 function countsText(c) {
   const n = c.counts;
-  return `+${n.added} ~${n.updated} −${n.removed} !${n.quarantined}`;
+  return `+${n.added} ~${n.changed} −${n.removed} !${n.quarantined}` + (n.withdrawn ? ` ×${n.withdrawn}` : "");
 }
 
 async function loadHistory() {
-  const [log, cps] = await Promise.all([
+  const [log, cps, graph] = await Promise.all([
     api(`/api/history?network=${enc(state.network)}&limit=200`),
     api(`/api/checkpoints?network=${enc(state.network)}`),
+    api(`/api/history/graph?network=${enc(state.network)}&limit=200`),
   ]);
   state.historyLoaded = true;
+  drawGraph(graph);
   const p = cps.policy;
   const last = cps.checkpoints[cps.checkpoints.length - 1];
   const bits = [last ? `latest accepted: ${last.kind} v${last.version}` : "no accepted checkpoint"];
@@ -274,6 +276,10 @@ async function loadHistory() {
   if (!log.commits.length) list.replaceChildren(el("li", { class: "muted", text: "No history yet: the node has not seen this network change." }));
 }
 
+function replaceKids(node, ...kids) {
+  node.replaceChildren(...kids.flat().filter((k) => k !== null && k !== undefined));
+}
+
 async function showCommit(id) {
   const c = await api(`/api/history/${id}`).catch(showError);
   if (!c) return;
@@ -286,7 +292,7 @@ async function showCommit(id) {
       el("td", { text: e.op }), el("td", { class: "mono", text: e.address }), el("td", { text: e.name }),
       el("td", { class: "mono", text: short(e.author, 10), title: e.author }), el("td", { class: "num", text: e.seq })));
   $("#commit").className = "detail";
-  $("#commit").replaceChildren(
+  replaceKids($("#commit"),
     el("h3", { text: `${c.kind} commit #${c.n}` }),
     el("dl", {},
       el("dt", { text: "id" }), el("dd", { class: "mono", text: c.id }),
@@ -303,6 +309,125 @@ async function showCommit(id) {
       el("thead", {}, el("tr", {}, ["op", "address", "name", "author", "seq"].map((h) => el("th", { text: h })))),
       el("tbody", {}, rows)) : el("p", { class: "muted", text: "no entries: the list did not change" }),
   );
+}
+
+// ---------------------------------------------------------------- history graph
+// The spine of checkpoints and rollbacks on the top lane (the same ids on every node),
+// this node's local commits on the lane below, rollbacks drawn as reverts to the
+// checkpoint they return to, and commits that quarantined a flood ringed in red.
+// Click two points to see the diff between them and the keys that made it.
+
+const SVG = "http://www.w3.org/2000/svg";
+state.picks = [];
+
+function svg(tag, attrs, ...kids) {
+  const node = document.createElementNS(SVG, tag);
+  for (const [name, value] of Object.entries(attrs || {})) {
+    if (value === undefined || value === null) continue;
+    if (name === "text") node.textContent = String(value);
+    else if (name.startsWith("on")) node.addEventListener(name.slice(2), value);
+    else node.setAttribute(name, String(value));
+  }
+  for (const kid of kids.flat()) if (kid) node.append(kid);
+  return node;
+}
+
+function pointLabel(n) {
+  return n.local ? `#${n.n}` : `${n.kind} v${n.version}`;
+}
+
+function drawGraph(graph) {
+  const box = $("#history-graph");
+  const nodes = graph.nodes;
+  if (!nodes.length) {
+    box.replaceChildren(el("p", { class: "muted", text: "No commits yet." }));
+    return;
+  }
+  const step = 56;
+  const width = Math.max(420, 60 + step * nodes.length);
+  const lane = { spine: 62, local: 122 };
+  const at = new Map();
+  nodes.forEach((n, i) => at.set(n.id, { x: 30 + i * step, y: n.local ? lane.local : lane.spine, n }));
+  const edges = graph.edges.filter((e) => at.has(e.from) && at.has(e.to)).map((e) => {
+    const a = at.get(e.from);
+    const b = at.get(e.to);
+    if (e.kind === "revert") {
+      return svg("path", { class: "edge revert", "data-from": e.from, "data-to": e.to,
+        d: `M ${a.x} ${a.y - 10} C ${a.x} ${a.y - 32}, ${b.x} ${b.y - 32}, ${b.x} ${b.y - 10}`,
+        "marker-end": "url(#arrow)" }, svg("title", { text: `rollback returns to ${pointLabel(b.n)}` }));
+    }
+    return svg("line", { class: `edge ${e.kind}`, "data-from": e.from, "data-to": e.to, x1: a.x, y1: a.y, x2: b.x, y2: b.y });
+  });
+  const dots = nodes.map((n) => {
+    const p = at.get(n.id);
+    const classes = ["gnode", n.kind, n.local ? "local" : "spine", n.flood ? "flood" : "", state.picks.includes(n.id) ? "picked" : ""].join(" ");
+    const shape = n.kind === "checkpoint"
+      ? svg("rect", { x: p.x - 9, y: p.y - 9, width: 18, height: 18, rx: 3 })
+      : svg("circle", { cx: p.x, cy: p.y, r: n.local ? 7 : 10 });
+    const tip = `${pointLabel(n)} · ${when(n.time)} · ${countsText(n)}` +
+      (n.signers.length ? ` · signed by ${n.signers.length} key(s)` : "") + (n.note ? ` · ${n.note}` : "");
+    return svg("g", { class: classes, "data-id": n.id, "data-kind": n.kind, tabindex: 0,
+      onclick: () => pickPoint(n.id), onkeydown: (e) => e.key === "Enter" && pickPoint(n.id) },
+      svg("title", { text: tip }), shape,
+      n.local ? null : svg("text", { x: p.x, y: p.y - 16, "text-anchor": "middle", text: `v${n.version}` }),
+      n.kind === "rollback" ? svg("text", { x: p.x, y: p.y + 4, "text-anchor": "middle", class: "glyph", text: "↶" }) : null);
+  });
+  const defs = svg("defs", {}, svg("marker", { id: "arrow", viewBox: "0 0 10 10", refX: 8, refY: 5, markerWidth: 7, markerHeight: 7, orient: "auto-start-reverse" },
+    svg("path", { d: "M 0 0 L 10 5 L 0 10 z", class: "arrowhead" })));
+  const laneLabels = [svg("text", { x: 4, y: 12, class: "lane", text: "shared spine: checkpoints ■, rollbacks ↶ (dashed: the revert)" }),
+    svg("text", { x: 4, y: lane.local + 28, class: "lane", text: "this node's local commits (red ring: quarantined a flood)" })];
+  box.replaceChildren(svg("svg", { id: "graph-svg", width, height: 160, viewBox: `0 0 ${width} 160`, role: "img", "aria-label": "history graph" },
+    defs, laneLabels, edges, dots));
+  const size = graph.size;
+  $("#graph-size").textContent = `${size.spine_commits} spine commits, ${size.local_commits} local commits, ${size.entries} entries kept`;
+}
+
+function pickPoint(id) {
+  state.picks = [...state.picks.filter((x) => x !== id), id].slice(-2);
+  for (const g of document.querySelectorAll("#history-graph .gnode")) {
+    g.classList.toggle("picked", state.picks.includes(g.dataset.id));
+    g.classList.toggle("pick-a", g.dataset.id === state.picks[0]);
+    g.classList.toggle("pick-b", g.dataset.id === state.picks[1]);
+  }
+  showCommit(id);
+  if (state.picks.length === 2) showDiff(state.picks[0], state.picks[1]).catch(showError);
+}
+
+async function showDiff(a, b) {
+  const d = await api(`/api/history/diff?network=${enc(state.network)}&from=${a}&to=${b}`);
+  const n = d.counts;
+  const rows = d.changes.map((e) =>
+    el("tr", { class: `op-${e.op}` },
+      el("td", { text: e.op }), el("td", { class: "mono", text: e.address }), el("td", { text: e.name }),
+      el("td", { text: e.game_version }),
+      el("td", { class: "mono" }, el("a", { href: `#karma/${e.author}`, text: short(e.author, 12), title: e.author })),
+      el("td", { text: e.at ? when(e.at) : "–" })));
+  const authors = Object.entries(d.authors).map(([k, ops]) =>
+    el("li", { class: "mono" }, el("a", { href: `#karma/${k}`, text: short(k, 16), title: k }),
+      ` ${Object.entries(ops).map(([op, c]) => `${op} ${c}`).join(", ")}`));
+  const controls = d.controls.map((c) =>
+    el("li", {}, `${c.kind} v${c.version} signed by `, c.signers.map((k) => el("span", { class: "mono", text: short(k, 10) + " ", title: k }))));
+  $("#history-diff").className = "detail";
+  $("#history-diff").replaceChildren(
+    el("h3", { text: `Diff ${pointLabel(d.from)} → ${pointLabel(d.to)}` }),
+    el("p", { class: "counts", text: `+${n.added} added · −${n.removed} removed · ~${n.changed} changed · !${n.quarantined} quarantined` }),
+    rows.length ? el("table", { class: "grid small" },
+      el("thead", {}, el("tr", {}, ["op", "address", "name", "version", "author", "signed at"].map((h) => el("th", { text: h })))),
+      el("tbody", {}, rows)) : el("p", { class: "muted", text: "the two points hold the same servers" }),
+    el("h4", { text: `Keys that caused these changes (${authors.length})` }),
+    authors.length ? el("ul", { class: "keys" }, authors) : el("p", { class: "muted", text: "none" }),
+    ...(controls.length ? [el("h4", { text: "Checkpoints and rollbacks in between" }), el("ul", {}, controls)] : []),
+  );
+}
+
+async function prepare(action) {
+  const picked = state.picks[state.picks.length - 1];
+  const target = action === "rollback" && picked ? `&target=${picked}` : "";
+  const p = await api(`/api/history/prepare?network=${enc(state.network)}&action=${action}${target}`);
+  $("#prepare-command").textContent = p.command;
+  $("#prepare-note").textContent = `${p.note}. This node lists ${p.listed} servers, holds back ${p.quarantined}.` +
+    (p.target ? ` Rollback target: checkpoint v${p.target.version} (${p.target.count} members).` : "");
+  $("#history-prepare").hidden = false;
 }
 
 // ---------------------------------------------------------------- karma
@@ -487,6 +612,8 @@ function init() {
     e.preventDefault();
     location.hash = `#karma/${$("#karma-subject").value.trim()}`;
   });
+  $("#prepare-checkpoint").addEventListener("click", () => prepare("checkpoint").catch(showError));
+  $("#prepare-rollback").addEventListener("click", () => prepare("rollback").catch(showError));
   $("#referee-form").addEventListener("submit", (e) => {
     e.preventDefault();
     showReferees();

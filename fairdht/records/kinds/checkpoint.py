@@ -1,9 +1,14 @@
 """Kind ``checkpoint``: one maintainer's signature over a server-list state (k-of-n).
 
 Each maintainer signs (network, version, state root, member-list blob id, count,
-expiry) in its own slot: subkey = version as 8 bytes big-endian, so every version is
+expiry, parent) in its own slot: subkey = version as 8 bytes big-endian, so every version is
 its own record slot (DESIGN.md, "Server list"). A node accepts version V when K
 distinct keys of its ``checkpoint`` role signed identical bodies (docs/serverlist.md).
+
+``parent`` is the spine id of the control this one follows (32 zero bytes for the
+first): it sits inside the signed body so every node that accepts the checkpoint
+derives the same commit id from public data alone, whichever signatures it saw
+(docs/serverlist.md, "The shared spine").
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ __all__ = [
     "CONTROL_MAX_TTL",
     "MAX_MEMBERS",
     "MAX_VERSION",
+    "NO_PARENT",
     "CheckpointBody",
     "control_key_parts",
     "version_subkey",
@@ -31,6 +37,7 @@ CONTROL_MAX_TTL = 7 * 24 * 3600
 MAX_VERSION = 2**53
 MAX_MEMBERS = 2**20
 _MAX_TIME = 2**40
+NO_PARENT = bytes(32)
 
 
 def version_subkey(version: int) -> bytes:
@@ -61,6 +68,7 @@ class CheckpointBody:
     members: bytes  # blob id of the member list (fairdht.serverlist.members)
     count: int
     expires: int  # Unix seconds after which no node accepts this checkpoint
+    parent: bytes = NO_PARENT  # spine id of the previous agreed control
 
     def to_wire(self) -> dict[str, Any]:
         """The canonical map."""
@@ -70,18 +78,20 @@ class CheckpointBody:
             "members": self.members,
             "count": self.count,
             "expires": self.expires,
+            "parent": self.parent,
         }
 
     @classmethod
     def from_wire(cls, obj: Any) -> Self:
         """Parse an untrusted map."""
-        m = expect_map(obj, {"version", "root", "members", "count", "expires"})
+        m = expect_map(obj, {"version", "root", "members", "count", "expires", "parent"})
         return cls(
             version=get_int(m, "version", lo=1, hi=MAX_VERSION),
             root=get_bytes(m, "root", length=32),
             members=get_bytes(m, "members", length=32),
             count=get_int(m, "count", lo=0, hi=MAX_MEMBERS),
             expires=get_int(m, "expires", lo=0, hi=_MAX_TIME),
+            parent=get_bytes(m, "parent", length=32),
         )
 
 

@@ -3,6 +3,8 @@
 The body names a new control ``version`` (shared with checkpoints, strictly newer than
 anything a node holds) and the target checkpoint's version, root and member-list blob
 id; like a checkpoint it is k-of-n and each version is its own slot (subkey = version).
+``parent`` is the spine id of the control it follows, inside the signed body
+(docs/serverlist.md, "The shared spine").
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from fairdht.records.kinds.checkpoint import (
     CONTROL_MAX_TTL,
     MAX_MEMBERS,
     MAX_VERSION,
+    NO_PARENT,
     check_version_slot,
     control_key_parts,
 )
@@ -39,6 +42,7 @@ class RollbackBody:
     count: int
     expires: int
     reason: str = ""
+    parent: bytes = NO_PARENT  # spine id of the previous agreed control
 
     def __post_init__(self) -> None:
         if self.target_version >= self.version:
@@ -54,6 +58,7 @@ class RollbackBody:
             "count": self.count,
             "expires": self.expires,
             "reason": self.reason,
+            "parent": self.parent,
         }
 
     @classmethod
@@ -69,6 +74,7 @@ class RollbackBody:
                 "count",
                 "expires",
                 "reason",
+                "parent",
             },
         )
         return cls(
@@ -79,6 +85,7 @@ class RollbackBody:
             count=get_int(m, "count", lo=0, hi=MAX_MEMBERS),
             expires=get_int(m, "expires", lo=0, hi=_MAX_TIME),
             reason=get_str(m, "reason", max_len=MAX_REASON),
+            parent=get_bytes(m, "parent", length=32),
         )
 
 

@@ -30,8 +30,9 @@ test: lint typecheck
 	sh scripts/ensure_nftables.sh
 	$(VENV)/bin/pytest -n 2 -m "not slow" --timeout 300
 
-# The History page screenshot in docs/serverlist.md, taken by the dashboard's browser
-# test; only this target writes into docs/img (make test never does).
+# The README's dashboard picture and the History page picture in docs/serverlist.md,
+# taken by the dashboard's browser test; only this target writes into docs/img (make test
+# never does), so the pictures are always ones the test took.
 screenshot: $(STAMP)
 	sh scripts/ensure_chromium.sh
 	FAIRDHT_SCREENSHOT_DIR=docs/img $(VENV)/bin/pytest tests/dashboard -p no:randomly -n 0 --timeout 300

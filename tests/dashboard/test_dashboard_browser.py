@@ -224,6 +224,11 @@ def test_dashboard_live_server_browser_and_history(tmp_path: Path) -> None:
                     "closed by a rollback"
                 )
                 await shot(page, "3-servers-karma")
+                # The README's picture is this page, with what the assertions above checked:
+                # karma colors, verified marks, the Up column (make screenshot only).
+                docs_dir = os.environ.get("FAIRDHT_SCREENSHOT_DIR")
+                if docs_dir:
+                    await page.screenshot(path=f"{docs_dir}/dashboard.png")
 
                 # History: the checkpoint and the rollback are marked; a click shows the diff.
                 await page.click("nav a[data-page=history]")

@@ -30,7 +30,7 @@ from fairdht.errors import NotFoundError, RecordError
 from fairdht.identity.keys import PublicKey, SigningKey
 from fairdht.records.kinds.checkpoint import CONTROL_MAX_TTL
 from fairdht.serverlist.announce import make_announcement, server_subkey
-from fairdht.serverlist.maintain import SignOutcome, sign_checkpoint
+from fairdht.serverlist.maintain import SignOutcome, republish_controls, sign_checkpoint
 from fairdht.serverlist.merkle import inclusion_proof, leaf_id, verify_inclusion
 from fairdht.trust import TrustStore
 
@@ -80,6 +80,19 @@ def register(subparsers: Any) -> None:
     add_data_dir_option(sign)
     add_json_option(sign)
     sign.set_defaults(func=run_sign)
+    again = sub.add_parser(
+        "republish",
+        help="re-publish your checkpoints and rollbacks (and member lists) still in retention",
+        description="Maintainers run this every few days (cron): newcomers rebuild the "
+        "history's spine from the DHT for 90 days after a checkpoint expired "
+        "(docs/serverlist.md, retention).",
+    )
+    again.add_argument("--key", metavar="PATH", required=True, help="your maintainer key file")
+    add_network_option(again, required=True)
+    add_bootstrap_option(again, required=True)
+    add_data_dir_option(again)
+    add_json_option(again)
+    again.set_defaults(func=run_republish)
     prove = sub.add_parser("prove", help="Merkle inclusion proof of a server in the checkpoint")
     add_network_option(prove, required=True)
     add_bootstrap_option(prove, required=True)
@@ -163,6 +176,26 @@ def explain_untrusted_signer(key: SigningKey, network: str, trust: TrustStore) -
         "its signature counts neither here nor on nodes that do not trust it; if it is a "
         f"maintainer key, run: fairdht trust add {hexkey} --network {network} --role checkpoint\n"
     )
+
+
+def run_republish(args: argparse.Namespace) -> int:
+    """Re-sign this maintainer's control records still in retention, unchanged."""
+    network = network_of(args)
+    key = load_key_of(args)
+    history = open_history(data_dir_of(args))
+
+    async def go() -> int:
+        async with light_client(args) as node:
+            return await republish_controls(
+                node.get, node.put, key, network, history=history, now=time.time()
+            )
+
+    count = asyncio.run(go())
+    if args.json:
+        print_json({"network": network, "republished": count})
+    else:
+        print(f"re-published {count} control record{'' if count == 1 else 's'} of {network}")
+    return 0
 
 
 def run_prove(args: argparse.Namespace) -> int:

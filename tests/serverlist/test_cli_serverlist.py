@@ -8,14 +8,16 @@ import os
 import signal
 import socket
 import sys
+import time
 from pathlib import Path
 
 import pytest
-from serverlist_helpers import join, key, run, start_nodes, stop_all
+from serverlist_helpers import announce, join, key, put_all, run, start_nodes, stop_all
 
 from fairdht.cli.main import main as fairdht_main
 from fairdht.identity import write_key
 from fairdht.node.serverlist_replica import ServerListReplica
+from fairdht.trust import demo_placeholder_key
 
 ROOT = Path(__file__).resolve().parents[2]
 NET = "clinet"
@@ -23,13 +25,18 @@ MAINTAINERS = [key(f"cli-maintainer-{i}") for i in range(3)]
 
 
 async def _cli(*args: str, script: bool = False) -> tuple[int, str, str]:
-    cmd = [sys.executable, str(ROOT / "scripts" / "publish_server.py")] if script else [
-        sys.executable, "-m", "fairdht"
-    ]  # fmt: skip
+    cmd = (
+        [sys.executable, str(ROOT / "scripts" / "publish_server.py")]
+        if script
+        else [sys.executable, "-m", "fairdht"]
+    )
     proc = await asyncio.create_subprocess_exec(
-        *cmd, *args, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        *cmd,
+        *args,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
         env={**os.environ, "XDG_DATA_HOME": str(ROOT / "no-such-dir-used")},
-    )  # fmt: skip
+    )
     out, err = await asyncio.wait_for(proc.communicate(), 60)
     assert proc.returncode is not None
     return proc.returncode, out.decode(), err.decode()
@@ -61,8 +68,16 @@ def test_bad_input_exits_2_with_one_sentence_and_publishes_nothing(tmp_path: Pat
         try:
             await join(nodes, nodes[0].address)
             entry = "{}:{}".format(*nodes[0].address)
-            base = ["--key", str(_keyfile(tmp_path, "pub")), "--bootstrap", entry,
-                    "--network", NET, "--name", "ok"]  # fmt: skip
+            base = [
+                "--key",
+                str(_keyfile(tmp_path, "pub")),
+                "--bootstrap",
+                entry,
+                "--network",
+                NET,
+                "--name",
+                "ok",
+            ]
             results = await asyncio.gather(
                 *(_cli(*base, *extra, script=True) for extra in cases.values()),
                 _cli("publish", *base, "--address", "localhost:1"),
@@ -130,22 +145,57 @@ def test_publish_list_checkpoint_rollback_history(
             servers = ["servers", "--bootstrap", entry, "--network", NET, "--json"]
 
             code, out, err = await _cli(
-                "--key", str(_keyfile(tmp_path, "srv-a")), "--bootstrap", entry,
-                "--address", "127.0.40.1:28785", "--name", "Script Server", "--network", NET,
-                "--mode", "ctf", "--map", "forge", "--players", "2", "--max-players", "12",
-                "--game-version", "1.0", "--tags", "eu,casual", "--once", script=True,
-            )  # fmt: skip
+                "--key",
+                str(_keyfile(tmp_path, "srv-a")),
+                "--bootstrap",
+                entry,
+                "--address",
+                "127.0.40.1:28785",
+                "--name",
+                "Script Server",
+                "--network",
+                NET,
+                "--mode",
+                "ctf",
+                "--map",
+                "forge",
+                "--players",
+                "2",
+                "--max-players",
+                "12",
+                "--game-version",
+                "1.0",
+                "--tags",
+                "eu,casual",
+                "--once",
+                script=True,
+            )
             assert code == 0, err
             assert "accepted by" in out and "replicas" in out
 
             # A kept-alive publisher: listed while it runs, withdrawn on Ctrl-C.
             proc = await asyncio.create_subprocess_exec(
-                sys.executable, "-m", "fairdht", "publish",
-                "--key", str(_keyfile(tmp_path, "srv-b")), "--bootstrap", entry,
-                "--address", "127.0.40.2:28785", "--name", "Live", "--network", NET,
-                "--ttl", "60", "--every", "20",
-                stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-            )  # fmt: skip
+                sys.executable,
+                "-m",
+                "fairdht",
+                "publish",
+                "--key",
+                str(_keyfile(tmp_path, "srv-b")),
+                "--bootstrap",
+                entry,
+                "--address",
+                "127.0.40.2:28785",
+                "--name",
+                "Live",
+                "--network",
+                NET,
+                "--ttl",
+                "60",
+                "--every",
+                "20",
+                stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.PIPE,
+            )
             assert proc.stdout is not None
             first = await asyncio.wait_for(proc.stdout.readline(), 30)
             assert first.startswith(b"announced 'Live'"), first
@@ -174,9 +224,17 @@ def test_publish_list_checkpoint_rollback_history(
             root = lines["root"]
             assert len(root) == 64
             code, out, err = await _cli(
-                *sign, "--key", str(mkeys[1]), "--data-dir", str(mdirs[1]),
-                "--version", "1", "--root", root, "--json",
-            )  # fmt: skip
+                *sign,
+                "--key",
+                str(mkeys[1]),
+                "--data-dir",
+                str(mdirs[1]),
+                "--version",
+                "1",
+                "--root",
+                root,
+                "--json",
+            )
             assert code == 0, err
             assert json.loads(out)["signatures"] == 2
             code, out, _ = await _cli(*servers, "--data-dir", str(viewer))
@@ -185,8 +243,17 @@ def test_publish_list_checkpoint_rollback_history(
             assert doc["state_root"] == root
             assert [s["verified"] for s in doc["servers"]] == [True]
 
-            prove = ["checkpoint", "prove", "--network", NET, "--bootstrap", entry,
-                     "--data-dir", str(viewer), "--json"]  # fmt: skip
+            prove = [
+                "checkpoint",
+                "prove",
+                "--network",
+                NET,
+                "--bootstrap",
+                entry,
+                "--data-dir",
+                str(viewer),
+                "--json",
+            ]
             code, out, err = await _cli(
                 *prove, "--address", "127.0.40.1:28785", "--author", key("srv-a").public_key.hex()
             )
@@ -200,13 +267,32 @@ def test_publish_list_checkpoint_rollback_history(
 
             # A newcomer, then a 2-of-3 rollback to v1's root.
             code, _, err = await _cli(
-                "--key", str(_keyfile(tmp_path, "srv-c")), "--bootstrap", entry, "--address",
-                "127.0.40.3:28785", "--name", "Newcomer", "--network", NET, "--once", script=True,
-            )  # fmt: skip
+                "--key",
+                str(_keyfile(tmp_path, "srv-c")),
+                "--bootstrap",
+                entry,
+                "--address",
+                "127.0.40.3:28785",
+                "--name",
+                "Newcomer",
+                "--network",
+                NET,
+                "--once",
+                script=True,
+            )
             assert code == 0, err
             await replica.sync_once()
-            rollback = ["rollback", "--to", root, "--network", NET, "--bootstrap", entry,
-                        "--reason", "test"]  # fmt: skip
+            rollback = [
+                "rollback",
+                "--to",
+                root,
+                "--network",
+                NET,
+                "--bootstrap",
+                entry,
+                "--reason",
+                "test",
+            ]
             for i in (0, 2):
                 code, out, err = await _cli(
                     *rollback, "--key", str(mkeys[i]), "--data-dir", str(mdirs[i])
@@ -254,3 +340,48 @@ def test_publish_list_checkpoint_rollback_history(
     assert "quarantined" in out and "Newcomer" in out and "signed by" in out
     assert _main("history", "show", "v1", "--network", NET, "--data-dir", node_dir) == 0
     assert "shared spine" in capsys.readouterr().out
+
+
+def test_checkpoint_republish_puts_the_maintainers_controls_again(tmp_path: Path) -> None:
+    async def main() -> None:
+        maint = tmp_path / "m.key"
+        write_key(maint, demo_placeholder_key())
+        nodes = await start_nodes(3)
+        try:
+            await join(nodes, nodes[0].address)
+            await put_all(
+                nodes[1], [announce(key("r1"), "10.9.0.1:28785", name="r1", now=time.time())]
+            )
+            boot = f"{nodes[0].address[0]}:{nodes[0].address[1]}"
+            d = ["--data-dir", str(tmp_path / "maint")]
+            signed = await _cli(
+                "checkpoint",
+                "sign",
+                "--key",
+                str(maint),
+                "--network",
+                "demo",
+                "--bootstrap",
+                boot,
+                "--json",
+                *d,
+            )
+            assert signed[0] == 0, signed[2]
+            code, out, err = await _cli(
+                "checkpoint",
+                "republish",
+                "--key",
+                str(maint),
+                "--network",
+                "demo",
+                "--bootstrap",
+                boot,
+                "--json",
+                *d,
+            )
+            assert code == 0, err
+            assert json.loads(out) == {"network": "demo", "republished": 1}
+        finally:
+            await stop_all(nodes)
+
+    run(main)

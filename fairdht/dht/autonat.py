@@ -138,10 +138,6 @@ def dial_back_datagram(nonce: bytes) -> bytes:
     return bytes([REQUEST]) + os.urandom(MSG_ID_BYTES) + pack([DIAL_BACK, [nonce]])
 
 
-class _Sink(asyncio.DatagramProtocol):
-    """The fresh dialling socket reads nothing."""
-
-
 class AutoNATProtocol(DHTProtocol):
     """``DHTProtocol`` with the dial-back RPCs and a hidden (client-like) identity."""
 
@@ -274,25 +270,29 @@ class AutoNATProtocol(DHTProtocol):
             self._dials -= 1
 
     async def _dial(self, target: Address, nonce: bytes) -> None:
-        """Send the dial-back from a fresh socket: a source the asker never contacted."""
+        """Send the dial-back from a fresh socket: a source the asker never contacted.
+
+        A plain non-blocking socket, opened and closed here: nothing awaits between its
+        creation and the ``try`` that closes it, so a cancelled dial leaks no socket.
+        """
         family = socket.AF_INET6 if ipaddress.ip_address(target[0]).version == 6 else socket.AF_INET
-        loop = asyncio.get_running_loop()
         try:
-            transport, _ = await loop.create_datagram_endpoint(_Sink, family=family)
+            sock = socket.socket(family, socket.SOCK_DGRAM)
         except OSError:
             self.metrics.inc("autonat.dial_error")
             return
         try:
+            sock.setblocking(False)
             data = dial_back_datagram(nonce)
-            transport.sendto(data, target)
+            sock.sendto(data, target)
             self.metrics.inc("autonat.dialled")
             for _ in range(DIAL_BACK_SENDS - 1):  # a second one, in case the first is lost
                 await asyncio.sleep(_DIAL_BACK_GAP)
-                transport.sendto(data, target)
+                sock.sendto(data, target)
         except OSError:
             self.metrics.inc("autonat.dial_error")
         finally:
-            transport.close()
+            sock.close()
 
     def rpc_dial_back(self, sender: Address, nonce: bytes) -> Any:
         """A dial-back for one of our requests: it counts if its source is new to us."""

@@ -25,9 +25,18 @@ class FakeQ3Server(asyncio.DatagramProtocol):
     getinfos: int = 0
     statuses: int = 0
 
+    loop: asyncio.AbstractEventLoop | None = None
+
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # asyncio's selector transport does not subclass DatagramTransport at runtime.
         self.transport = cast(asyncio.DatagramTransport, transport)
+        self.loop = asyncio.get_running_loop()
+
+    def close(self) -> None:
+        """Close the socket on its own loop: tests call this from another thread, where a
+        plain transport.close() may never run and the socket would leak."""
+        if self.transport is not None and self.loop is not None:
+            self.loop.call_soon_threadsafe(self.transport.close)
 
     @property
     def address(self) -> tuple[str, int]:
@@ -71,10 +80,6 @@ class FakeQ3Server(asyncio.DatagramProtocol):
         assert self.transport is not None
         self.transport.sendto(dpmaster.encode_heartbeat(protocol), master)
 
-    def close(self) -> None:
-        if self.transport is not None:
-            self.transport.close()
-
 
 async def start_q3(host: str = "127.0.0.1", **kwargs: object) -> FakeQ3Server:
     """A fake Q3 server on ``host`` (port 0)."""
@@ -95,9 +100,18 @@ class FakeCubeInfo(asyncio.DatagramProtocol):
     transport: asyncio.DatagramTransport | None = None
     pings: int = 0
 
+    loop: asyncio.AbstractEventLoop | None = None
+
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # asyncio's selector transport does not subclass DatagramTransport at runtime.
         self.transport = cast(asyncio.DatagramTransport, transport)
+        self.loop = asyncio.get_running_loop()
+
+    def close(self) -> None:
+        """Close the socket on its own loop: tests call this from another thread, where a
+        plain transport.close() may never run and the socket would leak."""
+        if self.transport is not None and self.loop is not None:
+            self.loop.call_soon_threadsafe(self.transport.close)
 
     def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
         assert self.transport is not None

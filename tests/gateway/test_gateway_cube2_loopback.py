@@ -68,8 +68,7 @@ def test_regserv_ping_back_list_and_leave(tmp_path: Path) -> None:
             )
             assert all(e.body.address != address for e in result.listing.listed)
             assert ("127.0.0.1", port) not in cube2.parse_list(c.call(_list(master)))
-            assert info.transport is not None
-            info.transport.close()
+            info.close()
         finally:
             c.call(gw.stop())
 
@@ -91,7 +90,6 @@ def test_regserv_without_pong_fails_and_publishes_nothing(tmp_path: Path) -> Non
             assert c.call(register()) == b"failreg failed pinging server\n"
             assert info.pings == 5  # master.cpp's PING_RETRY
             assert gw.counters["published"] == 0
-            assert info.transport is not None
-            info.transport.close()
+            info.close()
         finally:
             c.call(gw.stop())

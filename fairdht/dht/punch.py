@@ -291,24 +291,38 @@ class PunchProtocol(AutoNATProtocol):
         self.metrics.inc("punch.registered")
         return True
 
-    def rpc_connect(self, sender: Address, sender_id: bytes, offer: bytes, token: bytes) -> Any:
-        """Pass a signed offer to its registered target; answer with the target's address."""
+    def _admit_offer(
+        self, sender: Address, offer: bytes, token: bytes, what: str
+    ) -> tuple[Offer, _Registration] | str:
+        """The checked offer and its target's registration, or the refusal to answer.
+
+        Shared by punching and relaying: a token (no spoofed source gets us to send to a
+        victim), the sender's rate, the signature and freshness, no replay, a registered
+        target. Refusals are counted ``{what}.refused.{reason}``.
+        """
         if not (token and self.tokens.check(token, sender[0], sender[1], loop_time())):
-            # No token, no forwarding: a spoofed source would get B to punch a victim.
             return "token"
         if not self.offer_limits.allow(sender[0], loop_time()):
             return "busy"
         try:
             checked = decode_offer(offer, now=self.clock())
         except Dropped as drop:
-            self.metrics.inc(f"punch.refused.{drop.reason}")
+            self.metrics.inc(f"{what}.refused.{drop.reason}")
             return drop.reason
         if not self._fresh_nonce(checked.nonce):
-            self.metrics.inc("punch.refused.replay")
+            self.metrics.inc(f"{what}.refused.replay")
             return "replay"
         reg = self._registration(checked.target)
         if reg is None:
             return "unknown"
+        return checked, reg
+
+    def rpc_connect(self, sender: Address, sender_id: bytes, offer: bytes, token: bytes) -> Any:
+        """Pass a signed offer to its registered target; answer with the target's address."""
+        admitted = self._admit_offer(sender, offer, token, "punch")
+        if isinstance(admitted, str):
+            return admitted
+        checked, reg = admitted
         # Per target *and* source subnet: a flood from one /24 spends its own share of
         # offers to this target, never an honest initiator's.
         share = f"{checked.target.hex()}/{subnet_of(sender[0])}"

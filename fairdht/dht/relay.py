@@ -181,20 +181,10 @@ class RelayProtocol(PunchProtocol):
 
     def rpc_relay_open(self, sender: Address, sender_id: bytes, offer: bytes, token: bytes) -> Any:
         """Open a circuit from ``sender`` to the offer's registered target."""
-        if not (token and self.tokens.check(token, sender[0], sender[1], loop_time())):
-            return "token"
-        if not self.offer_limits.allow(sender[0], loop_time()):
-            return "busy"
-        try:
-            checked = decode_offer(offer, now=self.clock())
-        except Dropped as drop:
-            self.metrics.inc(f"relay.refused.{drop.reason}")
-            return drop.reason
-        if not self._fresh_nonce(checked.nonce):
-            return "replay"
-        reg = self._registration(checked.target)
-        if reg is None:
-            return "unknown"
+        admitted = self._admit_offer(sender, offer, token, "relay")
+        if isinstance(admitted, str):
+            return admitted
+        checked, reg = admitted
         self._expire_circuits()
         subnet = subnet_of(sender[0])
         if (

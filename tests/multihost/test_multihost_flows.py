@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import time
 import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -20,6 +19,7 @@ from typing import Any
 
 import pytest
 from netlab import Host, NetLab, netlab, netns_unavailable
+from waiting import ok, wait_for
 
 from fairdht.identity import SigningKey, write_key
 from fairdht.node.launcher import NodeProcess
@@ -32,25 +32,6 @@ PUBLISH = [sys.executable, str(ROOT / "scripts" / "publish_server.py")]
 FAIRDHT_CMD = [sys.executable, "-m", "fairdht"]
 NET = "mh"
 HOSTS = ("e1", "e2", "n3", "pub", "lst", "maint", "ref", "p1", "p2")
-
-
-def wait_for(predicate: Any, *, timeout: float, what: str) -> Any:
-    """Poll ``predicate`` every 0.2 s until it returns a true value; fail after ``timeout``."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout} s waiting for {what}")
-        time.sleep(0.2)
-
-
-def ok(result: subprocess.CompletedProcess[str]) -> dict[str, Any]:
-    """The JSON document of a command that must have succeeded."""
-    assert result.returncode == 0, f"exit {result.returncode}: {result.stderr}"
-    doc: dict[str, Any] = json.loads(result.stdout)
-    return doc
 
 
 def new_key(path: Path) -> SigningKey:

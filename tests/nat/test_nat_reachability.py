@@ -14,15 +14,14 @@ import json
 import subprocess
 import sys
 import threading
-import time
 import urllib.request
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 from netlab import Host, NatTestbed, NatType, nat_ruleset, nat_testbed, netlab
+from waiting import ok, wait_for
 
 from fairdht.dht import DHTConfig, DHTNode
 from fairdht.dht.punch import PunchProtocol
@@ -36,24 +35,6 @@ ROOT = Path(__file__).resolve().parents[2]
 PUBLISH = [sys.executable, str(ROOT / "scripts" / "publish_server.py")]
 FAIRDHT_CMD = [sys.executable, "-m", "fairdht"]
 NET = "nat"
-
-
-def wait_for(predicate: Callable[[], Any], *, timeout: float, what: str) -> Any:
-    """Poll ``predicate`` every 0.3 s until it returns a true value; fail after ``timeout``."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout} s waiting for {what}")
-        time.sleep(0.3)
-
-
-def ok(result: subprocess.CompletedProcess[str]) -> dict[str, Any]:
-    assert result.returncode == 0, f"exit {result.returncode}: {result.stderr}"
-    doc: dict[str, Any] = json.loads(result.stdout)
-    return doc
 
 
 @dataclass

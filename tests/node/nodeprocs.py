@@ -2,28 +2,14 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
-from typing import Any
 
-import pytest
+from waiting import wait_for
 
 from fairdht.api.client import ApiClient
 from fairdht.node.launcher import NodeProcess
 
 Launch = Callable[..., NodeProcess]
-
-
-def wait_for(predicate: Callable[[], Any], *, timeout: float, what: str) -> Any:
-    """Poll ``predicate`` every 0.1 s until it returns a true value; fail after ``timeout``."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout} s waiting for {what}")
-        time.sleep(0.1)
 
 
 def peers_of(node: NodeProcess) -> int:

@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from nodeprocs import wait_for
+from waiting import wait_for
 
 from fairdht.node import read_node_info
 

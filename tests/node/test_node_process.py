@@ -9,7 +9,8 @@ import subprocess
 import sys
 
 import pytest
-from nodeprocs import Launch, peers_of, wait_for
+from nodeprocs import Launch, peers_of
+from waiting import wait_for
 
 from fairdht.cli.main import main
 from fairdht.identity import load_key

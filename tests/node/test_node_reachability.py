@@ -4,7 +4,8 @@ where it is not, run between namespaces in tests/nat."""
 
 from __future__ import annotations
 
-from nodeprocs import Launch, peers_of, wait_for
+from nodeprocs import Launch, peers_of
+from waiting import wait_for
 
 from fairdht.api.client import ApiClient
 

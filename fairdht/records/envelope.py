@@ -11,10 +11,11 @@ by ``author`` over ``SIG_DOMAIN ‖ canonical_pack(first nine items)``.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from dataclasses import dataclass, field, fields
+from typing import Annotated, Any, TypeVar
 
 import msgpack
+import msgspec
 
 from fairdht.errors import (
     BadBody,
@@ -29,8 +30,7 @@ from fairdht.errors import (
 )
 from fairdht.identity.keys import PublicKey, SigningKey, verify_detached
 from fairdht.records.canonical import canonical_pack, strict_unpack
-from fairdht.records.keys import derive_key
-from fairdht.records.registry import Body, KindSpec, kind_spec
+from fairdht.records.registry import Body, KindSpec, all_kinds, kind_spec
 
 __all__ = [
     "MAX_CLOCK_SKEW",
@@ -95,9 +95,8 @@ class Record:
         """The DHT key this record lives under."""
         key = self._key
         if key is None:
-            spec = self.spec
-            key = derive_key(spec.key_tag, *spec.key_parts(self.network, self.author, self.subkey))
-            object.__setattr__(self, "_key", key)
+            key = self.spec.key_of(self.network, self.author, self.subkey)
+            _set_key(self, key)
         return key
 
     @property
@@ -130,6 +129,68 @@ class Record:
 
     def __hash__(self) -> int:
         return hash(self.raw)
+
+
+_set_key = Record.__dict__["_key"].__set__
+# Record's slots, set one by one: the frozen dataclass __init__ reaches object.__setattr__
+# through a global per field, which cost more than all of the decoder's C work
+# (docs/BENCHMARKS.md, validation profile). The names are checked against the fields
+# at import, so a new field cannot be left unset.
+_RECORD_SLOTS = (
+    "kind",
+    "network",
+    "subkey",
+    "author",
+    "seq",
+    "issued_at",
+    "expires_at",
+    "body",
+    "sig",
+    "raw",
+    "_key",
+)
+if tuple(f.name for f in fields(Record)) != _RECORD_SLOTS:
+    raise RuntimeError("envelope._RECORD_SLOTS must list Record's fields in order")
+(
+    _set_kind,
+    _set_network,
+    _set_subkey,
+    _set_author,
+    _set_seq,
+    _set_issued_at,
+    _set_expires_at,
+    _set_body,
+    _set_sig,
+    _set_raw,
+) = (Record.__dict__[name].__set__ for name in _RECORD_SLOTS[:-1])
+
+
+def _new_record(
+    kind: str,
+    network: str,
+    subkey: bytes,
+    author: bytes,
+    seq: int,
+    issued_at: int,
+    expires_at: int,
+    body: Any,
+    sig: bytes,
+    raw: bytes,
+) -> Record:
+    """``Record(...)`` of these fields, at a third of the cost."""
+    record: Record = object.__new__(Record)
+    _set_kind(record, kind)
+    _set_network(record, network)
+    _set_subkey(record, subkey)
+    _set_author(record, author)
+    _set_seq(record, seq)
+    _set_issued_at(record, issued_at)
+    _set_expires_at(record, expires_at)
+    _set_body(record, body)
+    _set_sig(record, sig)
+    _set_raw(record, raw)
+    _set_key(record, None)
+    return record
 
 
 def _unsigned_items(
@@ -220,6 +281,12 @@ def decode_record(data: bytes) -> Record:
     Checks size, shape, kind, body schema, canonical form and signature. Invariant:
     returns a Record or raises RecordError, never anything else.
     """
+    record = _decode_fast(data) if type(data) is bytes else None
+    return _decode_reference(data) if record is None else record
+
+
+def _decode_reference(data: bytes) -> Record:
+    """``decode_record`` for every input, written rule by rule; each refusal names its rule."""
     if not isinstance(data, bytes):
         raise MalformedRecord("record must be bytes")
     if len(data) > MAX_RECORD_BYTES:
@@ -274,18 +341,7 @@ def decode_record(data: bytes) -> Record:
             raise
         except Exception as exc:  # a schema bug must not become a crash on peer input
             raise BadBody(f"body of kind {kind} does not parse: {type(exc).__name__}") from None
-    record = Record(
-        kind=kind,
-        network=network,
-        subkey=subkey,
-        author=author,
-        seq=seq,
-        issued_at=issued_at,
-        expires_at=expires_at,
-        body=body,
-        sig=sig,
-        raw=data,
-    )
+    record = _new_record(kind, network, subkey, author, seq, issued_at, expires_at, body, sig, data)
     if body is not None and spec.check is not None:
         try:
             spec.check(record)
@@ -311,6 +367,122 @@ def decode_record(data: bytes) -> Record:
     # Canonical bytes are 0x9a (fixarray 10), the nine items, then 0xc4 0x40 sig; the
     # signed message is the same nine items under 0x99, so slice instead of re-packing.
     verify_detached(author, SIG_DOMAIN + b"\x99" + data[1:-66], sig)
+    return record
+
+
+# The decoder's fast path (issue 16: validation at >= 0.85 of one raw Ed25519 verify).
+# A kind with a ``wire_struct`` is decoded by msgspec in one C call straight into typed
+# Structs whose constraints state the envelope's and body's limits; re-encoding the
+# Structs and comparing bytes then proves the canonical form, because msgspec writes
+# every value as msgpack-python does (shortest forms; tests/records/test_fast_decoder.py)
+# and the Struct's fields are in sorted order. The fast path only accepts: anything it
+# does not accept goes to _decode_reference, which decides and names the broken rule, so
+# both decide alike as long as the fast path accepts nothing the reference refuses
+# (what the tests check, over generated and mutated records).
+_Seq = Annotated[int, msgspec.Meta(ge=0, le=_MAX_SEQ)]
+_Time = Annotated[int, msgspec.Meta(ge=0, le=_MAX_TIME)]
+_Author = Annotated[bytes, msgspec.Meta(min_length=32, max_length=32)]
+_Sig = Annotated[bytes, msgspec.Meta(min_length=64, max_length=64)]
+_ENCODE = msgspec.msgpack.Encoder().encode
+_NIL = object()
+
+
+def _fast_decoder(spec: KindSpec) -> msgspec.msgpack.Decoder[Any]:
+    """A decoder of whole records of ``spec``'s kind (envelope and body in one call)."""
+    struct = spec.wire_struct
+    assert struct is not None
+    names = list(struct.__struct_fields__)
+    # The canonical form sorts map keys bytewise; a Struct encodes its fields in order.
+    if names != sorted(names, key=str.encode) or not getattr(spec.body_type, "WIRE_EXACT", False):
+        raise ValueError(f"kind {spec.name}: wire_struct fields must be sorted, body WIRE_EXACT")
+    lo, hi = spec.subkey_len
+    envelope = msgspec.defstruct(
+        f"{struct.__name__}Envelope",
+        [
+            ("version", Annotated[int, msgspec.Meta(ge=WIRE_VERSION, le=WIRE_VERSION)]),
+            ("kind", str),
+            ("network", Annotated[str, msgspec.Meta(min_length=1, max_length=32)]),
+            ("subkey", Annotated[bytes, msgspec.Meta(min_length=lo, max_length=hi)]),
+            ("author", _Author),
+            ("seq", _Seq),
+            ("issued_at", _Time),
+            ("expires_at", _Time),
+            ("body", struct | None),
+            ("sig", _Sig),
+        ],
+        array_like=True,
+        forbid_unknown_fields=True,
+    )
+    return msgspec.msgpack.Decoder(envelope)
+
+
+# The kind's name as canonical bytes (fixstr) -> (spec, decoder), for the kinds that
+# have a fast path; filled on first use, after every kind has registered.
+_FAST: dict[bytes, tuple[KindSpec, msgspec.msgpack.Decoder[Any]]] = {}
+
+
+def _fast_kinds() -> dict[bytes, tuple[KindSpec, msgspec.msgpack.Decoder[Any]]]:
+    if not _FAST:
+        for name, spec in all_kinds().items():
+            if spec.wire_struct is not None:
+                _FAST[name.encode()] = (spec, _fast_decoder(spec))
+    return _FAST
+
+
+def _decode_fast(data: bytes) -> Record | None:
+    """The Record of ``data`` if it is a well-formed record of a fast kind whose
+    signature verifies; None if the reference decoder must decide; BadSignature if
+    every rule but the signature holds."""
+    # 0x9a: an array of 10; 0x01: version 1; then the kind as a fixstr of 1-31 bytes.
+    if (
+        not 3 < len(data) <= MAX_RECORD_BYTES
+        or data[:2] != b"\x9a\x01"
+        or not 0xA0 < data[2] < 0xC0
+    ):
+        return None
+    entry = (_FAST or _fast_kinds()).get(data[3 : 3 + data[2] - 0xA0])
+    if entry is None:
+        return None
+    spec, decoder = entry
+    try:
+        env = decoder.decode(data)
+    except msgspec.DecodeError:  # a ValidationError is one too
+        return None
+    network = env.network
+    if (
+        _ENCODE(env) != data
+        or env.kind != spec.name
+        or network not in _GOOD_NETWORKS
+        or not 0 < env.expires_at - env.issued_at <= spec.max_ttl
+    ):
+        return None
+    wire = env.body
+    body: Any = None
+    if wire is not None:
+        from_struct = spec.from_struct
+        assert from_struct is not None
+        try:
+            body = from_struct(wire)
+        except Exception:  # BadBody, or a bug: the reference decides and names it
+            return None
+    record = _new_record(
+        spec.name,
+        network,
+        env.subkey,
+        env.author,
+        env.seq,
+        env.issued_at,
+        env.expires_at,
+        body,
+        env.sig,
+        data,
+    )
+    if body is not None and spec.check is not None:
+        try:
+            spec.check(record)
+        except Exception:
+            return None
+    verify_detached(env.author, SIG_DOMAIN + b"\x99" + data[1:-66], env.sig)
     return record
 
 

@@ -12,6 +12,7 @@ from typing import Any
 from fairdht.errors import BadBody
 
 __all__ = [
+    "OCTET",
     "expect_map",
     "get_bool",
     "get_bytes",
@@ -19,6 +20,7 @@ __all__ = [
     "get_list",
     "get_str",
     "get_strs",
+    "has_control",
     "parse_endpoint",
 ]
 
@@ -26,8 +28,8 @@ __all__ = [
 _CONTROL = re.compile("[\x00-\x1f\x7f]")
 # Dotted-quad IPv4 without leading zeros and a port: the common case, parsed without
 # the ipaddress module (which costs more than the rest of a record's checks).
-_OCTET = r"(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"
-_IPV4_PORT = re.compile(rf"({_OCTET}(?:\.{_OCTET}){{3}}):([1-9][0-9]{{0,4}})")
+OCTET = r"(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"
+_IPV4_PORT = re.compile(rf"({OCTET}(?:\.{OCTET}){{3}}):([1-9][0-9]{{0,4}})")
 
 
 def expect_map(
@@ -75,6 +77,11 @@ def get_strs(obj: dict[str, Any], fields: tuple[tuple[str, int, int], ...]) -> l
         for name, min_len, max_len in fields:
             get_str(obj, name, max_len=max_len, min_len=min_len)
     return values
+
+
+def has_control(text: str) -> bool:
+    """True if ``text`` holds a control character (what ``get_str`` refuses)."""
+    return _CONTROL.search(text) is not None
 
 
 def get_int(obj: dict[str, Any], name: str, *, lo: int, hi: int, default: int | None = None) -> int:

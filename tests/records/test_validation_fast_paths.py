@@ -17,9 +17,9 @@ import pytest
 
 from fairdht.errors import BadBody, NotCanonical
 from fairdht.identity import SigningKey
-from fairdht.records import decode_record, sign_record
+from fairdht.records import Record, decode_record, sign_record
 from fairdht.records.keys import derive_key
-from fairdht.records.kinds.server import SERVER_KIND, ServerAnnouncement
+from fairdht.records.kinds.server import SERVER_KIND, ServerAnnouncement, _check_address
 
 
 def _unicast_by_ipaddress(host: str) -> bool:
@@ -39,6 +39,26 @@ def test_first_octet_shortcut_agrees_with_ipaddress(first: int) -> None:
         else:
             with pytest.raises(BadBody, match="not a unicast address"):
                 ServerAnnouncement(address=f"{host}:1", name="n")
+
+
+@pytest.mark.parametrize("first", range(256))
+def test_unicast_dotted_quad_regex_agrees_with_ipaddress(first: int) -> None:
+    # _check_address accepts a dotted quad by one regex that encodes the first-octet rule.
+    for host in (f"{first}.0.0.0", f"{first}.1.2.3", f"{first}.255.255.255"):
+        for port in ("1", "80", "65535"):
+            if _unicast_by_ipaddress(host):
+                _check_address(f"{host}:{port}")
+            else:
+                with pytest.raises(BadBody, match="not a unicast address"):
+                    _check_address(f"{host}:{port}")
+    for bad in (
+        f"{first}.1.2.3:0",
+        f"{first}.1.2.3:65536",
+        f"{first}.1.2.3:080",
+        f"0{first}.1.2.3:1",
+    ):
+        with pytest.raises(BadBody):
+            _check_address(bad)
 
 
 def _record(address: str = "192.0.2.7:28785", players: int = 3) -> bytes:
@@ -113,3 +133,14 @@ def test_a_network_name_is_checked_before_it_is_memoised() -> None:
     for _ in range(2):
         with pytest.raises(BadBody, match="network name"):
             decode_record(msgpack.packb(items, use_bin_type=True))
+
+
+def test_a_record_built_from_its_slots_equals_the_dataclass_one() -> None:
+    fast = decode_record(_record())
+    parts = {f.name: getattr(fast, f.name) for f in dataclasses.fields(fast) if f.init}
+    slow = Record(**parts)
+    for f in dataclasses.fields(fast):
+        assert getattr(fast, f.name) == getattr(slow, f.name)
+    assert fast._key is None or fast._key == slow.key  # the key is derived lazily
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        fast.seq = 1  # type: ignore[misc]

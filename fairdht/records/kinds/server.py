@@ -4,12 +4,23 @@ from __future__ import annotations
 
 import hashlib
 import ipaddress
+import re
 from dataclasses import dataclass
-from typing import Any, ClassVar, Self
+from typing import Annotated, Any, ClassVar, Self
+
+import msgspec
 
 from fairdht.errors import BadBody
 from fairdht.records.registry import KindSpec, register_kind
-from fairdht.records.schema import expect_map, get_int, get_list, get_strs, parse_endpoint
+from fairdht.records.schema import OCTET as _OCTET
+from fairdht.records.schema import (
+    expect_map,
+    get_int,
+    get_list,
+    get_strs,
+    has_control,
+    parse_endpoint,
+)
 
 __all__ = ["SERVER_KIND", "SERVER_SHARDS", "ServerAnnouncement", "server_shard", "shard_key_parts"]
 
@@ -98,11 +109,7 @@ class ServerAnnouncement:
             {"address", "name", "mode", "map", "players", "max_players", "game_version", "tags"},
         )
         address, name, mode, map_name, game_version = get_strs(m, _STR_FIELDS)
-        host, port = parse_endpoint(address)
-        _check_unicast(host)
-        canonical = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
-        if canonical != address:
-            raise BadBody(f"address must be written canonically as {canonical}")
+        _check_address(address)
         tags = get_list(m, "tags", max_items=MAX_TAGS)
         for tag in tags:
             if not isinstance(tag, str) or not 1 <= len(tag) <= 16:
@@ -110,26 +117,115 @@ class ServerAnnouncement:
         players = get_int(m, "players", lo=0, hi=MAX_PLAYERS)
         max_players = get_int(m, "max_players", lo=0, hi=MAX_PLAYERS)
         _check_players(players, max_players)
-        # Every field was checked above, so build the value without __post_init__, which
-        # would parse the address a second time (docs/BENCHMARKS.md, validation profile).
-        body = object.__new__(cls)
-        for field_name, value in (
-            ("address", address),
-            ("name", name),
-            ("mode", mode),
-            ("map", map_name),
-            ("players", players),
-            ("max_players", max_players),
-            ("game_version", game_version),
-            ("tags", tuple(tags)),
-        ):
-            object.__setattr__(body, field_name, value)
+        body: Self = _checked(
+            cls, address, name, mode, map_name, players, max_players, game_version, tags
+        )
         return body
+
+
+def _checked(
+    cls: type[ServerAnnouncement],
+    address: str,
+    name: str,
+    mode: str,
+    map_name: str,
+    players: int,
+    max_players: int,
+    game_version: str,
+    tags: list[str] | tuple[str, ...],
+) -> Any:
+    """The value of fields already checked, built without ``__post_init__``, which would
+    parse the address a second time (docs/BENCHMARKS.md, validation profile)."""
+    body = object.__new__(cls)
+    _set_address(body, address)
+    _set_name(body, name)
+    _set_mode(body, mode)
+    _set_map(body, map_name)
+    _set_players(body, players)
+    _set_max_players(body, max_players)
+    _set_game_version(body, game_version)
+    _set_tags(body, tuple(tags))
+    return body
+
+
+# A dotted quad whose first octet is 1-223 (what _check_unicast lets through), and a
+# port; without leading zeros, so the text is its own canonical form.
+_UNICAST_V4_PORT = re.compile(
+    rf"(?:22[0-3]|2[01][0-9]|1[0-9][0-9]|[1-9][0-9]?)(?:\.{_OCTET}){{3}}:([1-9][0-9]{{0,4}})"
+)
+
+
+def _check_address(address: str) -> None:
+    """``address`` is a unicast IP literal and port, written canonically."""
+    fast = _UNICAST_V4_PORT.fullmatch(address)
+    if fast and int(fast[1]) <= 65535:
+        return
+    host, port = parse_endpoint(address)
+    _check_unicast(host)
+    canonical = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    if canonical != address:
+        raise BadBody(f"address must be written canonically as {canonical}")
 
 
 def _check_players(players: int, max_players: int) -> None:
     if max_players and players > max_players:
         raise BadBody(f"players ({players}) exceeds max players ({max_players})")
+
+
+# The slots' own setters: a frozen dataclass refuses setattr, and these skip the
+# object.__setattr__ lookup a loop over field names pays per field.
+_set_address = ServerAnnouncement.__dict__["address"].__set__
+_set_name = ServerAnnouncement.__dict__["name"].__set__
+_set_mode = ServerAnnouncement.__dict__["mode"].__set__
+_set_map = ServerAnnouncement.__dict__["map"].__set__
+_set_players = ServerAnnouncement.__dict__["players"].__set__
+_set_max_players = ServerAnnouncement.__dict__["max_players"].__set__
+_set_game_version = ServerAnnouncement.__dict__["game_version"].__set__
+_set_tags = ServerAnnouncement.__dict__["tags"].__set__
+
+
+_Address = Annotated[str, msgspec.Meta(min_length=3, max_length=64)]
+_Name = Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
+_Short = Annotated[str, msgspec.Meta(max_length=32)]
+_Tag = Annotated[str, msgspec.Meta(min_length=1, max_length=16)]
+_Count = Annotated[int, msgspec.Meta(ge=0, le=MAX_PLAYERS)]
+
+
+class ServerWire(msgspec.Struct, forbid_unknown_fields=True):
+    """The body map as the decoder's fast path reads it: fields in canonical (sorted)
+    order, with each limit of ``from_wire`` that a type can state (envelope.py)."""
+
+    address: _Address
+    game_version: _Short
+    map: _Short
+    max_players: _Count
+    mode: _Short
+    name: _Name
+    players: _Count
+    tags: Annotated[tuple[_Tag, ...], msgspec.Meta(max_length=MAX_TAGS)]
+
+
+def _from_struct(wire: ServerWire) -> ServerAnnouncement:
+    """The rules of ``from_wire`` that ``ServerWire`` does not state: no control
+    characters in the five strings (tags are not searched, as in ``from_wire``), the
+    address, and players within max players."""
+    if has_control(f"{wire.address}{wire.name}{wire.mode}{wire.map}{wire.game_version}"):
+        raise BadBody("a server field holds a control character")
+    _check_address(wire.address)
+    if wire.max_players and wire.players > wire.max_players:
+        _check_players(wire.players, wire.max_players)  # raises
+    body: ServerAnnouncement = _checked(
+        ServerAnnouncement,
+        wire.address,
+        wire.name,
+        wire.mode,
+        wire.map,
+        wire.players,
+        wire.max_players,
+        wire.game_version,
+        wire.tags,
+    )
+    return body
 
 
 def _key_parts(network: str, author: bytes, subkey: bytes) -> tuple[bytes, ...]:
@@ -144,5 +240,8 @@ SERVER_SPEC = register_kind(
         key_tag="servers",
         key_parts=_key_parts,
         subkey_len=(1, 32),
+        wire_struct=ServerWire,
+        from_struct=_from_struct,
+        small_key_space=True,
     )
 )

@@ -12,6 +12,7 @@ from typing import Any
 from fairdht.errors import BadBody
 
 __all__ = [
+    "CONTROL",
     "OCTET",
     "expect_map",
     "get_bool",
@@ -20,12 +21,11 @@ __all__ = [
     "get_list",
     "get_str",
     "get_strs",
-    "has_control",
     "parse_endpoint",
 ]
 
 
-_CONTROL = re.compile("[\x00-\x1f\x7f]")
+CONTROL = re.compile("[\x00-\x1f\x7f]")
 # Dotted-quad IPv4 without leading zeros and a port: the common case, parsed without
 # the ipaddress module (which costs more than the rest of a record's checks).
 OCTET = r"(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"
@@ -59,7 +59,7 @@ def get_str(
         raise BadBody(f"{name} must be a string")
     if not min_len <= len(value) <= max_len:
         raise BadBody(f"{name} must be {min_len} to {max_len} characters")
-    if _CONTROL.search(value):
+    if CONTROL.search(value):
         raise BadBody(f"{name} must not contain control characters")
     return value
 
@@ -73,15 +73,10 @@ def get_strs(obj: dict[str, Any], fields: tuple[tuple[str, int, int], ...]) -> l
         if type(value) is not str or not min_len <= len(value) <= max_len:
             get_str(obj, name, max_len=max_len, min_len=min_len)  # raises, naming the field
         values.append(value)
-    if _CONTROL.search(" ".join(values)):
+    if CONTROL.search(" ".join(values)):
         for name, min_len, max_len in fields:
             get_str(obj, name, max_len=max_len, min_len=min_len)
     return values
-
-
-def has_control(text: str) -> bool:
-    """True if ``text`` holds a control character (what ``get_str`` refuses)."""
-    return _CONTROL.search(text) is not None
 
 
 def get_int(obj: dict[str, Any], name: str, *, lo: int, hi: int, default: int | None = None) -> int:

@@ -19,7 +19,13 @@ from fairdht.errors import BadBody, NotCanonical
 from fairdht.identity import SigningKey
 from fairdht.records import Record, decode_record, sign_record
 from fairdht.records.keys import derive_key
-from fairdht.records.kinds.server import SERVER_KIND, ServerAnnouncement, _check_address
+from fairdht.records.kinds.server import (
+    SERVER_KIND,
+    ServerAnnouncement,
+    _check_address,
+    server_shard,
+    shard_key_parts,
+)
 
 
 def _unicast_by_ipaddress(host: str) -> bool:
@@ -87,6 +93,12 @@ def test_record_key_is_derived_per_record_and_not_carried_over() -> None:
     # Length prefixes keep ("ab", "c") and ("a", "bc") apart, with the tag memoised.
     assert derive_key("t", b"ab", b"c") != derive_key("t", b"a", b"bc")
     assert derive_key("t", b"x") != derive_key("u", b"x")
+    # The server kind's key parts are its shard's, computed in one expression.
+    for i in range(200):
+        author, subkey = bytes([i]) * 32, bytes([i % 7]) * (1 + i % 32)
+        assert spec.key_parts("testnet", author, subkey) == shard_key_parts(
+            "testnet", server_shard(author, subkey)
+        )
 
 
 def test_unsorted_body_keys_stay_refused_after_the_sorted_order_was_memoised() -> None:

@@ -12,13 +12,13 @@ import msgspec
 
 from fairdht.errors import BadBody
 from fairdht.records.registry import KindSpec, register_kind
+from fairdht.records.schema import CONTROL as _CONTROL
 from fairdht.records.schema import OCTET as _OCTET
 from fairdht.records.schema import (
     expect_map,
     get_int,
     get_list,
     get_strs,
-    has_control,
     parse_endpoint,
 )
 
@@ -189,9 +189,10 @@ _Name = Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
 _Short = Annotated[str, msgspec.Meta(max_length=32)]
 _Tag = Annotated[str, msgspec.Meta(min_length=1, max_length=16)]
 _Count = Annotated[int, msgspec.Meta(ge=0, le=MAX_PLAYERS)]
+_CONTROL_SEARCH = _CONTROL.search
 
 
-class ServerWire(msgspec.Struct, forbid_unknown_fields=True):
+class ServerWire(msgspec.Struct, forbid_unknown_fields=True, gc=False):
     """The body map as the decoder's fast path reads it: fields in canonical (sorted)
     order, with each limit of ``from_wire`` that a type can state (envelope.py)."""
 
@@ -208,28 +209,36 @@ class ServerWire(msgspec.Struct, forbid_unknown_fields=True):
 def _from_struct(wire: ServerWire) -> ServerAnnouncement:
     """The rules of ``from_wire`` that ``ServerWire`` does not state: no control
     characters in the five strings (tags are not searched, as in ``from_wire``), the
-    address, and players within max players."""
-    if has_control(f"{wire.address}{wire.name}{wire.mode}{wire.map}{wire.game_version}"):
+    address, and players within max players. Inlined: it runs at every validation."""
+    address, players, max_players = wire.address, wire.players, wire.max_players
+    name, mode, map_name, game_version = wire.name, wire.mode, wire.map, wire.game_version
+    if _CONTROL_SEARCH(f"{address}{name}{mode}{map_name}{game_version}"):
         raise BadBody("a server field holds a control character")
-    _check_address(wire.address)
-    if wire.max_players and wire.players > wire.max_players:
-        _check_players(wire.players, wire.max_players)  # raises
-    body: ServerAnnouncement = _checked(
-        ServerAnnouncement,
-        wire.address,
-        wire.name,
-        wire.mode,
-        wire.map,
-        wire.players,
-        wire.max_players,
-        wire.game_version,
-        wire.tags,
-    )
+    fast = _UNICAST_V4_PORT.fullmatch(address)
+    if not fast or int(fast[1]) > 65535:
+        _check_address(address)
+    if max_players and players > max_players:
+        _check_players(players, max_players)  # raises
+    body: ServerAnnouncement = _new_body(ServerAnnouncement)
+    _set_address(body, address)
+    _set_name(body, name)
+    _set_mode(body, mode)
+    _set_map(body, map_name)
+    _set_players(body, players)
+    _set_max_players(body, max_players)
+    _set_game_version(body, game_version)
+    _set_tags(body, wire.tags)
     return body
 
 
+_new_body = object.__new__
+
+
 def _key_parts(network: str, author: bytes, subkey: bytes) -> tuple[bytes, ...]:
-    return shard_key_parts(network, server_shard(author, subkey))
+    # shard_key_parts(network, server_shard(author, subkey)) in one expression: it runs
+    # at every validation (tests/records/test_validation_fast_paths.py compares them).
+    digest = hashlib.blake2b(author + subkey, digest_size=32).digest()
+    return (network.encode(), (digest[0] % SERVER_SHARDS).to_bytes(1, "big"))
 
 
 SERVER_SPEC = register_kind(

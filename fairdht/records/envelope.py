@@ -384,6 +384,7 @@ _Time = Annotated[int, msgspec.Meta(ge=0, le=_MAX_TIME)]
 _Author = Annotated[bytes, msgspec.Meta(min_length=32, max_length=32)]
 _Sig = Annotated[bytes, msgspec.Meta(min_length=64, max_length=64)]
 _ENCODE = msgspec.msgpack.Encoder().encode
+_SIGNED_PREFIX = SIG_DOMAIN + b"\x99"  # the signed message: this, then the nine items
 _NIL = object()
 
 
@@ -483,7 +484,7 @@ def _decode_fast(data: bytes) -> Record | None:
             spec.check(record)
         except Exception:
             return None
-    verify_detached(env.author, SIG_DOMAIN + b"\x99" + data[1:-66], env.sig)
+    verify_detached(env.author, _SIGNED_PREFIX + data[1:-66], env.sig)
     return record
 
 
@@ -531,7 +532,10 @@ def validate_record(data: bytes, *, now: float, key: bytes | None = None) -> Rec
     This is the one entry point for records arriving from peers or users; the
     store-time ``seq`` rule is applied by storage, which knows what it holds.
     """
-    record = decode_record(data)
+    # decode_record, one call shorter: this is the hot path of every store and get.
+    record = _decode_fast(data) if type(data) is bytes else None
+    if record is None:
+        record = _decode_reference(data)
     if record.issued_at > now + MAX_CLOCK_SKEW or record.expires_at <= now:
         check_time(record, now)  # raises, saying which
     if key is not None and record.key != key:

@@ -97,9 +97,9 @@ def add_serve_parser(sub: Any) -> None:
         "--listen",
         type=listen_endpoint,
         default=None,
-        help="TCP address for players (default: 0.0.0.0, or [::] for IPv6 entry nodes, "
-        "any free port); without --endpoint a wildcard advertises this host's address "
-        "towards the entry node",
+        help="UDP address of a QUIC socket of its own for players (default: sessions share "
+        "the DHT socket, which NAT mappings and punches keep open); without --endpoint a "
+        "wildcard advertises this host's address towards the entry node",
     )
     serve.add_argument("--endpoint", type=_endpoint, default=None, help="advertised IP:PORT")
     serve.add_argument("--capacity", type=_capacity, default=2, help="matches at once")
@@ -235,6 +235,8 @@ def run_play(args: argparse.Namespace) -> int:
             "referee_vote": result.referee_vote,
             "outcome": None if result.outcome is None else _outcome_doc(result.outcome),
             "attempts": attempts,
+            "path": result.path,
+            "failure": result.failure or None,
         }
         if args.anon_votes:
             doc["anon_votes_held"] = anon_held
@@ -255,8 +257,10 @@ def run_play(args: argparse.Namespace) -> int:
                 f"{lost}\n"
             )
         sys.stdout.write(f"rated the referee {doc['referee_vote']}\n")
+    if doc["path"] and not args.json:
+        sys.stdout.write(f"session path: {doc['path']}\n")
     if doc["outcome"] is None:
-        sys.stderr.write("fairdht: the referee sent no outcome\n")
+        sys.stderr.write(f"fairdht: {doc['failure'] or 'the referee sent no outcome'}\n")
         return 1
     return 0
 
@@ -322,9 +326,11 @@ def run_serve(args: argparse.Namespace) -> int:
                     endpoint=args.endpoint,
                     tick_ms=args.tick_ms,
                 )
-                # Default: the wildcard the light client bound for the entry nodes' family.
-                listen = args.listen or (node.address[0], 0)
-                host, port = await service.start(listen[0], listen[1])
+                # Default: QUIC on the light client's own UDP socket (docs/nat.md).
+                if args.listen is None:
+                    host, port = await service.start()
+                else:
+                    host, port = await service.start(args.listen[0], args.listen[1])
                 start = {
                     "referee": key.public_key.hex(),
                     "code_hash": digest.hex(),

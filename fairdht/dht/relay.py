@@ -66,8 +66,8 @@ CIRCUIT_ID_BYTES: Final = 8
 MAX_RELAY_PAYLOAD: Final = 1200
 # Per circuit: a whole match (docs/nat.md, "Relays"). circuit relay v2's defaults (2 min,
 # 128 KiB) fit a handshake, not a match: the demo arena's 10 s match at 10 ticks a second
-# moves about 150 KiB over QUIC for one player (measured, docs/nat.md), so a 10-minute
-# match is about 9 MiB. 16 MiB and 15 min cover that with room; the relay's total is
+# moves about 93 KB over QUIC for one player (measured, docs/nat.md), so a 10-minute
+# match is about 6 MB. 16 MiB and 15 min cover that with room; the relay's total is
 # bounded by its circuit count (256 x 16 MiB at most, each spent at the match's pace).
 CIRCUIT_BYTES: Final = 16 * 1024 * 1024
 CIRCUIT_SECONDS: Final = 15 * 60

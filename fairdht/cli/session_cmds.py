@@ -15,6 +15,7 @@ from typing import Any
 from fairdht.app.play import hold_match_votes, play_match, play_ranked
 from fairdht.app.referee_service import RefereeService
 from fairdht.cli.common import (
+    Endpoint,
     add_bootstrap_option,
     add_data_dir_option,
     add_json_option,
@@ -23,6 +24,7 @@ from fairdht.cli.common import (
     light_client,
     listen_endpoint,
     load_key_of,
+    parse_endpoint,
     print_json,
 )
 from fairdht.cli.referee import (
@@ -53,6 +55,11 @@ def _public_key(text: str) -> bytes:
         return PublicKey.from_hex(text).raw
     except UsageError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _relay_endpoint(text: str) -> Endpoint:
+    """argparse type of ``--via``: a public node's ``IP:PORT`` (an IP literal: it goes in the offer)."""
+    return parse_endpoint(text, what="relay address", allow_hostname=False)
 
 
 def _deadline(text: str) -> float:
@@ -102,6 +109,15 @@ def add_serve_parser(sub: Any) -> None:
         "wildcard advertises this host's address towards the entry node",
     )
     serve.add_argument("--endpoint", type=_endpoint, default=None, help="advertised IP:PORT")
+    serve.add_argument(
+        "--via",
+        metavar="IP:PORT",
+        type=_relay_endpoint,
+        action="append",
+        default=[],
+        help="behind NAT: a public node to register at and offer as your relay (repeat for "
+        "two); players punch or relay through it (docs/nat.md)",
+    )
     serve.add_argument("--capacity", type=_capacity, default=2, help="matches at once")
     serve.add_argument("--tick-ms", type=int, default=100, help="game tick (default 100 ms)")
     serve.add_argument(
@@ -192,7 +208,8 @@ def run_play(args: argparse.Namespace) -> int:
         raise UsageError("--duration-ms must be between 1000 and 600000")
 
     async def go() -> dict[str, Any]:
-        async with light_client(args) as node:
+        # Answering requests lets punches and relayed circuits reach this player.
+        async with light_client(args, sessions=True) as node:
             settings = {"seed": args.seed, "duration_ms": args.duration_ms}
             attempts: list[dict[str, Any]] = []
             if args.referee is None:
@@ -293,7 +310,7 @@ def run_serve(args: argparse.Namespace) -> int:
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
         with tempfile.TemporaryDirectory(prefix="fairdht-serve-") as tmp:
-            async with light_client(args, key=key) as node:
+            async with light_client(args, key=key, sessions=True) as node:
                 if args.bundle is not None:
                     bundle_dir = Path(args.bundle)
                     digest = code_hash(bundle_dir)
@@ -325,6 +342,7 @@ def run_serve(args: argparse.Namespace) -> int:
                     capacity=args.capacity,
                     endpoint=args.endpoint,
                     tick_ms=args.tick_ms,
+                    via=tuple((e.host, e.port) for e in args.via),
                 )
                 # Default: QUIC on the light client's own UDP socket (docs/nat.md).
                 if args.listen is None:

@@ -281,7 +281,7 @@ class RelayProtocol(PunchProtocol):
         except Dropped as drop:
             self.metrics.inc(f"relay.refused.{drop.reason}")
             return False
-        if checked.target != self._real_identity[1] or not self._fresh_nonce(checked.nonce):
+        if checked.target != self.public_key or not self._fresh_nonce(checked.nonce):
             self.metrics.inc("relay.refused.replay_or_target")
             return False
         circuit = Circuit(self, at, circuit_id, checked.initiator)

@@ -78,6 +78,9 @@ STALL: Final = 2.0
 # peer's FIN get through first).
 CLOSE_GRACE: Final = 2.0
 _SMALLEST_INITIAL: Final = 1200
+# A connection not handshaken by then is dropped (its share of the limits freed): a
+# garbage Initial holds a slot for this long, not for the idle timeout.
+HANDSHAKE_TIMEOUT: Final = 10.0
 _TICK: Final = 0.25
 
 StreamHandler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
@@ -141,6 +144,8 @@ class QuicSession(QuicConnectionProtocol):
         self.peer: Any = None
         self.streams = 0
         self.terminated = False
+        self.handshaken = False
+        self.created = asyncio.get_running_loop().time()
 
     def keep_alive(self) -> None:
         """Send a PING (ack-eliciting, so the peer answers and both NATs see traffic)."""
@@ -159,6 +164,8 @@ class QuicSession(QuicConnectionProtocol):
 
     def quic_event_received(self, event: events.QuicEvent) -> None:
         super().quic_event_received(event)
+        if isinstance(event, events.HandshakeCompleted):
+            self.handshaken = True
         if isinstance(event, events.ConnectionTerminated) and not self.terminated:
             self.terminated = True
             self.endpoint.forget(self)
@@ -188,8 +195,10 @@ class QuicEndpoint:
         idle_timeout: float = IDLE_TIMEOUT,
         max_connections: int = MAX_CONNECTIONS,
         per_subnet: int = PER_SUBNET,
+        handshake_timeout: float = HANDSHAKE_TIMEOUT,
     ) -> None:
         self._sendto = sendto
+        self.handshake_timeout = handshake_timeout
         self.accept = accept
         self.metrics = metrics or Metrics()
         self.keepalive = keepalive
@@ -470,6 +479,11 @@ class QuicEndpoint:
                     self.metrics.inc("quic.keepalive")
             for peer, route in list(self.routes.items()):
                 self._check_route(peer, route, now)
+            for session in list(self._sessions):
+                if not session.handshaken and now - session.created > self.handshake_timeout:
+                    self.metrics.inc("quic.dropped.handshake_timeout")
+                    session.close()
+                    self.forget(session)
 
     def _check_route(self, peer: bytes, route: Route, now: float) -> None:
         if route.waiting_since is None or now - route.waiting_since < STALL or route.rerouting:

@@ -11,6 +11,8 @@ sockets are that host's; the entry nodes (and relays) are real ``fairdht node`` 
 from __future__ import annotations
 
 import asyncio
+import json
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -27,7 +29,7 @@ from fairdht.dht import DHTConfig, DHTNode
 from fairdht.dht.relay import RelayProtocol
 from fairdht.dht.rpc import Address
 from fairdht.dht.storage import MemoryRecordStore
-from fairdht.identity import SigningKey
+from fairdht.identity import SigningKey, write_key
 from fairdht.node.launcher import NodeProcess
 from fairdht.records.envelope import Record
 from fairdht.records.kinds.outcome import MatchOutcome
@@ -37,6 +39,7 @@ ROOT = Path(__file__).resolve().parents[2]
 ARENA = ROOT / "examples" / "arena"
 NET = "nat"
 PORT = 4000
+FAIRDHT_CMD = [sys.executable, "-m", "fairdht"]
 
 
 @dataclass
@@ -310,6 +313,88 @@ def late_join(lab: Lab, match: str, keepalive: float) -> tuple[PlayResult, dict[
     assert early.path == "punched"
     assert early.outcome is not None and early.outcome.raw == offered["outcome"].raw
     return early, counters
+
+
+def test_the_command_line_referee_behind_a_symmetric_nat_and_players_behind_two_others(
+    lab: Lab, tmp_path: Path
+) -> None:
+    """The same flow as real processes: ``referee serve --via`` and two ``play``."""
+    homes = lab.homes
+    digest = code_hash(ARENA).hex()
+    entry = lab.entries[0].endpoint(PORT)
+    ref_key = SigningKey.generate()
+    write_key(tmp_path / "ref.key", ref_key)
+    names = ("fc", "pr")
+    keys = {name: SigningKey.generate() for name in names}
+    for name, key in keys.items():
+        write_key(tmp_path / f"{name}.key", key)
+    serve = homes["sym"].host.popen(
+        [
+            *FAIRDHT_CMD,
+            "referee",
+            "serve",
+            "--bundle",
+            str(ARENA),
+            "--trust-code",
+            digest,
+            "--game",
+            "game-home",
+            "--key",
+            str(tmp_path / "ref.key"),
+            "--bootstrap",
+            entry,
+            "--via",
+            entry,
+            "--via",
+            lab.entries[1].endpoint(PORT),
+            "--tick-ms",
+            "50",
+            "--matches",
+            "1",
+            "--json",
+            "--data-dir",
+            str(tmp_path / "ref"),
+        ]
+    )
+    assert serve.stdout is not None
+    started = json.loads(serve.stdout.readline())
+    assert started["endpoint"] == "via 198.18.1.10:4000 198.18.2.10:4000"
+    roster = ",".join(k.public_key.hex() for k in keys.values())
+    plays = {
+        name: homes[name].host.popen(
+            [
+                *FAIRDHT_CMD,
+                "play",
+                "--match",
+                "cli-sym",
+                "--code-hash",
+                digest,
+                "--referee",
+                ref_key.public_key.hex(),
+                "--players",
+                roster,
+                "--duration-ms",
+                "1500",
+                "--key",
+                str(tmp_path / f"{name}.key"),
+                "--bootstrap",
+                lab.entries[1].endpoint(PORT),
+                "--json",
+                "--data-dir",
+                str(tmp_path / name),
+            ]
+        )
+        for name in names
+    }
+    docs = {}
+    for name, play in plays.items():
+        out, err = play.communicate(timeout=120)
+        assert play.returncode == 0, err
+        docs[name] = json.loads(out)
+    assert serve.wait(timeout=30) == 0
+    assert docs["fc"]["outcome"]["status"] == "completed"
+    assert docs["fc"]["outcome"] == docs["pr"]["outcome"]
+    assert {name: d["path"] for name, d in docs.items()} == {"fc": "punched", "pr": "relayed"}
 
 
 def test_keepalives_hold_a_punched_session_open_behind_nats_that_forget_after_two_seconds(

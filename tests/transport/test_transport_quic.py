@@ -13,7 +13,7 @@ from typing import TypeVar
 import pytest
 
 from fairdht.dht import DHTConfig, DHTNode
-from fairdht.dht.relay import RelayProtocol
+from fairdht.dht.relay import Circuit, RelayProtocol
 from fairdht.dht.storage import MemoryRecordStore
 from fairdht.errors import NetworkError
 from fairdht.game.frames import encode_frame, read_frame
@@ -233,3 +233,24 @@ def test_a_peer_with_no_path_is_refused_naming_each_try() -> None:
             await a.stop()
 
     assert run(main).endswith("direct 127.0.64.1:9: no answer")
+
+
+def test_a_relay_forwards_only_to_a_peer_that_still_holds_its_reservation() -> None:
+    async def main() -> None:
+        r, b, a = await nodes(3, 65)
+        try:
+            assert await relay_proto(b).register_at(r.address, ttl=2)
+            mine = await relay_proto(a).open_relay(r.address, b.key.public_key.raw)
+            assert isinstance(mine, Circuit)
+            theirs = await asyncio.wait_for(relay_proto(b).incoming.get(), 5)
+            mine.send(b"while reserved")
+            assert await theirs.receive(2) == b"while reserved"
+            await asyncio.sleep(2.5)  # the reservation lapses, not renewed
+            mine.send(b"after it lapsed")
+            assert await theirs.receive(1) is None
+            assert r.metrics.get("relay.dropped.no_reservation") == 1
+        finally:
+            for node in (r, b, a):
+                await node.stop()
+
+    run(main)

@@ -87,6 +87,7 @@ class PlayResult:
     # and, when the match broke off, why in one sentence.
     path: str = ""
     failure: str = ""
+    connect_seconds: float = 0.0
 
 
 async def find_endpoint(dht: DHTNode, network: str, code_hash: bytes, referee: bytes) -> Reach:
@@ -243,7 +244,12 @@ async def _attest_and_play(
                 now=clock(),
             )
     return PlayResult(
-        outcome=bot.outcome, bot=bot, referee_vote=vote, path=client.path, failure=failure
+        outcome=bot.outcome,
+        bot=bot,
+        referee_vote=vote,
+        path=client.path,
+        failure=failure,
+        connect_seconds=client.stream.opened_in,
     )
 
 

@@ -11,6 +11,7 @@ here for the next relay or a punch, and the same QUIC connection carries on.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import functools
 import logging
@@ -92,6 +93,13 @@ class Dialer:
 
     async def open(self, reach: Reach, *, timeout: float = 10.0) -> Stream:
         """A stream to ``reach.peer``; NetworkError naming each path tried if none works."""
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        stream = await self._open(reach, timeout)
+        stream.opened_in = loop.time() - started
+        return stream
+
+    async def _open(self, reach: Reach, timeout: float) -> Stream:
         self.tried = []
         if reach.direct is not None:
             try:
@@ -119,6 +127,10 @@ class Dialer:
             got = await proto.connect_via(node, reach.peer, wait=self.punch_wait)
             if isinstance(got, str):
                 self.tried.append(("punched", _fmt(node), got))
+                if got == "no_punch":
+                    # The offer went through and the NATs still kept the punches out: the
+                    # NATs decide that, not the rendezvous node, so another would not help.
+                    return False
                 continue
             address: Address = (got[0], got[1])
 

@@ -19,6 +19,8 @@ class Stream:
     writer: asyncio.StreamWriter
     session: Any
     path: str
+    # Seconds from the first try to the open stream (every path tried before included).
+    opened_in: float = 0.0
     # Run after the connection closes (an endpoint made only for this stream).
     after_close: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
 

@@ -1,6 +1,7 @@
 """Matches over QUIC across NATs (docs/nat.md, "Session transport"), on the testbed of
 tests/kit/netlab.py: a referee behind a symmetric NAT hosts players behind a full-cone
-NAT and two behind one port-restricted NAT; behind NATs that forget a mapping after 2 s,
+NAT and two behind one port-restricted NAT; a player behind the referee's own NAT
+reaches it without hairpinning; behind NATs that forget a mapping after 2 s,
 keep-alives hold a session open through a long wait; a relay that dies mid-match is
 replaced by the next one.
 
@@ -314,6 +315,25 @@ def late_join(lab: Lab, match: str, keepalive: float) -> tuple[PlayResult, dict[
     assert early.path == "punched"
     assert early.outcome is not None and early.outcome.raw == offered["outcome"].raw
     return early, counters
+
+
+def test_a_player_behind_the_referees_own_nat_reaches_it_without_hairpinning(lab: Lab) -> None:
+    """Hairpinning (RFC 4787 §6): the testbed's routers, like many home routers, do not
+    loop a datagram for their own public address back inside, so neither side's punch
+    arrives; the relay carries the session, and a player elsewhere is punched."""
+    homes = lab.homes
+    offered, results = run_match(
+        lab,
+        homes["pr"].hosts[0],
+        {"neighbour": homes["pr"].hosts[1], "fc": homes["fc"].host},
+        "hairpin",
+        via=(lab.entry(0),),
+    )
+    completed(offered["outcome"], 2)
+    assert {name: r.path for name, (r, _) in results.items()} == {
+        "neighbour": "relayed",
+        "fc": "punched",
+    }
 
 
 def test_the_command_line_referee_behind_a_symmetric_nat_and_players_behind_two_others(

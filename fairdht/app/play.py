@@ -24,7 +24,7 @@ from typing import Any
 
 from fairdht.app.referees import check_referee, first_referee
 from fairdht.dht import DHTNode
-from fairdht.errors import FairDHTError, NotFoundError, ProtocolError, UsageError
+from fairdht.errors import FairDHTError, NetworkError, NotFoundError, ProtocolError, UsageError
 from fairdht.game.frames import encode_frame, read_frame
 from fairdht.identity.keys import SigningKey
 from fairdht.karma.anon import (
@@ -48,15 +48,16 @@ from fairdht.records.kinds.match import NONCE_BYTES, match_key
 from fairdht.records.kinds.outcome import MatchOutcome
 from fairdht.records.kinds.referee import offer_key
 from fairdht.records.kinds.seat import SEAT_TTL
-from fairdht.records.schema import parse_endpoint
 from fairdht.referee.clusters import sign_seat
 from fairdht.referee.commit_reveal import Round, sign_commit, sign_reveal, tally
 from fairdht.referee.consensus import match_data_hash, sign_attestation
 from fairdht.referee.eligibility import IneligibleReferee
 from fairdht.referee.fallback import dispute, referee_failed, round_id, sign_timeout
-from fairdht.referee.offers import offer_views
+from fairdht.referee.offers import OfferedReach, offer_views
 from fairdht.session.bot import BotResult, play_bot
 from fairdht.session.client import PlayerClient
+from fairdht.transport.paths import Dialer, Reach, dialer_on
+from fairdht.transport.stream import Stream
 
 __all__ = [
     "Attempt",
@@ -82,16 +83,24 @@ class PlayResult:
     outcome: Record | None
     bot: BotResult
     referee_vote: str
+    # How the session reached the referee (direct, punched, relayed; "" if it did not),
+    # and, when the match broke off, why in one sentence.
+    path: str = ""
+    failure: str = ""
+    connect_seconds: float = 0.0
 
 
-async def find_endpoint(
-    dht: DHTNode, network: str, code_hash: bytes, referee: bytes
-) -> tuple[str, int]:
-    """The endpoint in ``referee``'s live offer for ``code_hash``."""
+async def find_endpoint(dht: DHTNode, network: str, code_hash: bytes, referee: bytes) -> Reach:
+    """How to reach ``referee``, from its live offer for ``code_hash``."""
     for view in offer_views(await dht.get(offer_key(network, code_hash))):
         if view.referee == referee and view.code_hash == code_hash:
-            return parse_endpoint(view.offer.endpoint)
+            return reach_of(referee, view.reach)
     raise NotFoundError(f"referee {referee.hex()[:16]} has no live offer for this code hash")
+
+
+def reach_of(referee: bytes, offered: OfferedReach) -> Reach:
+    """The transport's view of an offer's endpoint."""
+    return Reach(referee, offered.direct, offered.via)
 
 
 async def play_match(
@@ -110,6 +119,7 @@ async def play_match(
     clock: Callable[[], float] = time.time,
     rate_referee: bool = True,
     runs_code: bytes | None = None,
+    keepalive: float | None = None,
 ) -> PlayResult:
     """Check the referee, attest, connect, play until the match ends, rate the referee.
 
@@ -148,12 +158,13 @@ async def play_match(
             attested_code=code_hash if runs_code is None else runs_code,
             referee=referee,
             players=players,
-            endpoint=parse_endpoint(view.offer.endpoint),
+            endpoint=reach_of(referee, view.reach),
             data_hash=data_hash,
             data={"map": map_name, "mode": mode, "settings": settings},
             cheat=cheat,
             clock=clock,
             rate_referee=rate_referee,
+            keepalive=keepalive,
         )
     finally:
         seat_alive.cancel()
@@ -169,12 +180,13 @@ async def _attest_and_play(
     attested_code: bytes,
     referee: bytes,
     players: tuple[bytes, ...],
-    endpoint: tuple[str, int],
+    endpoint: Reach,
     data_hash: bytes,
     data: dict[str, Any],
     cheat: str,
     clock: Callable[[], float],
     rate_referee: bool,
+    keepalive: float | None = None,
 ) -> PlayResult:
     await dht.put(
         sign_attestation(
@@ -187,24 +199,38 @@ async def _attest_and_play(
             now=clock(),
         )
     )
-    # The referee checks ``data`` against the attested hash before the rules see it.
-    client = await PlayerClient.connect(
-        key, referee, endpoint, match_id, code_hash, clock=clock, players=players, data=data
-    )
-    vote = "comm_issue"
-    try:
+    vote, failure = "comm_issue", ""
+    options = {} if keepalive is None else {"keepalive": keepalive}
+    async with dialer_on(dht.protocol, **options) as dialer:
+        # The referee checks ``data`` against the attested hash before the rules see it.
+        client = await PlayerClient.connect(
+            key,
+            referee,
+            endpoint.direct or ("", 0),
+            match_id,
+            code_hash,
+            clock=clock,
+            players=players,
+            data=data,
+            dial=_dial(dialer, endpoint),
+        )
+        log.info("match %s: %s path to the referee", match_id, client.path)
         try:
-            bot = await play_bot(client, cheat=cheat)
-        except (asyncio.IncompleteReadError, ConnectionError, ProtocolError) as exc:
-            log.warning("match %s: referee connection lost: %s", match_id, exc)
-            bot = BotResult()
-        outcome = bot.outcome
-        if outcome is not None and outcome.author == referee:
-            body = outcome.body_as(MatchOutcome)
-            if body.match_id == match_id and body.code_hash == code_hash:
-                vote = "referee_fair"
-    finally:
-        await client.close()
+            try:
+                bot = await play_bot(client, cheat=cheat)
+            except (asyncio.IncompleteReadError, ConnectionError, ProtocolError) as exc:
+                failure = dialer.endpoint.failure(referee) or (
+                    f"the connection to referee {referee.hex()[:16]} ended mid-match"
+                )
+                log.warning("match %s: %s (%s)", match_id, failure, exc)
+                bot = BotResult()
+            outcome = bot.outcome
+            if outcome is not None and outcome.author == referee:
+                body = outcome.body_as(MatchOutcome)
+                if body.match_id == match_id and body.code_hash == code_hash:
+                    vote = "referee_fair"
+        finally:
+            await client.close()
     if rate_referee:
         with contextlib.suppress(FairDHTError):
             await cast_vote(
@@ -217,7 +243,21 @@ async def _attest_and_play(
                 context=match_id,
                 now=clock(),
             )
-    return PlayResult(outcome=bot.outcome, bot=bot, referee_vote=vote)
+    return PlayResult(
+        outcome=bot.outcome,
+        bot=bot,
+        referee_vote=vote,
+        path=client.path,
+        failure=failure,
+        connect_seconds=client.stream.opened_in,
+    )
+
+
+def _dial(dialer: Dialer, reach: Reach) -> Callable[[float], Awaitable[Stream]]:
+    async def dial(timeout: float) -> Stream:
+        return await dialer.open(reach, timeout=timeout)
+
+    return dial
 
 
 @dataclass(frozen=True, slots=True)
@@ -448,7 +488,7 @@ async def request_anon_tokens(
     network: str,
     outcome: Record,
     votes: list[tuple[bytes, str]],
-    endpoint: tuple[str, int] | None = None,
+    endpoint: Reach | tuple[str, int] | None = None,
     clock: Callable[[], float] = time.time,
 ) -> list[HeldVote]:
     """Ask ``outcome``'s referee for one blind token per (subject, action) in ``votes``.
@@ -462,6 +502,9 @@ async def request_anon_tokens(
     keys = published_keys(await dht.get(anon_key_key(network, referee)), now=clock())
     if endpoint is None:
         endpoint = await find_endpoint(dht, network, body.code_hash, referee)
+    elif not isinstance(endpoint, Reach):
+        endpoint = Reach(referee, direct=endpoint)
+    reach = endpoint
     held = []
     for subject, action in votes:
         public_key = keys.get((referee, period, polarity(action)))
@@ -479,14 +522,15 @@ async def request_anon_tokens(
         )
         request = ballot.request(key.public_key.raw, body.match_id, now=clock())
         try:
-            reader, writer = await asyncio.wait_for(asyncio.open_connection(*endpoint), 10.0)
-            try:
-                writer.write(encode_frame(make_request(key, referee, request)))
-                await writer.drain()
-                answer = await asyncio.wait_for(read_frame(reader), 30.0)
-            finally:
-                writer.close()
-        except (OSError, TimeoutError, asyncio.IncompleteReadError) as exc:
+            async with dialer_on(dht.protocol) as dialer:
+                stream = await dialer.open(reach, timeout=10.0)
+                try:
+                    stream.writer.write(encode_frame(make_request(key, referee, request)))
+                    await stream.writer.drain()
+                    answer = await asyncio.wait_for(read_frame(stream.reader), 30.0)
+                finally:
+                    await stream.close(linger=0)
+        except (OSError, TimeoutError, asyncio.IncompleteReadError, NetworkError) as exc:
             raise ProtocolError(
                 f"referee {referee.hex()[:16]} gave no token answer: {type(exc).__name__}"
             ) from None

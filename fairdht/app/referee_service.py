@@ -3,7 +3,8 @@
 The driver around the sans-IO cores (DESIGN.md "Referees"; fair hybrid P2P seed):
 
 1. keep a signed offer for the bundle's code hash alive in the DHT;
-2. accept TCP connections; a player's hello names the match, its players and match
+2. accept sessions over QUIC (fairdht.transport: on the DHT node's own UDP socket, or
+   on one of their own); a player's hello names the match, its players and match
    data; the first hello of a match makes the referee read the players'
    attestations from the DHT (retrying briefly while they arrive) and run code
    consensus, then publish its signed answer; before any of that it checks, from its
@@ -35,7 +36,17 @@ from typing import Any
 from fairdht.app.referees import read_clusters
 from fairdht.dht import DHTNode
 from fairdht.dht.addresses import advertised_host, format_address
-from fairdht.errors import BadSignature, FairDHTError, ProtocolError, RecordError
+from fairdht.dht.punch import PunchProtocol
+from fairdht.dht.relay import RelayProtocol
+from fairdht.dht.rpc import Address
+from fairdht.errors import (
+    BadSignature,
+    FairDHTError,
+    NetworkError,
+    ProtocolError,
+    RecordError,
+    UsageError,
+)
 from fairdht.game.frames import encode_frame, read_frame
 from fairdht.game.sandbox import Limits
 from fairdht.identity.keys import SigningKey
@@ -54,9 +65,11 @@ from fairdht.referee.consensus import (
     players_hash,
 )
 from fairdht.referee.eligibility import check_eligibility, refusal_sentence
-from fairdht.referee.offers import OfferView, sign_offer, withdraw_offer
+from fairdht.referee.offers import OfferView, relayed_endpoint, sign_offer, withdraw_offer
 from fairdht.session.channel import Hello, accept_hello
 from fairdht.session.host import MatchHost, MatchSpec, refuse
+from fairdht.transport.endpoint import QuicEndpoint
+from fairdht.transport.reservations import Reservations
 
 __all__ = ["RefereeService", "ServedMatch", "outcome_votes"]
 
@@ -86,7 +99,11 @@ class ServedMatch:
 
 
 class RefereeService:
-    """Serves matches of one bundle on one TCP endpoint, with a DHT node for records."""
+    """Serves matches of one bundle on one QUIC endpoint, with a DHT node for records.
+
+    ``via``: the rendezvous/relay nodes a referee behind NAT registers at; its offer then
+    names them (a relayed endpoint) instead of an address, and players punch or relay.
+    """
 
     def __init__(
         self,
@@ -104,9 +121,15 @@ class RefereeService:
         tick_ms: int = 100,
         attest_wait: float = 10.0,
         clock: Callable[[], float] = time.time,
+        via: tuple[Address, ...] = (),
+        keepalive: float | None = None,
+        renew_every: float | None = None,
     ) -> None:
         self.key = key
         self.dht = dht
+        self.via = via
+        self.keepalive = keepalive
+        self.renew_every = renew_every
         self.network = network
         self.bundle_dir = bundle_dir
         self.code_hash = code_hash
@@ -122,24 +145,50 @@ class RefereeService:
         self.matches: dict[str, ServedMatch] = {}
         self.finished: asyncio.Queue[ServedMatch] = asyncio.Queue()
         self._locks: dict[str, asyncio.Lock] = {}
-        self._server: asyncio.Server | None = None
+        self.quic: QuicEndpoint | None = None
+        self._reservations: Reservations | None = None
         self._offer_alive: Any = None
         self.refused_connections = 0
         self.tokens = TokenIssuer(key, network)
         self._published_periods: set[int] = set()
 
-    async def start(self, host: str, port: int) -> tuple[str, int]:
-        """Listen for players, then offer the endpoint (the advertised one if given)."""
-        self._server = await asyncio.start_server(self._connection, host, port)
-        sock = self._server.sockets[0].getsockname()
-        address = (str(sock[0]), int(sock[1]))
-        # A wildcard listener advertises this host's address towards its DHT contacts
-        # (docs/protocol.md, "Addresses"); a loopback one only to loopback networks.
-        advertised = (advertised_host(address[0], self.dht.contacts()), address[1])
+    async def start(self, host: str | None = None, port: int = 0) -> tuple[str, int]:
+        """Listen for players, then offer the endpoint (the advertised one if given).
+
+        Without ``host`` sessions share the DHT node's socket (the one whose NAT mapping
+        registrations keep open and punches open); with it, a UDP socket of their own.
+        """
+        options: dict[str, Any] = {"accept": self._connection}
+        if self.keepalive is not None:
+            options["keepalive"] = self.keepalive
+        if host is None:
+            self.quic = QuicEndpoint.on_dht(self.dht.protocol, **options)
+            address = self.dht.address
+        else:
+            self.quic = await QuicEndpoint.bind(host, port, **options)
+            assert self.quic.local is not None
+            address = self.quic.local
+        proto = self.dht.protocol
+        if self.via:
+            if host is not None or not isinstance(proto, PunchProtocol):
+                raise UsageError("a referee behind NAT serves on its DHT node's socket")
+            renew = {} if self.renew_every is None else {"every": self.renew_every}
+            self._reservations = Reservations(proto, self.via, **renew)
+            held = await self._reservations.start()
+            if not held:
+                raise NetworkError("no relay took this referee's registration")
+            if isinstance(proto, RelayProtocol):
+                self.quic.serve_circuits(proto.incoming)
+            endpoint = relayed_endpoint(tuple(n for n in self.via if n in held))
+        else:
+            # A wildcard listener advertises this host's address towards its DHT contacts
+            # (docs/protocol.md, "Addresses"); a loopback one only to loopback networks.
+            advertised = (advertised_host(address[0], self.dht.contacts()), address[1])
+            endpoint = self.endpoint or format_address(advertised)
         self.offer = RefereeOffer(
             game=self.game,
             players=self.cluster,
-            endpoint=self.endpoint or format_address(advertised),
+            endpoint=endpoint,
             capacity=self.capacity,
         )
         offer = self.offer
@@ -160,8 +209,6 @@ class RefereeService:
             await self.dht.put(
                 withdraw_offer(self.key, self.network, self.code_hash, now=self.clock())
             )
-        if self._server is not None:
-            self._server.close()
         for served in self.matches.values():
             if served.host is not None:
                 await served.host.close()
@@ -169,8 +216,10 @@ class RefereeService:
                 served.task.cancel()
                 with contextlib.suppress(asyncio.CancelledError, FairDHTError):
                     await served.task
-        if self._server is not None:
-            await self._server.wait_closed()
+        if self.quic is not None:
+            await self.quic.close()
+        if self._reservations is not None:
+            await self._reservations.stop()
 
     async def _connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:

@@ -15,6 +15,7 @@ from typing import Any
 from fairdht.app.play import hold_match_votes, play_match, play_ranked
 from fairdht.app.referee_service import RefereeService
 from fairdht.cli.common import (
+    Endpoint,
     add_bootstrap_option,
     add_data_dir_option,
     add_json_option,
@@ -23,6 +24,7 @@ from fairdht.cli.common import (
     light_client,
     listen_endpoint,
     load_key_of,
+    parse_endpoint,
     print_json,
 )
 from fairdht.cli.referee import (
@@ -53,6 +55,11 @@ def _public_key(text: str) -> bytes:
         return PublicKey.from_hex(text).raw
     except UsageError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _relay_endpoint(text: str) -> Endpoint:
+    """argparse type of ``--via``: a public node's ``IP:PORT`` (an IP literal: it goes in the offer)."""
+    return parse_endpoint(text, what="relay address", allow_hostname=False)
 
 
 def _deadline(text: str) -> float:
@@ -97,11 +104,20 @@ def add_serve_parser(sub: Any) -> None:
         "--listen",
         type=listen_endpoint,
         default=None,
-        help="TCP address for players (default: 0.0.0.0, or [::] for IPv6 entry nodes, "
-        "any free port); without --endpoint a wildcard advertises this host's address "
-        "towards the entry node",
+        help="UDP address of a QUIC socket of its own for players (default: sessions share "
+        "the DHT socket, which NAT mappings and punches keep open); without --endpoint a "
+        "wildcard advertises this host's address towards the entry node",
     )
     serve.add_argument("--endpoint", type=_endpoint, default=None, help="advertised IP:PORT")
+    serve.add_argument(
+        "--via",
+        metavar="IP:PORT",
+        type=_relay_endpoint,
+        action="append",
+        default=[],
+        help="behind NAT: a public node to register at and offer as your relay (repeat for "
+        "two); players punch or relay through it (docs/nat.md)",
+    )
     serve.add_argument("--capacity", type=_capacity, default=2, help="matches at once")
     serve.add_argument("--tick-ms", type=int, default=100, help="game tick (default 100 ms)")
     serve.add_argument(
@@ -192,7 +208,8 @@ def run_play(args: argparse.Namespace) -> int:
         raise UsageError("--duration-ms must be between 1000 and 600000")
 
     async def go() -> dict[str, Any]:
-        async with light_client(args) as node:
+        # Answering requests lets punches and relayed circuits reach this player.
+        async with light_client(args, sessions=True) as node:
             settings = {"seed": args.seed, "duration_ms": args.duration_ms}
             attempts: list[dict[str, Any]] = []
             if args.referee is None:
@@ -235,6 +252,8 @@ def run_play(args: argparse.Namespace) -> int:
             "referee_vote": result.referee_vote,
             "outcome": None if result.outcome is None else _outcome_doc(result.outcome),
             "attempts": attempts,
+            "path": result.path,
+            "failure": result.failure or None,
         }
         if args.anon_votes:
             doc["anon_votes_held"] = anon_held
@@ -255,8 +274,10 @@ def run_play(args: argparse.Namespace) -> int:
                 f"{lost}\n"
             )
         sys.stdout.write(f"rated the referee {doc['referee_vote']}\n")
+    if doc["path"] and not args.json:
+        sys.stdout.write(f"session path: {doc['path']}\n")
     if doc["outcome"] is None:
-        sys.stderr.write("fairdht: the referee sent no outcome\n")
+        sys.stderr.write(f"fairdht: {doc['failure'] or 'the referee sent no outcome'}\n")
         return 1
     return 0
 
@@ -289,7 +310,7 @@ def run_serve(args: argparse.Namespace) -> int:
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
         with tempfile.TemporaryDirectory(prefix="fairdht-serve-") as tmp:
-            async with light_client(args, key=key) as node:
+            async with light_client(args, key=key, sessions=True) as node:
                 if args.bundle is not None:
                     bundle_dir = Path(args.bundle)
                     digest = code_hash(bundle_dir)
@@ -321,10 +342,13 @@ def run_serve(args: argparse.Namespace) -> int:
                     capacity=args.capacity,
                     endpoint=args.endpoint,
                     tick_ms=args.tick_ms,
+                    via=tuple((e.host, e.port) for e in args.via),
                 )
-                # Default: the wildcard the light client bound for the entry nodes' family.
-                listen = args.listen or (node.address[0], 0)
-                host, port = await service.start(listen[0], listen[1])
+                # Default: QUIC on the light client's own UDP socket (docs/nat.md).
+                if args.listen is None:
+                    host, port = await service.start()
+                else:
+                    host, port = await service.start(args.listen[0], args.listen[1])
                 start = {
                     "referee": key.public_key.hex(),
                     "code_hash": digest.hex(),

@@ -350,7 +350,7 @@ class PunchProtocol(AutoNATProtocol):
         except Dropped as drop:
             self.metrics.inc(f"punch.refused.{drop.reason}")
             return False
-        if checked.target != self._real_identity[1] or not self._fresh_nonce(checked.nonce):
+        if checked.target != self.public_key or not self._fresh_nonce(checked.nonce):
             self.metrics.inc("punch.refused.replay_or_target")
             return False
         initiator = (normalize_ip(ip), port)
@@ -420,7 +420,7 @@ class PunchProtocol(AutoNATProtocol):
         expires_at = int(self.clock()) + min(ttl, MAX_REGISTRATION)
         sig = self.signing_key.sign(registration_message(node.id, token, expires_at))
         result = await self.request(
-            address, RENDEZVOUS, self.wire_id, self._real_identity[1], token, expires_at, sig
+            address, RENDEZVOUS, self.wire_id, self.public_key, token, expires_at, sig
         )
         if not result.ok or result.value is not True:
             return False

@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import os
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Final
 
@@ -63,10 +64,13 @@ RELAY_INCOMING: Final = "relay_incoming"
 RELAY_DATA: Final = "relay_data"
 CIRCUIT_ID_BYTES: Final = 8
 MAX_RELAY_PAYLOAD: Final = 1200
-# Per circuit (circuit relay v2's default limits are 2 min and 128 KiB): enough for a
-# handshake and a short exchange; a long match needs a punched path or its own relay.
-CIRCUIT_BYTES: Final = 128 * 1024
-CIRCUIT_SECONDS: Final = 120
+# Per circuit: a whole match (docs/nat.md, "Relays"). circuit relay v2's defaults (2 min,
+# 128 KiB) fit a handshake, not a match: the demo arena's 10 s match at 10 ticks a second
+# moves about 93 KB over QUIC for one player (measured, docs/nat.md), so a 10-minute
+# match is about 6 MB. 16 MiB and 15 min cover that with room; the relay's total is
+# bounded by its circuit count (256 x 16 MiB at most, each spent at the match's pace).
+CIRCUIT_BYTES: Final = 16 * 1024 * 1024
+CIRCUIT_SECONDS: Final = 15 * 60
 # Circuits a relay holds: in all, per target's reservation, per initiator /24 or /48.
 _MAX_CIRCUITS: Final = 256
 _CIRCUITS_PER_TARGET: Final = 4
@@ -124,6 +128,9 @@ class Circuit:
     circuit_id: bytes
     peer_key: bytes
     inbox: asyncio.Queue[bytes] = field(default_factory=lambda: asyncio.Queue(_INBOX))
+    # Set by a consumer that takes payloads as they come (the session transport's QUIC
+    # endpoint) instead of reading ``inbox``.
+    on_payload: Callable[[bytes], None] | None = None
 
     def send(self, payload: bytes) -> None:
         """Send ``payload`` (at most MAX_RELAY_PAYLOAD bytes) to the other end."""
@@ -160,6 +167,9 @@ class RelayProtocol(PunchProtocol):
         # Circuits this node is an end of, by (relay address, circuit id).
         self.circuits: dict[tuple[Address, bytes], Circuit] = {}
         self.incoming: asyncio.Queue[Circuit] = asyncio.Queue(_INBOX)
+        # This relay's per-circuit budget (an operator, or a test, may lower it).
+        self.circuit_bytes = CIRCUIT_BYTES
+        self.circuit_seconds = CIRCUIT_SECONDS
 
     # -- relay side -----------------------------------------------------------------------
 
@@ -200,8 +210,8 @@ class RelayProtocol(PunchProtocol):
             reg.address,
             checked.target,
             subnet,
-            CIRCUIT_BYTES,
-            loop_time() + CIRCUIT_SECONDS,
+            self.circuit_bytes,
+            loop_time() + self.circuit_seconds,
         )
         # Counted now, so concurrent opens cannot pass the limits while one waits.
         self._relayed[cid] = held
@@ -215,13 +225,16 @@ class RelayProtocol(PunchProtocol):
             self._close(cid)
             return "refused"
         self.metrics.inc("relay.opened")
-        return [cid, CIRCUIT_BYTES, CIRCUIT_SECONDS]
+        return [cid, self.circuit_bytes, self.circuit_seconds]
 
     def rpc_relay_data(self, sender: Address, circuit_id: bytes, payload: bytes) -> Any:
         """Relay: pass ``payload`` to the circuit's other end. End: deliver it."""
         at = (normalize_ip(sender[0]), sender[1])
         mine = self.circuits.get((at, circuit_id))
         if mine is not None:
+            if mine.on_payload is not None:
+                mine.on_payload(payload)
+                return NO_REPLY
             try:
                 mine.inbox.put_nowait(payload)
             except asyncio.QueueFull:
@@ -230,6 +243,12 @@ class RelayProtocol(PunchProtocol):
         held = self._relayed.get(circuit_id)
         if held is None or held.until <= loop_time():
             self.metrics.inc("relay.dropped.no_circuit")
+            self._close(circuit_id)
+            return NO_REPLY
+        if self._registration(held.target_key) is None:
+            # Forwarded only to a peer that holds a reservation (circuit relay v2): a
+            # target that stopped renewing has its circuits closed.
+            self.metrics.inc("relay.dropped.no_reservation")
             self._close(circuit_id)
             return NO_REPLY
         if at == held.initiator:
@@ -262,7 +281,7 @@ class RelayProtocol(PunchProtocol):
         except Dropped as drop:
             self.metrics.inc(f"relay.refused.{drop.reason}")
             return False
-        if checked.target != self._real_identity[1] or not self._fresh_nonce(checked.nonce):
+        if checked.target != self.public_key or not self._fresh_nonce(checked.nonce):
             self.metrics.inc("relay.refused.replay_or_target")
             return False
         circuit = Circuit(self, at, circuit_id, checked.initiator)

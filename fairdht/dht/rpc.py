@@ -78,6 +78,8 @@ _ENDED_MEMORY: Final = 512
 # here; a bigger buffer keeps an honest datagram from being pushed out by them before
 # the rate limits, which run when it is read, can drop the flood cheaply.
 RECEIVE_BUFFER: Final = 4 << 20
+# rpcudp frames start with 0x00 or 0x01; any datagram with this bit set is foreign (QUIC).
+_FOREIGN_BIT: Final = 0x40
 
 
 class Dropped(ProtocolError):
@@ -264,6 +266,10 @@ class HardenedRPCProtocol(RPCProtocol):  # type: ignore[misc]  # rpcudp is untyp
         # Ids of calls that ended without a reply (timed out, or abandoned by a lookup
         # that had enough): a reply arriving later is late, not a peer's fault.
         self._ended: OrderedDict[bytes, str] = OrderedDict()
+        # Datagrams that are not rpcudp's (first byte not 0x00/0x01) go here when set:
+        # the session transport's QUIC packets share this socket (RFC 9443 demultiplexes
+        # QUIC from other protocols by the first byte; QUIC's has the fixed bit 0x40).
+        self.foreign_datagram: Callable[[bytes, Address], None] | None = None
 
     # rpcudp turns any unknown attribute into a remote call; a typo must stay an error.
     def __getattr__(self, name: str) -> Any:
@@ -295,6 +301,12 @@ class HardenedRPCProtocol(RPCProtocol):  # type: ignore[misc]  # rpcudp is untyp
     def datagram_received(self, data: bytes, addr: Any) -> None:
         """Handle one datagram now, in the loop's callback; never raise."""
         try:
+            foreign = self.foreign_datagram
+            if foreign is not None and data and data[0] & _FOREIGN_BIT:
+                if not isinstance(addr, tuple) or len(addr) < 2:
+                    raise Dropped("bad_address")
+                foreign(data, (addr[0], addr[1]))
+                return
             self._solve_datagram(data, addr)
         except Dropped as drop:
             self.metrics.inc(f"dropped.{drop.reason}")
@@ -446,6 +458,10 @@ class HardenedRPCProtocol(RPCProtocol):  # type: ignore[misc]  # rpcudp is untyp
             LOG.debug("cannot send to %s: %s", address, exc)
             return False
         return True
+
+    def send_datagram(self, data: bytes, address: Address) -> bool:
+        """Send one datagram of another protocol (``foreign_datagram``'s) from this socket."""
+        return self._sendto(data, address)
 
     def request(self, address: Address, name: str, *args: Any) -> asyncio.Future[RPCResult]:
         """Call RPC ``name`` on ``address``; the future always resolves to an RPCResult.

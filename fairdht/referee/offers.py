@@ -8,9 +8,48 @@ from dataclasses import dataclass
 from fairdht.errors import UsageError
 from fairdht.identity.keys import SigningKey
 from fairdht.records.envelope import Record, sign_record, sign_withdrawal
-from fairdht.records.kinds.referee import OFFER_KIND, RefereeOffer
+from fairdht.records.kinds.referee import (
+    OFFER_KIND,
+    VIA_PREFIX,
+    RefereeOffer,
+    parse_offer_endpoint,
+)
 
-__all__ = ["OfferView", "offer_views", "sign_offer", "withdraw_offer"]
+__all__ = [
+    "OfferView",
+    "OfferedReach",
+    "offer_views",
+    "relayed_endpoint",
+    "sign_offer",
+    "withdraw_offer",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class OfferedReach:
+    """Where an offer says its referee is: an address, or the nodes to punch or relay through."""
+
+    direct: tuple[str, int] | None
+    via: tuple[tuple[str, int], ...]
+
+    @classmethod
+    def parse(cls, endpoint: str) -> OfferedReach:
+        """Parse an offer's ``endpoint`` (already checked when the record was read)."""
+        direct, via = parse_offer_endpoint(endpoint)
+        return cls(direct, via)
+
+
+def relayed_endpoint(nodes: tuple[tuple[str, int], ...]) -> str:
+    """The endpoint text of a referee reached through ``nodes`` (at most two fit in 64 bytes)."""
+    if not nodes:
+        raise UsageError("a relayed endpoint names at least one node")
+    parts: list[str] = []
+    for host, port in nodes:
+        part = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+        if len(VIA_PREFIX) + len(" ".join([*parts, part])) > 64:
+            break
+        parts.append(part)
+    return VIA_PREFIX + " ".join(parts)
 
 
 @dataclass(frozen=True, slots=True)
@@ -21,6 +60,11 @@ class OfferView:
     code_hash: bytes
     offer: RefereeOffer
     expires_at: int
+
+    @property
+    def reach(self) -> OfferedReach:
+        """How to reach this referee (fairdht.transport.paths takes it from here)."""
+        return OfferedReach.parse(self.offer.endpoint)
 
     @property
     def cluster(self) -> frozenset[bytes]:

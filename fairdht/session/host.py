@@ -31,6 +31,7 @@ from fairdht.records.kinds.outcome import OUTCOME_KIND, MatchOutcome, outcome_su
 from fairdht.session.channel import Hello, SecureChannel, accept_hello, make_welcome
 from fairdht.session.forfeit import forfeits, winner_after_forfeits
 from fairdht.session.inputs import verify_input
+from fairdht.transport.endpoint import QuicEndpoint
 
 __all__ = ["MatchHost", "MatchSpec", "PlayerReport", "refuse"]
 
@@ -84,7 +85,7 @@ class PlayerReport:
 
 
 class MatchHost:
-    """Hosts one match on a TCP endpoint; ``await run()`` returns the signed outcome."""
+    """Hosts one match on a QUIC endpoint; ``await run()`` returns the signed outcome."""
 
     def __init__(
         self,
@@ -108,7 +109,7 @@ class MatchHost:
         self.refused_connections = 0
         self._all_joined = asyncio.Event()
         self._inputs: asyncio.Queue[tuple[bytes, Any]] = asyncio.Queue(maxsize=1024)
-        self._server: asyncio.Server | None = None
+        self._server: QuicEndpoint | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self.address: tuple[str, int] | None = None
 
@@ -121,10 +122,10 @@ class MatchHost:
         return int(self.clock() * 1000)
 
     async def listen(self, host: str, port: int = 0) -> tuple[str, int]:
-        """Open the match's TCP endpoint."""
-        self._server = await asyncio.start_server(self._connection, host, port)
-        sock = self._server.sockets[0].getsockname()
-        self.address = (sock[0], sock[1])
+        """Open the match's own QUIC endpoint (UDP ``host``:``port``)."""
+        self._server = await QuicEndpoint.bind(host, port, accept=self._connection)
+        assert self._server.local is not None
+        self.address = self._server.local
         return self.address
 
     async def _connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -305,19 +306,17 @@ class MatchHost:
 
     async def close(self) -> None:
         """Close the endpoint and every player connection."""
-        if self._server is not None:
-            self._server.close()
         for report in self.reports.values():
             if report.writer is not None:
                 report.writer.close()
-        # Closing the writers ends each handler's read; cancelling handler tasks of
-        # asyncio.start_server would make asyncio log their CancelledError instead.
+        # Closing the writers sends each player our end; the endpoint's close then ends
+        # the connections (and with them each handler's read).
+        if self._server is not None:
+            await self._server.close()
         if self._tasks:
             _, pending = await asyncio.wait(list(self._tasks), timeout=5.0)
             for task in pending:
                 task.cancel()
-        if self._server is not None:
-            await self._server.wait_closed()
 
 
 async def refuse(writer: asyncio.StreamWriter, reason: str) -> None:

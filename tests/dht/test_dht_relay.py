@@ -9,7 +9,7 @@ from dhtkit import join, run, start_nodes, stop_all
 from test_dht_amplification import raw_socket
 
 from fairdht.dht import DHTNode
-from fairdht.dht.relay import CIRCUIT_BYTES, MAX_RELAY_PAYLOAD, RELAY_DATA, Circuit, RelayProtocol
+from fairdht.dht.relay import MAX_RELAY_PAYLOAD, RELAY_DATA, Circuit, RelayProtocol
 from fairdht.identity import SigningKey
 
 
@@ -23,10 +23,15 @@ def proto(node: DHTNode) -> RelayProtocol:
     return p
 
 
+# A small per-circuit budget, so a test can spend it (a relay's default carries a match).
+BUDGET = 128 * 1024
+
+
 async def opened() -> tuple[list[DHTNode], Circuit, Circuit]:
     """Relay R, target B (registered at R) and initiator A; A's and B's circuit ends."""
     r, b, a = await start_nodes(3, node_class=RelayNode)
     await join([r, b, a])
+    proto(r).circuit_bytes = BUDGET
     assert await proto(b).register_at(r.address)
     mine = await proto(a).open_relay(r.address, b.key.public_key.raw)
     assert isinstance(mine, Circuit)
@@ -68,11 +73,11 @@ def test_a_circuit_ends_at_its_byte_budget_and_strangers_cannot_use_it() -> None
             # Fill the budget: every byte up to it arrives, then the circuit is closed.
             chunk = bytes(MAX_RELAY_PAYLOAD)
             got = 0
-            for _ in range(CIRCUIT_BYTES // MAX_RELAY_PAYLOAD + 2):
+            for _ in range(BUDGET // MAX_RELAY_PAYLOAD + 2):
                 mine.send(chunk)
                 if await theirs.receive(0.3) is not None:
                     got += 1
-            assert got == CIRCUIT_BYTES // MAX_RELAY_PAYLOAD
+            assert got == BUDGET // MAX_RELAY_PAYLOAD
             assert r.metrics.snapshot().get("relay.dropped.budget") == 1
             theirs.send(b"after the end")
             assert await mine.receive(0.5) is None

@@ -108,7 +108,8 @@ async def three_ways() -> dict[str, Any]:
             )
             out["honest_endpoint"] = view.offer.endpoint
             # Way 2: a player that skips its own check connects to X's service anyway.
-            endpoint = service._server.sockets[0].getsockname()[:2]  # type: ignore[union-attr]
+            assert service.quic is not None and service.quic.local is not None
+            endpoint = service.quic.local
             with pytest.raises(ProtocolError) as served:
                 await PlayerClient.connect(
                     P2, X.public_key.raw, endpoint, "A-2", digest, players=A2, data=None

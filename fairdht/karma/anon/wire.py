@@ -1,4 +1,5 @@
-"""The token request and answer between a player and its match's referee (one TCP frame each).
+"""The token request and answer between a player and its match's referee (one frame each,
+on a QUIC stream).
 
 A request is signed by the player's long-term key: the referee must know who asks, to
 grant one token per (player, match, subject). What it signs in the open is the public

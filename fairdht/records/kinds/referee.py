@@ -62,6 +62,31 @@ def check_player_keys(keys: Any, *, what: str) -> tuple[bytes, ...]:
     return tuple(keys)
 
 
+# A referee behind NAT offers no address but the rendezvous/relay nodes it registered
+# at: "via IP:PORT[ IP:PORT]" (docs/protocol.md, "Session transport").
+VIA_PREFIX = "via "
+
+
+def _canonical(text: str) -> tuple[str, int]:
+    host, port = parse_endpoint(text, what="endpoint")
+    canonical = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    if canonical != text:
+        raise BadBody(f"endpoint must be written canonically as {canonical}")
+    return host, port
+
+
+def parse_offer_endpoint(
+    text: str,
+) -> tuple[tuple[str, int] | None, tuple[tuple[str, int], ...]]:
+    """An offer's endpoint: (direct address, ()) or (None, the nodes to go through)."""
+    if not text.startswith(VIA_PREFIX):
+        return _canonical(text), ()
+    parts = text[len(VIA_PREFIX) :].split(" ")
+    if not parts or len(parts) != len(set(parts)):
+        raise BadBody("a relayed endpoint names distinct nodes, one space apart")
+    return None, tuple(_canonical(part) for part in parts)
+
+
 @dataclass(frozen=True, slots=True)
 class RefereeOffer:
     """A referee's offer for one code hash (the subkey).
@@ -80,10 +105,7 @@ class RefereeOffer:
     def __post_init__(self) -> None:
         check_game_id(self.game)
         check_player_keys(self.players, what="players")
-        host, port = parse_endpoint(self.endpoint, what="endpoint")
-        canonical = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
-        if canonical != self.endpoint:
-            raise BadBody(f"endpoint must be written canonically as {canonical}")
+        parse_offer_endpoint(self.endpoint)
         if not 0 <= self.capacity <= MAX_CAPACITY or not 0 <= self.load <= MAX_CAPACITY:
             raise BadBody(f"capacity and load must be between 0 and {MAX_CAPACITY}")
 

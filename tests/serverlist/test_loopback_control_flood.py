@@ -191,15 +191,18 @@ async def _story(c: Cluster, tmp_path: Path, junk: Sequence[SigningKey], per_key
             # At least what one shared per-network key held (512): that crowded it out.
             assert stored >= 512, (stored, refusals[:3])
 
-            # Junk offered under a maintainer's key, or under the old per-network key
-            # (derive_key("checkpoints", network)), is refused: it derives elsewhere.
-            probe = _junk_record(junk[0], 0, now=time.time())
-            m0 = MAINTAINERS[0].public_key.raw
-            old_key = derive_key("checkpoints", NET.encode())
+        # Junk offered under a maintainer's key, or under the old per-network key
+        # (derive_key("checkpoints", network)), is refused: it derives elsewhere. Sent
+        # from a fresh source: the flooding one may already be shed at its storage
+        # quota, before the record is even decoded (docs/security.md).
+        probe = _junk_record(junk[0], 0, now=time.time())
+        m0 = MAINTAINERS[0].public_key.raw
+        old_key = derive_key("checkpoints", NET.encode())
+        async with connect(entry, config=CONFIG, bind="127.0.77.1") as prober:
             for n in c.nodes:
                 target = Node(n.node_id, *n.address)
                 for wrong in (checkpoint_key(NET, m0), old_key):
-                    assert await client.protocol.call_store(target, wrong, [probe.raw]) == [
+                    assert await prober.protocol.call_store(target, wrong, [probe.raw]) == [
                         "wrong_key"
                     ]
 

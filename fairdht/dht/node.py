@@ -38,6 +38,7 @@ from fairdht.dht.addresses import family_of, format_address, resolve_all
 from fairdht.dht.config import DHTConfig
 from fairdht.dht.lookup import Agreement, Lookup, QueryResult, Slot, merge_newest, missing_from
 from fairdht.dht.metrics import Metrics
+from fairdht.dht.nearest import closer_than, nearest
 from fairdht.dht.protocol import DHTProtocol, RecordCache, cursor_of, store_batches
 from fairdht.dht.rpc import Address, TaskSet
 from fairdht.dht.storage import RecordStore
@@ -309,7 +310,7 @@ class DHTNode:
             if count > 1:
                 query = self._proving(query)
             paths.append(self._lookup(target, query, claims, i))
-        seeds = self.protocol.router.find_neighbors(Node(target), k=self.config.ksize)
+        seeds = nearest(self.protocol.router, target, self.config.ksize)
         for i, node in enumerate(seeds):
             paths[i % count].add([node])
         if count > 1:
@@ -338,7 +339,7 @@ class DHTNode:
             return QueryResult(False) if contacts is None else QueryResult(True, contacts)
 
         lookup = self._lookup(target, query)
-        lookup.add(proto.router.find_neighbors(Node(target), k=self.config.ksize))
+        lookup.add(nearest(proto.router, target, self.config.ksize))
         return lookup
 
     async def find_nodes(self, target: bytes, *, disjoint: int | bool | None = None) -> list[Node]:
@@ -636,18 +637,18 @@ class DHTNode:
         if self.store.count() == 0:
             return 0
         router = self.protocol.router
-        me = Node(self.node_id)
+        me = int.from_bytes(self.node_id, "big")
         k = self.config.ksize
         handed = 0
         keys = self.store.keys()
         for key in keys:
-            target = Node(key)
-            others = [n for n in router.find_neighbors(target, k=k + 1) if n.id != node.id][:k]
-            if others:
-                if len(others) >= k and node.distance_to(target) >= others[-1].distance_to(target):
-                    continue
-                if me.distance_to(target) >= others[0].distance_to(target):
-                    continue
+            t = int.from_bytes(key, "big")
+            # Another contact closer to the key than us hands it over instead; and the
+            # newcomer must be among the k closest (fewer than k others closer to it).
+            if closer_than(router, key, me ^ t, 1, skip=node.id):
+                continue
+            if len(closer_than(router, key, node.long_id ^ t, k, skip=node.id)) >= k:
+                continue
             held = self.store.get(key, now=self.clock(), include_withdrawn=True)
             if not held:
                 continue
@@ -689,7 +690,7 @@ class DHTNode:
                 if not held:
                     continue
                 raws = [r.raw for r in held]
-                targets = router.find_neighbors(Node(key), k=self.config.ksize)
+                targets = nearest(router, key, self.config.ksize)
                 results = await asyncio.gather(
                     *(self._push(n, key, raws, "replicate") for n in targets),
                     return_exceptions=True,

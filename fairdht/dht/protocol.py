@@ -25,6 +25,7 @@ after a signed challenge, with a solved puzzle and within the per-subnet limits.
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import random
@@ -47,6 +48,7 @@ from fairdht.dht.admission import (
 )
 from fairdht.dht.config import DHTConfig
 from fairdht.dht.metrics import Metrics
+from fairdht.dht.nearest import closer_than, nearest
 from fairdht.dht.ratelimit import Limit, SourceLimiter
 from fairdht.dht.routing import DHTRoutingTable, loop_time
 from fairdht.dht.rpc import (
@@ -83,6 +85,7 @@ from fairdht.records import KEY_BYTES, Record, check_time, validate_record
 __all__ = [
     "FIND_NODE",
     "FIND_VALUE",
+    "HOLDER_CONTACTS",
     "MAX_CONTACTS",
     "MAX_CURSOR_BYTES",
     "MAX_PAGE_RECORDS",
@@ -137,6 +140,11 @@ REPLY_TOKEN_BYTES: Final = 1024
 # Budget bytes a challenge ping leaves for the reply it comes with: an empty contact
 # list, or an empty find_value page with its token and "retry" (header included).
 _MIN_REPLY: Final = 80
+# Contacts a holder names on a find_value page with records: only nodes closer to the
+# key than itself, at most this many. A get needs read_replicas + 1 holders (4 at the
+# default 3); a full list of k would cost the holder a sort of its table and the reader
+# k contacts to parse per reply, to find holders it mostly knows already.
+HOLDER_CONTACTS: Final = 4
 # Reply bytes reserved for the find_value map's keys, "next" and headers.
 _PAGE_OVERHEAD: Final = 64 + MAX_CURSOR_BYTES
 
@@ -166,6 +174,11 @@ REFUSAL_CODES: Final = frozenset(
         "error",
     ]
 )
+
+
+# Every admission compares a newcomer's subnet with each contact's (libp2p's diversity
+# filter): parsing those addresses again each time was a large part of a put's work.
+_subnet_of = functools.lru_cache(maxsize=4096)(subnet_of)
 
 
 # -- argument checks (each raises Dropped) ----------------------------------------------
@@ -540,19 +553,19 @@ class DHTProtocol(HardenedRPCProtocol, KademliaProtocol):  # type: ignore[misc]
         cfg = self.config
         if cfg.local.exempts(node.ip):  # a LAN or one machine: fairdht.localnet
             return None
-        group = subnet_of(node.ip)
+        group = _subnet_of(node.ip)
         if cfg.subnet_bucket_limit:
             bucket: KBucket = self.router.buckets[self.router.get_bucket_for(node)]
             # The replacement cache counts too, so a promotion cannot exceed the limit.
             peers = [*bucket.nodes.values(), *bucket.replacement_nodes.values()]
-            same = sum(1 for n in peers if n.id != node.id and subnet_of(n.ip) == group)
+            same = sum(1 for n in peers if n.id != node.id and _subnet_of(n.ip) == group)
             if same >= cfg.subnet_bucket_limit:
                 return "subnet_bucket"
         if cfg.subnet_table_limit:
             same = sum(
                 1
                 for n in self.router.all_contacts()
-                if n.id != node.id and subnet_of(n.ip) == group
+                if n.id != node.id and _subnet_of(n.ip) == group
             )
             if same >= cfg.subnet_table_limit:
                 return "subnet_table"
@@ -830,7 +843,15 @@ class DHTProtocol(HardenedRPCProtocol, KademliaProtocol):  # type: ignore[misc]
         self._note_sender(sender_id, sender)
         now = self.clock()
         held = self.storage.get(key, now=now, include_withdrawn=True)
-        nodes = [] if cursor else [contact_wire(n) for n in self._neighbors(key, sender)]
+        if cursor:
+            nodes: list[list[Any]] = []
+        elif held:
+            # A holder's records end most reads (Kademlia §2.3: a node holding the value
+            # returns it instead of contacts); the reader still needs a way to closer,
+            # possibly newer holders, so only those are named (docs/protocol.md).
+            nodes = [contact_wire(n) for n in self._closer_neighbors(key, sender)]
+        else:
+            nodes = [contact_wire(n) for n in self._neighbors(key, sender)]
         reply: dict[str, Any] = {
             "records": [],
             "next": None,
@@ -852,7 +873,9 @@ class DHTProtocol(HardenedRPCProtocol, KademliaProtocol):  # type: ignore[misc]
             if cursor and cursor_of(record) <= cursor:
                 continue
             size = _bin_size(len(record.raw))
-            if size > budget and not proven:
+            # An unproven asker's page must also have room for its ``next``: the
+            # position of the last record sent, in place of nil.
+            if not proven and size + _bin_size(len(record.author) + len(record.subkey)) > budget:
                 truncated = True
                 nxt = cursor_of(last) if last is not None else None
                 break
@@ -867,12 +890,14 @@ class DHTProtocol(HardenedRPCProtocol, KademliaProtocol):  # type: ignore[misc]
             reply["retry"] = True
         return reply
 
+    def _closer_neighbors(self, key: bytes, sender: Address) -> list[Node]:
+        """At most ``HOLDER_CONTACTS`` contacts closer to ``key`` than this node, nearest
+        first, never the asker."""
+        mine = self.source_node.long_id ^ int.from_bytes(key, "big")
+        return closer_than(self.router, key, mine, HOLDER_CONTACTS, exclude=sender)
+
     def _neighbors(self, target: bytes, sender: Address) -> list[Node]:
-        asker = Node(bytes(NODE_ID_BYTES), sender[0], sender[1])
-        nodes: list[Node] = self.router.find_neighbors(
-            Node(target), k=min(self.config.ksize, MAX_CONTACTS), exclude=asker
-        )
-        return nodes
+        return nearest(self.router, target, min(self.config.ksize, MAX_CONTACTS), exclude=sender)
 
     # -- calls --------------------------------------------------------------------------
 

@@ -62,12 +62,19 @@ async def measure_system(
         await asyncio.sleep(settings["idle_s"])
         i1 = await cluster.counters()
         c0 = await cluster.counters()
+        if settings["profile_dir"]:
+            await asyncio.gather(*(cluster.call(w, "profile_start") for w in cluster.workers))
         tp = time.monotonic()
         puts = await run_ops(
             cluster, put_ops(work, nodes, rng), label=f"{system} n={nodes} puts", progress=progress
         )
-        c1 = await cluster.counters()
         put_s = time.monotonic() - tp
+        put_profile = None
+        if settings["profile_dir"]:
+            put_profile = await collect_profile(
+                cluster, Path(settings["profile_dir"]), nodes, "put"
+            )
+        c1 = await cluster.counters()
         plan_holders = {ks.key: await cluster.holders(ks.key) for ks in work}
         gets_plan = await get_ops(cluster, work, settings["gets_per_key"], rng, system)
         c1b = await cluster.counters()
@@ -81,7 +88,7 @@ async def measure_system(
         get_s = time.monotonic() - tg
         profile = None
         if settings["profile_dir"]:
-            profile = await collect_profile(cluster, Path(settings["profile_dir"]), nodes)
+            profile = await collect_profile(cluster, Path(settings["profile_dir"]), nodes, "get")
         holders = [len(await cluster.holders(ks.key)) for ks in work]
         c3 = await cluster.counters()
     finally:
@@ -104,6 +111,7 @@ async def measure_system(
         "holders_per_key_mean": sum(holders) / len(holders) if holders else None,
         "resources": resources(c0, c1, c1b, c2, c3, nodes, len(puts), len(gets)),
         "get_profile": profile,
+        "put_profile": put_profile,
     }
 
 
@@ -129,9 +137,13 @@ def resources(
     }
 
 
-async def collect_profile(cluster: Cluster, out: Path, nodes: int) -> list[dict[str, Any]]:
+async def collect_profile(
+    cluster: Cluster, out: Path, nodes: int, phase: str
+) -> list[dict[str, Any]]:
     """Stop the workers' profilers; the functions with the most own time over all workers."""
-    paths = [out / f"{cluster.system}-n{nodes}-w{i}.pstats" for i in range(len(cluster.workers))]
+    paths = [
+        out / f"{cluster.system}-n{nodes}-{phase}-w{i}.pstats" for i in range(len(cluster.workers))
+    ]
     await asyncio.gather(
         *(
             cluster.call(w, "profile_stop", path=str(p))
@@ -386,18 +398,19 @@ def tables(doc: dict[str, Any]) -> list[Table]:
             )
         )
     for run in res["runs"]:
-        if run.get("get_profile"):
-            out.append(
-                (
-                    f"Where {run['system']}'s workers spend the get phase "
-                    f"({run['nodes']} nodes, cProfile, own time)",
-                    ["function", "calls", "own time", "cumulative"],
-                    [
-                        [p["function"], p["calls"], p["own_time_share"], p["cumulative_share"]]
-                        for p in run["get_profile"][:15]
-                    ],
+        for phase in ("get", "put"):
+            if run.get(f"{phase}_profile"):
+                out.append(
+                    (
+                        f"Where {run['system']}'s workers spend the {phase} phase "
+                        f"({run['nodes']} nodes, cProfile, own time)",
+                        ["function", "calls", "own time", "cumulative"],
+                        [
+                            [p["function"], p["calls"], p["own_time_share"], p["cumulative_share"]]
+                            for p in run[f"{phase}_profile"][:15]
+                        ],
+                    )
                 )
-            )
     return out
 
 

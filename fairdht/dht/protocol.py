@@ -141,9 +141,10 @@ REPLY_TOKEN_BYTES: Final = 1024
 # list, or an empty find_value page with its token and "retry" (header included).
 _MIN_REPLY: Final = 80
 # Contacts a holder names on a find_value page with records: only nodes closer to the
-# key than itself, at most this many. A get needs read_replicas + 1 holders (4 at the
-# default 3); a full list of k would cost the holder a sort of its table and the reader
-# k contacts to parse per reply, to find holders it mostly knows already.
+# key than itself, at most this many. A get needs read_replicas + 1 holders (3 at the
+# default 2; 4 leaves room for one that stalls); a full list of k would cost the holder
+# a ranking of its table and the reader k contacts to check per reply, to find holders
+# it mostly knows already.
 HOLDER_CONTACTS: Final = 4
 # Reply bytes reserved for the find_value map's keys, "next" and headers.
 _PAGE_OVERHEAD: Final = 64 + MAX_CURSOR_BYTES

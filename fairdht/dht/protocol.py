@@ -29,7 +29,7 @@ import functools
 import logging
 import os
 import random
-from collections import OrderedDict
+from collections import Counter, OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, ClassVar, Final
@@ -479,6 +479,10 @@ class DHTProtocol(HardenedRPCProtocol, KademliaProtocol):  # type: ignore[misc]
         self._failures: dict[bytes, int] = {}
         self._verifying: set[Address] = set()
         self._head_checks: set[bytes] = set()
+        # Contacts per subnet for the diversity check, and what they were counted from.
+        self._subnet_counts: Counter[str] | None = None
+        self._subnet_stamp: tuple[int, int] = (-1, -1)
+        self._table_generation = 0
         # Address validation (RFC 9000 §8.1 with BEP 5 tokens), all timed by the loop.
         self.tokens = TokenMint(config.token_period)
         self._received_tokens: OrderedDict[Address, bytes] = OrderedDict()  # peer -> token
@@ -534,6 +538,7 @@ class DHTProtocol(HardenedRPCProtocol, KademliaProtocol):  # type: ignore[misc]
         if known is not None and not known.same_home_as(node):
             # Same key, new address: the key proved itself at the new one.
             self.router.remove_contact(known)
+            self._table_changed()
             known = None
         if known is None:
             refusal = self._subnet_refusal(node)
@@ -542,12 +547,26 @@ class DHTProtocol(HardenedRPCProtocol, KademliaProtocol):  # type: ignore[misc]
                 return False
         self._failures.pop(node.id, None)
         self.router.add_contact(node)
+        self._table_changed()
         entered = known is None and self.router.contact(node.id) is not None
         if entered:
             self.metrics.inc("routing.added")
             if self.on_new_contact is not None:
                 self.on_new_contact(node)
         return self.router.contact(node.id) is not None
+
+    def _table_subnets(self) -> Counter[str]:
+        """Contacts per subnet over the whole table, counted again only after the table
+        changed (``_table_changed``, or a size we did not see): every sighting of an
+        unknown node asks, so a put's dozens of sightings cost one count, not one each."""
+        stamp = (self._table_generation, len(self.router))
+        if self._subnet_counts is None or self._subnet_stamp != stamp:
+            self._subnet_counts = Counter(_subnet_of(n.ip) for n in self.router.all_contacts())
+            self._subnet_stamp = stamp
+        return self._subnet_counts
+
+    def _table_changed(self) -> None:
+        self._table_generation += 1
 
     def _subnet_refusal(self, node: Node) -> str | None:
         """Why ``node`` may not enter for IP diversity, or None (libp2p kad-dht's filter)."""
@@ -563,11 +582,10 @@ class DHTProtocol(HardenedRPCProtocol, KademliaProtocol):  # type: ignore[misc]
             if same >= cfg.subnet_bucket_limit:
                 return "subnet_bucket"
         if cfg.subnet_table_limit:
-            same = sum(
-                1
-                for n in self.router.all_contacts()
-                if n.id != node.id and _subnet_of(n.ip) == group
-            )
+            same = self._table_subnets()[group]
+            known = self.router.contact(node.id)
+            if known is not None and _subnet_of(known.ip) == group:
+                same -= 1
             if same >= cfg.subnet_table_limit:
                 return "subnet_table"
         return None
@@ -645,6 +663,7 @@ class DHTProtocol(HardenedRPCProtocol, KademliaProtocol):  # type: ignore[misc]
         if evict or count >= self.config.max_failures:
             self._failures.pop(node.id, None)
             self.router.remove_contact(known)
+            self._table_changed()
             self.metrics.inc("routing.evicted")
         else:
             self._failures[node.id] = count

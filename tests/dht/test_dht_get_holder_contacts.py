@@ -15,6 +15,7 @@ from dhtkit import det_key, server_record
 from kademlia.node import Node
 from test_dht_units import make_protocol, token_of
 
+from fairdht.dht.admission import subnet_of
 from fairdht.dht.nearest import closer_than, nearest
 from fairdht.dht.protocol import HOLDER_CONTACTS, DHTProtocol, parse_contacts
 
@@ -101,3 +102,27 @@ def test_nearest_and_closer_than_answer_as_ranking_every_contact() -> None:
             )
             got = closer_than(router, target, mine, 5, skip=asker.id)
             assert [n.id for n in got] == [n.id for n in brute[:5]]
+
+
+def test_subnet_counts_follow_every_change_of_the_table() -> None:
+    # The diversity check reads cached per-subnet counts: they must match a fresh count
+    # after contacts enter (admit), leave (evicted) or change address.
+    proto, _ = make_protocol(det_key("subnets"))
+    rng = random.Random(5)
+    keys = [det_key(f"subnet-peer-{i}") for i in range(60)]
+    largest = 0
+    for step in range(300):
+        key = rng.choice(keys)
+        node = Node(key.node_id, f"127.0.{rng.randrange(12) + 1}.{rng.randrange(3) + 1}", 5000)
+        if rng.random() < 0.7:
+            proto.admit(node, key.public_key.raw)
+        else:
+            proto.note_failure(node, evict=True)
+        fresh: dict[str, int] = {}
+        for contact in proto.router.all_contacts():
+            group = subnet_of(contact.ip)
+            fresh[group] = fresh.get(group, 0) + 1
+        assert dict(+proto._table_subnets()) == fresh, step
+        assert max(fresh.values(), default=0) <= proto.config.subnet_table_limit
+        largest = max(largest, len(proto.router))
+    assert largest >= 20  # the table did fill: the counts were tested on real content

@@ -331,12 +331,18 @@ class DHTNode:
         cap = min(cfg.stall_max, cfg.rpc_timeout)
         return min(cap, max(cfg.stall_min, self.protocol.rtt.timeout(cap)))
 
-    def _node_lookup(self, target: bytes) -> Lookup:
+    def _node_lookup(
+        self, target: bytes, on_answer: Callable[[Lookup, Node], None] | None = None
+    ) -> Lookup:
         proto = self.protocol
 
         async def query(node: Node) -> QueryResult:
             contacts = await proto.call_find_node(node, target)
-            return QueryResult(False) if contacts is None else QueryResult(True, contacts)
+            if contacts is None:
+                return QueryResult(False)
+            if on_answer is not None:
+                on_answer(lookup, node)
+            return QueryResult(True, contacts)
 
         lookup = self._lookup(target, query)
         lookup.add(nearest(proto.router, target, self.config.ksize))
@@ -373,6 +379,32 @@ class DHTNode:
 
     # -- put ------------------------------------------------------------------------------
 
+    async def _replica_lookup(self, key: bytes) -> list[Node]:
+        """``find_nodes(key)`` for a put: a node that answers while among the k closest
+        seen so far is most likely a replica, and the STORE it will get needs our token
+        seen at its address first (BEP 5). That presentation (one or two pings when it
+        never challenged us) starts at once, while the lookup goes on, instead of after
+        it: a round trip or two less for the put, for a ping or two to the few answering
+        nodes that the lookup's later answers push out of the k closest."""
+        proto = self.protocol
+        k = self.config.ksize
+        self.metrics.inc("lookup.find_node")
+
+        def present_early(lookup: Lookup, node: Node) -> None:
+            address = (node.ip, node.port)
+            if proto.presented(address):
+                return
+            known = proto.router.contact(node.id)
+            if known is None or not known.same_home_as(node):
+                return  # a node new to us is most likely new to it too: it challenges us
+            if any(entry.node.id == node.id for entry in lookup.live(k)):
+                self.metrics.inc("put.present_early")
+                proto.start_presenting(address)
+
+        lookup = self._node_lookup(key, present_early)
+        await lookup.run()
+        return lookup.closest_answered(k)
+
     async def put(self, record: Record, *, disjoint: int | bool | None = None) -> PutResult:
         """Store ``record`` on the k closest nodes to its key (found over ``disjoint``
         paths, default ``config.disjoint_paths``, as in ``get``).
@@ -384,7 +416,10 @@ class DHTNode:
         key = record.key
         self.records.validate(record.raw, now=now, key=key)
         self.metrics.inc("put.calls")
-        targets = await self.find_nodes(key, disjoint=disjoint)
+        if self._disjoint(disjoint) <= 1:
+            targets = await self._replica_lookup(key)
+        else:
+            targets = await self.find_nodes(key, disjoint=disjoint)
         if not targets:
             raise NoPeersError("no peer answered the lookup for the record's key")
         k = self.config.ksize

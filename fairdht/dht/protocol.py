@@ -25,6 +25,7 @@ after a signed challenge, with a solved puzzle and within the per-subnet limits.
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import logging
 import os
@@ -487,6 +488,7 @@ class DHTProtocol(HardenedRPCProtocol, KademliaProtocol):  # type: ignore[misc]
         self.tokens = TokenMint(config.token_period)
         self._received_tokens: OrderedDict[Address, bytes] = OrderedDict()  # peer -> token
         self._presented: OrderedDict[Address, float] = OrderedDict()  # peer -> until
+        self._presenting: dict[Address, asyncio.Task[Any]] = {}
         # Token buckets per host and per /24 or /48 (fairdht.dht.ratelimit), all from the
         # config so that a node can exempt its local networks there.
         self.request_limits = SourceLimiter(
@@ -1004,11 +1006,31 @@ class DHTProtocol(HardenedRPCProtocol, KademliaProtocol):  # type: ignore[misc]
             page = ValuePage(page.records, page.next, self._usable(page.nodes), page.token)
         return page
 
-    async def _present_token(self, address: Address) -> bool:
-        """Make sure ``address`` has seen our token lately (at most two pings)."""
+    def presented(self, address: Address) -> bool:
+        """True if ``address`` saw our token (or our answer to its challenge) lately."""
+        until = self._presented.get(address)
+        return until is not None and until > loop_time()
+
+    async def present_token(self, address: Address) -> bool:
+        """Make sure ``address`` has seen our token lately (at most two pings); False if
+        it went silent. Callers at the same time share one presentation."""
+        if self.presented(address):
+            return True
+        presented: bool = await asyncio.shield(self.start_presenting(address))
+        return presented
+
+    def start_presenting(self, address: Address) -> asyncio.Task[Any]:
+        """The presentation of our token to ``address`` under way, started if none is."""
+        pending = self._presenting.get(address)
+        if pending is None:
+            pending = self.tasks.spawn(self._present(address), name="present")
+            self._presenting[address] = pending
+            pending.add_done_callback(lambda _: self._presenting.pop(address, None))
+        return pending
+
+    async def _present(self, address: Address) -> bool:
         for _ in range(2):
-            until = self._presented.get(address)
-            if until is not None and until > loop_time():
+            if self.presented(address):
                 return True
             if await self.call_ping(address) is None:
                 return False
@@ -1024,7 +1046,7 @@ class DHTProtocol(HardenedRPCProtocol, KademliaProtocol):  # type: ignore[misc]
         """
         address = (node.ip, node.port)
         for attempt in range(2):
-            await self._present_token(address)
+            await self.present_token(address)
             result = await self._call(node, STORE, key, raws)
             if not result.ok:
                 return None

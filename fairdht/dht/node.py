@@ -38,6 +38,7 @@ from fairdht.dht.addresses import family_of, format_address, resolve_all
 from fairdht.dht.config import DHTConfig
 from fairdht.dht.lookup import Agreement, Lookup, QueryResult, Slot, merge_newest, missing_from
 from fairdht.dht.metrics import Metrics
+from fairdht.dht.nearest import closer_than, nearest
 from fairdht.dht.protocol import DHTProtocol, RecordCache, cursor_of, store_batches
 from fairdht.dht.rpc import Address, TaskSet
 from fairdht.dht.storage import RecordStore
@@ -309,7 +310,7 @@ class DHTNode:
             if count > 1:
                 query = self._proving(query)
             paths.append(self._lookup(target, query, claims, i))
-        seeds = self.protocol.router.find_neighbors(Node(target), k=self.config.ksize)
+        seeds = nearest(self.protocol.router, target, self.config.ksize)
         for i, node in enumerate(seeds):
             paths[i % count].add([node])
         if count > 1:
@@ -330,15 +331,21 @@ class DHTNode:
         cap = min(cfg.stall_max, cfg.rpc_timeout)
         return min(cap, max(cfg.stall_min, self.protocol.rtt.timeout(cap)))
 
-    def _node_lookup(self, target: bytes) -> Lookup:
+    def _node_lookup(
+        self, target: bytes, on_answer: Callable[[Lookup, Node], None] | None = None
+    ) -> Lookup:
         proto = self.protocol
 
         async def query(node: Node) -> QueryResult:
             contacts = await proto.call_find_node(node, target)
-            return QueryResult(False) if contacts is None else QueryResult(True, contacts)
+            if contacts is None:
+                return QueryResult(False)
+            if on_answer is not None:
+                on_answer(lookup, node)
+            return QueryResult(True, contacts)
 
         lookup = self._lookup(target, query)
-        lookup.add(proto.router.find_neighbors(Node(target), k=self.config.ksize))
+        lookup.add(nearest(proto.router, target, self.config.ksize))
         return lookup
 
     async def find_nodes(self, target: bytes, *, disjoint: int | bool | None = None) -> list[Node]:
@@ -372,6 +379,32 @@ class DHTNode:
 
     # -- put ------------------------------------------------------------------------------
 
+    async def _replica_lookup(self, key: bytes) -> list[Node]:
+        """``find_nodes(key)`` for a put: a node that answers while among the k closest
+        seen so far is most likely a replica, and the STORE it will get needs our token
+        seen at its address first (BEP 5). That presentation (one or two pings when it
+        never challenged us) starts at once, while the lookup goes on, instead of after
+        it: a round trip or two less for the put, for a ping or two to the few answering
+        nodes that the lookup's later answers push out of the k closest."""
+        proto = self.protocol
+        k = self.config.ksize
+        self.metrics.inc("lookup.find_node")
+
+        def present_early(lookup: Lookup, node: Node) -> None:
+            address = (node.ip, node.port)
+            if proto.presented(address):
+                return
+            known = proto.router.contact(node.id)
+            if known is None or not known.same_home_as(node):
+                return  # a node new to us is most likely new to it too: it challenges us
+            if any(entry.node.id == node.id for entry in lookup.live(k)):
+                self.metrics.inc("put.present_early")
+                proto.start_presenting(address)
+
+        lookup = self._node_lookup(key, present_early)
+        await lookup.run()
+        return lookup.closest_answered(k)
+
     async def put(self, record: Record, *, disjoint: int | bool | None = None) -> PutResult:
         """Store ``record`` on the k closest nodes to its key (found over ``disjoint``
         paths, default ``config.disjoint_paths``, as in ``get``).
@@ -383,7 +416,10 @@ class DHTNode:
         key = record.key
         self.records.validate(record.raw, now=now, key=key)
         self.metrics.inc("put.calls")
-        targets = await self.find_nodes(key, disjoint=disjoint)
+        if self._disjoint(disjoint) <= 1:
+            targets = await self._replica_lookup(key)
+        else:
+            targets = await self.find_nodes(key, disjoint=disjoint)
         if not targets:
             raise NoPeersError("no peer answered the lookup for the record's key")
         k = self.config.ksize
@@ -636,18 +672,18 @@ class DHTNode:
         if self.store.count() == 0:
             return 0
         router = self.protocol.router
-        me = Node(self.node_id)
+        me = int.from_bytes(self.node_id, "big")
         k = self.config.ksize
         handed = 0
         keys = self.store.keys()
         for key in keys:
-            target = Node(key)
-            others = [n for n in router.find_neighbors(target, k=k + 1) if n.id != node.id][:k]
-            if others:
-                if len(others) >= k and node.distance_to(target) >= others[-1].distance_to(target):
-                    continue
-                if me.distance_to(target) >= others[0].distance_to(target):
-                    continue
+            t = int.from_bytes(key, "big")
+            # Another contact closer to the key than us hands it over instead; and the
+            # newcomer must be among the k closest (fewer than k others closer to it).
+            if closer_than(router, key, me ^ t, 1, skip=node.id):
+                continue
+            if len(closer_than(router, key, node.long_id ^ t, k, skip=node.id)) >= k:
+                continue
             held = self.store.get(key, now=self.clock(), include_withdrawn=True)
             if not held:
                 continue
@@ -689,7 +725,7 @@ class DHTNode:
                 if not held:
                     continue
                 raws = [r.raw for r in held]
-                targets = router.find_neighbors(Node(key), k=self.config.ksize)
+                targets = nearest(router, key, self.config.ksize)
                 results = await asyncio.gather(
                     *(self._push(n, key, raws, "replicate") for n in targets),
                     return_exceptions=True,

@@ -25,10 +25,12 @@ after a signed challenge, with a solved puzzle and within the per-subnet limits.
 
 from __future__ import annotations
 
+import asyncio
+import functools
 import logging
 import os
 import random
-from collections import OrderedDict
+from collections import Counter, OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, ClassVar, Final
@@ -47,6 +49,7 @@ from fairdht.dht.admission import (
 )
 from fairdht.dht.config import DHTConfig
 from fairdht.dht.metrics import Metrics
+from fairdht.dht.nearest import closer_than, nearest
 from fairdht.dht.ratelimit import Limit, SourceLimiter
 from fairdht.dht.routing import DHTRoutingTable, loop_time
 from fairdht.dht.rpc import (
@@ -83,6 +86,7 @@ from fairdht.records import KEY_BYTES, Record, check_time, validate_record
 __all__ = [
     "FIND_NODE",
     "FIND_VALUE",
+    "HOLDER_CONTACTS",
     "MAX_CONTACTS",
     "MAX_CURSOR_BYTES",
     "MAX_PAGE_RECORDS",
@@ -137,6 +141,12 @@ REPLY_TOKEN_BYTES: Final = 1024
 # Budget bytes a challenge ping leaves for the reply it comes with: an empty contact
 # list, or an empty find_value page with its token and "retry" (header included).
 _MIN_REPLY: Final = 80
+# Contacts a holder names on a find_value page with records: only nodes closer to the
+# key than itself, at most this many. A get needs read_replicas + 1 holders (3 at the
+# default 2; 4 leaves room for one that stalls); a full list of k would cost the holder
+# a ranking of its table and the reader k contacts to check per reply, to find holders
+# it mostly knows already.
+HOLDER_CONTACTS: Final = 4
 # Reply bytes reserved for the find_value map's keys, "next" and headers.
 _PAGE_OVERHEAD: Final = 64 + MAX_CURSOR_BYTES
 
@@ -166,6 +176,11 @@ REFUSAL_CODES: Final = frozenset(
         "error",
     ]
 )
+
+
+# Every admission compares a newcomer's subnet with each contact's (libp2p's diversity
+# filter): parsing those addresses again each time was a large part of a put's work.
+_subnet_of = functools.lru_cache(maxsize=4096)(subnet_of)
 
 
 # -- argument checks (each raises Dropped) ----------------------------------------------
@@ -465,10 +480,15 @@ class DHTProtocol(HardenedRPCProtocol, KademliaProtocol):  # type: ignore[misc]
         self._failures: dict[bytes, int] = {}
         self._verifying: set[Address] = set()
         self._head_checks: set[bytes] = set()
+        # Contacts per subnet for the diversity check, and what they were counted from.
+        self._subnet_counts: Counter[str] | None = None
+        self._subnet_stamp: tuple[int, int] = (-1, -1)
+        self._table_generation = 0
         # Address validation (RFC 9000 §8.1 with BEP 5 tokens), all timed by the loop.
         self.tokens = TokenMint(config.token_period)
         self._received_tokens: OrderedDict[Address, bytes] = OrderedDict()  # peer -> token
         self._presented: OrderedDict[Address, float] = OrderedDict()  # peer -> until
+        self._presenting: dict[Address, asyncio.Task[Any]] = {}
         # Token buckets per host and per /24 or /48 (fairdht.dht.ratelimit), all from the
         # config so that a node can exempt its local networks there.
         self.request_limits = SourceLimiter(
@@ -520,6 +540,7 @@ class DHTProtocol(HardenedRPCProtocol, KademliaProtocol):  # type: ignore[misc]
         if known is not None and not known.same_home_as(node):
             # Same key, new address: the key proved itself at the new one.
             self.router.remove_contact(known)
+            self._table_changed()
             known = None
         if known is None:
             refusal = self._subnet_refusal(node)
@@ -528,6 +549,7 @@ class DHTProtocol(HardenedRPCProtocol, KademliaProtocol):  # type: ignore[misc]
                 return False
         self._failures.pop(node.id, None)
         self.router.add_contact(node)
+        self._table_changed()
         entered = known is None and self.router.contact(node.id) is not None
         if entered:
             self.metrics.inc("routing.added")
@@ -535,25 +557,37 @@ class DHTProtocol(HardenedRPCProtocol, KademliaProtocol):  # type: ignore[misc]
                 self.on_new_contact(node)
         return self.router.contact(node.id) is not None
 
+    def _table_subnets(self) -> Counter[str]:
+        """Contacts per subnet over the whole table, counted again only after the table
+        changed (``_table_changed``, or a size we did not see): every sighting of an
+        unknown node asks, so a put's dozens of sightings cost one count, not one each."""
+        stamp = (self._table_generation, len(self.router))
+        if self._subnet_counts is None or self._subnet_stamp != stamp:
+            self._subnet_counts = Counter(_subnet_of(n.ip) for n in self.router.all_contacts())
+            self._subnet_stamp = stamp
+        return self._subnet_counts
+
+    def _table_changed(self) -> None:
+        self._table_generation += 1
+
     def _subnet_refusal(self, node: Node) -> str | None:
         """Why ``node`` may not enter for IP diversity, or None (libp2p kad-dht's filter)."""
         cfg = self.config
         if cfg.local.exempts(node.ip):  # a LAN or one machine: fairdht.localnet
             return None
-        group = subnet_of(node.ip)
+        group = _subnet_of(node.ip)
         if cfg.subnet_bucket_limit:
             bucket: KBucket = self.router.buckets[self.router.get_bucket_for(node)]
             # The replacement cache counts too, so a promotion cannot exceed the limit.
             peers = [*bucket.nodes.values(), *bucket.replacement_nodes.values()]
-            same = sum(1 for n in peers if n.id != node.id and subnet_of(n.ip) == group)
+            same = sum(1 for n in peers if n.id != node.id and _subnet_of(n.ip) == group)
             if same >= cfg.subnet_bucket_limit:
                 return "subnet_bucket"
         if cfg.subnet_table_limit:
-            same = sum(
-                1
-                for n in self.router.all_contacts()
-                if n.id != node.id and subnet_of(n.ip) == group
-            )
+            same = self._table_subnets()[group]
+            known = self.router.contact(node.id)
+            if known is not None and _subnet_of(known.ip) == group:
+                same -= 1
             if same >= cfg.subnet_table_limit:
                 return "subnet_table"
         return None
@@ -631,6 +665,7 @@ class DHTProtocol(HardenedRPCProtocol, KademliaProtocol):  # type: ignore[misc]
         if evict or count >= self.config.max_failures:
             self._failures.pop(node.id, None)
             self.router.remove_contact(known)
+            self._table_changed()
             self.metrics.inc("routing.evicted")
         else:
             self._failures[node.id] = count
@@ -830,7 +865,15 @@ class DHTProtocol(HardenedRPCProtocol, KademliaProtocol):  # type: ignore[misc]
         self._note_sender(sender_id, sender)
         now = self.clock()
         held = self.storage.get(key, now=now, include_withdrawn=True)
-        nodes = [] if cursor else [contact_wire(n) for n in self._neighbors(key, sender)]
+        if cursor:
+            nodes: list[list[Any]] = []
+        elif held:
+            # A holder's records end most reads (Kademlia §2.3: a node holding the value
+            # returns it instead of contacts); the reader still needs a way to closer,
+            # possibly newer holders, so only those are named (docs/protocol.md).
+            nodes = [contact_wire(n) for n in self._closer_neighbors(key, sender)]
+        else:
+            nodes = [contact_wire(n) for n in self._neighbors(key, sender)]
         reply: dict[str, Any] = {
             "records": [],
             "next": None,
@@ -852,7 +895,9 @@ class DHTProtocol(HardenedRPCProtocol, KademliaProtocol):  # type: ignore[misc]
             if cursor and cursor_of(record) <= cursor:
                 continue
             size = _bin_size(len(record.raw))
-            if size > budget and not proven:
+            # An unproven asker's page must also have room for its ``next``: the
+            # position of the last record sent, in place of nil.
+            if not proven and size + _bin_size(len(record.author) + len(record.subkey)) > budget:
                 truncated = True
                 nxt = cursor_of(last) if last is not None else None
                 break
@@ -867,12 +912,14 @@ class DHTProtocol(HardenedRPCProtocol, KademliaProtocol):  # type: ignore[misc]
             reply["retry"] = True
         return reply
 
+    def _closer_neighbors(self, key: bytes, sender: Address) -> list[Node]:
+        """At most ``HOLDER_CONTACTS`` contacts closer to ``key`` than this node, nearest
+        first, never the asker."""
+        mine = self.source_node.long_id ^ int.from_bytes(key, "big")
+        return closer_than(self.router, key, mine, HOLDER_CONTACTS, exclude=sender)
+
     def _neighbors(self, target: bytes, sender: Address) -> list[Node]:
-        asker = Node(bytes(NODE_ID_BYTES), sender[0], sender[1])
-        nodes: list[Node] = self.router.find_neighbors(
-            Node(target), k=min(self.config.ksize, MAX_CONTACTS), exclude=asker
-        )
-        return nodes
+        return nearest(self.router, target, min(self.config.ksize, MAX_CONTACTS), exclude=sender)
 
     # -- calls --------------------------------------------------------------------------
 
@@ -959,11 +1006,31 @@ class DHTProtocol(HardenedRPCProtocol, KademliaProtocol):  # type: ignore[misc]
             page = ValuePage(page.records, page.next, self._usable(page.nodes), page.token)
         return page
 
-    async def _present_token(self, address: Address) -> bool:
-        """Make sure ``address`` has seen our token lately (at most two pings)."""
+    def presented(self, address: Address) -> bool:
+        """True if ``address`` saw our token (or our answer to its challenge) lately."""
+        until = self._presented.get(address)
+        return until is not None and until > loop_time()
+
+    async def present_token(self, address: Address) -> bool:
+        """Make sure ``address`` has seen our token lately (at most two pings); False if
+        it went silent. Callers at the same time share one presentation."""
+        if self.presented(address):
+            return True
+        presented: bool = await asyncio.shield(self.start_presenting(address))
+        return presented
+
+    def start_presenting(self, address: Address) -> asyncio.Task[Any]:
+        """The presentation of our token to ``address`` under way, started if none is."""
+        pending = self._presenting.get(address)
+        if pending is None:
+            pending = self.tasks.spawn(self._present(address), name="present")
+            self._presenting[address] = pending
+            pending.add_done_callback(lambda _: self._presenting.pop(address, None))
+        return pending
+
+    async def _present(self, address: Address) -> bool:
         for _ in range(2):
-            until = self._presented.get(address)
-            if until is not None and until > loop_time():
+            if self.presented(address):
                 return True
             if await self.call_ping(address) is None:
                 return False
@@ -979,7 +1046,7 @@ class DHTProtocol(HardenedRPCProtocol, KademliaProtocol):  # type: ignore[misc]
         """
         address = (node.ip, node.port)
         for attempt in range(2):
-            await self._present_token(address)
+            await self.present_token(address)
             result = await self._call(node, STORE, key, raws)
             if not result.ok:
                 return None

@@ -30,81 +30,180 @@ from benchlib import (
     short_path,
     write_doc,
 )
-from netcluster import Cluster, KeySet, Op, make_workload, phase_report, run_ops, worker_count
+from netcluster import (
+    Cluster,
+    KeySet,
+    Op,
+    OpResult,
+    make_workload,
+    phase_report,
+    run_ops,
+    worker_count,
+)
 from systems import available_systems
 
 
-async def measure_system(
-    system: str, nodes: int, settings: dict[str, Any], *, seed: int, progress: bool
-) -> dict[str, Any]:
-    """Boot a cluster of ``system``, run the workload once, return its phase reports."""
-    rng = random.Random(seed)
-    config = settings["fairdht_config"] if system == "fairdht" else None
-    cluster = Cluster(
-        system, nodes, worker_count(nodes), op_timeout=settings["op_timeout"], config=config
-    )
-    t0 = time.monotonic()
-    await cluster.start()
-    ready = await cluster.bootstrap()
-    await asyncio.sleep(settings["settle_s"])
-    boot_s = time.monotonic() - t0
+class _Side:
+    """One system's cluster and its share of an interleaved run."""
+
+    def __init__(self, system: str, nodes: int, settings: dict[str, Any], seed: int) -> None:
+        self.system = system
+        self.nodes = nodes
+        # The same seed for every system: the same writers, keys and readers' draws.
+        self.rng = random.Random(seed)
+        config = settings["fairdht_config"] if system == "fairdht" else None
+        self.cluster = Cluster(
+            system, nodes, worker_count(nodes), op_timeout=settings["op_timeout"], config=config
+        )
+        self.ready = 0
+        self.boot_s = 0.0
+        self.counters: dict[str, dict[str, int]] = {}
+        self.phase_s = {"put": 0.0, "get": 0.0}
+        self.results: dict[str, list[OpResult]] = {"put": [], "get": []}
+
+    async def boot(self, settle_s: float) -> None:
+        t0 = time.monotonic()
+        await self.cluster.start()
+        self.ready = await self.cluster.bootstrap()
+        await asyncio.sleep(settle_s)
+        self.boot_s = time.monotonic() - t0
+
+    async def mark(self, name: str) -> None:
+        self.counters[name] = await self.cluster.counters()
+
+    async def run_chunk(self, phase: str, ops: list[Op], progress: bool) -> None:
+        t = time.monotonic()
+        label = f"{self.system} n={self.nodes} {phase}s"
+        self.results[phase] += await run_ops(self.cluster, ops, label=label, progress=progress)
+        self.phase_s[phase] += time.monotonic() - t
+
+
+async def _interleaved(
+    sides: list[_Side], plans: dict[str, list[Op]], phase: str, chunk: int, progress: bool
+) -> None:
+    """Run each system's ops of ``phase`` in turns of ``chunk`` ops, so that load from
+    other processes on a shared machine falls on every system alike."""
+    total = max(len(ops) for ops in plans.values())
+    for i in range(0, total, chunk):
+        for side in sides:
+            await side.run_chunk(phase, plans[side.system][i : i + chunk], progress=False)
+        if progress:
+            print(f"  {phase}s {min(i + chunk, total)}/{total}", end="\r", flush=True)
+    if progress:
+        print(flush=True)
+
+
+async def measure_size(
+    systems: list[str], nodes: int, settings: dict[str, Any], *, seed: int, progress: bool
+) -> list[dict[str, Any]]:
+    """Boot one cluster per system, run the workload on all of them in turns, return one
+    report per system."""
+    sides = [_Side(system, nodes, settings, seed) for system in systems]
+    profile_dir = settings["profile_dir"]
     try:
+        for side in sides:
+            print(f"{side.system}: booting {nodes} nodes", flush=True)
+            await side.boot(settings["settle_s"])
         now = time.time()
         warm = make_workload(2, settings["per_key"], seed=seed + 7919, now=now)
         work = make_workload(settings["keys"], settings["per_key"], seed=seed, now=now)
-        # Warm-up: one put and get round on keys that are not measured.
-        await run_ops(cluster, put_ops(warm, nodes, rng), label="warm-up", progress=False)
-        await run_ops(
-            cluster, await get_ops(cluster, warm, 2, rng, system), label="warm-up", progress=False
-        )
-        # Background traffic (pings, refreshes) while idle, to read the per-op counts against.
-        i0 = await cluster.counters()
+        for side in sides:
+            # Warm-up: one put and get round on keys that are not measured.
+            cluster, rng = side.cluster, side.rng
+            await run_ops(cluster, put_ops(warm, nodes, rng), label="warm-up", progress=False)
+            gets = await get_ops(cluster, warm, 2, rng, side.system)
+            await run_ops(cluster, gets, label="warm-up", progress=False)
+            # Background traffic (pings, refreshes) while idle, to read per-op counts against.
+            await side.mark("idle0")
         await asyncio.sleep(settings["idle_s"])
-        i1 = await cluster.counters()
-        c0 = await cluster.counters()
-        tp = time.monotonic()
-        puts = await run_ops(
-            cluster, put_ops(work, nodes, rng), label=f"{system} n={nodes} puts", progress=progress
-        )
-        c1 = await cluster.counters()
-        put_s = time.monotonic() - tp
-        plan_holders = {ks.key: await cluster.holders(ks.key) for ks in work}
-        gets_plan = await get_ops(cluster, work, settings["gets_per_key"], rng, system)
-        c1b = await cluster.counters()
-        if settings["profile_dir"]:
-            await asyncio.gather(*(cluster.call(w, "profile_start") for w in cluster.workers))
-        tg = time.monotonic()
-        gets = await run_ops(
-            cluster, gets_plan, label=f"{system} n={nodes} gets", progress=progress
-        )
-        c2 = await cluster.counters()
-        get_s = time.monotonic() - tg
-        profile = None
-        if settings["profile_dir"]:
-            profile = await collect_profile(cluster, Path(settings["profile_dir"]), nodes)
-        holders = [len(await cluster.holders(ks.key)) for ks in work]
-        c3 = await cluster.counters()
+        for side in sides:
+            await side.mark("idle1")
+            await side.mark("put0")
+            if profile_dir:
+                await asyncio.gather(
+                    *(side.cluster.call(w, "profile_start") for w in side.cluster.workers)
+                )
+        plans = {side.system: put_ops(work, nodes, side.rng) for side in sides}
+        await _interleaved(sides, plans, "put", settings["chunk"], progress)
+        put_profiles: dict[str, Any] = {}
+        for side in sides:
+            if profile_dir:
+                put_profiles[side.system] = await collect_profile(
+                    side.cluster, Path(profile_dir), nodes, "put"
+                )
+            await side.mark("put1")
+        holders_before = {}
+        plans = {}
+        for side in sides:
+            holders_before[side.system] = {
+                ks.key: await side.cluster.holders(ks.key) for ks in work
+            }
+            plans[side.system] = await get_ops(
+                side.cluster, work, settings["gets_per_key"], side.rng, side.system
+            )
+            await side.mark("get0")
+            if profile_dir:
+                await asyncio.gather(
+                    *(side.cluster.call(w, "profile_start") for w in side.cluster.workers)
+                )
+        await _interleaved(sides, plans, "get", settings["chunk"], progress)
+        get_profiles: dict[str, Any] = {}
+        for side in sides:
+            await side.mark("get1")
+            if profile_dir:
+                get_profiles[side.system] = await collect_profile(
+                    side.cluster, Path(profile_dir), nodes, "get"
+                )
+        reports = []
+        for side in sides:
+            holders = [len(await side.cluster.holders(ks.key)) for ks in work]
+            await side.mark("end")
+            c, netns = side.counters, side.cluster.in_netns
+            held = holders_before[side.system]
+            reports.append(
+                {
+                    "system": side.system,
+                    "nodes": nodes,
+                    "workers": side.cluster.w,
+                    "nodes_joined": side.ready,
+                    "boot_s": side.boot_s,
+                    "network_namespace": netns,
+                    "put": {
+                        **phase_report(side.results["put"], c["put0"], c["put1"], netns),
+                        "phase_s": side.phase_s["put"],
+                    },
+                    "get": {
+                        **phase_report(side.results["get"], c["get0"], c["get1"], netns),
+                        "phase_s": side.phase_s["get"],
+                    },
+                    "gets_from_holders": sum(
+                        1 for op in plans[side.system] if op.node in held[op.key]
+                    ),
+                    "idle_datagrams_per_s": (
+                        (c["idle1"].get("lo_tx_packets", 0) - c["idle0"].get("lo_tx_packets", 0))
+                        / settings["idle_s"]
+                        if netns
+                        else None
+                    ),
+                    "holders_per_key_mean": sum(holders) / len(holders) if holders else None,
+                    "resources": resources(
+                        c["put0"],
+                        c["put1"],
+                        c["get0"],
+                        c["get1"],
+                        c["end"],
+                        nodes,
+                        len(side.results["put"]),
+                        len(side.results["get"]),
+                    ),
+                    "get_profile": get_profiles.get(side.system),
+                    "put_profile": put_profiles.get(side.system),
+                }
+            )
+        return reports
     finally:
-        await cluster.stop()
-    return {
-        "system": system,
-        "nodes": nodes,
-        "workers": cluster.w,
-        "nodes_joined": ready,
-        "boot_s": boot_s,
-        "network_namespace": cluster.in_netns,
-        "put": {**phase_report(puts, c0, c1, cluster.in_netns), "phase_s": put_s},
-        "get": {**phase_report(gets, c1b, c2, cluster.in_netns), "phase_s": get_s},
-        "gets_from_holders": sum(1 for op in gets_plan if op.node in plan_holders[op.key]),
-        "idle_datagrams_per_s": (
-            (i1.get("lo_tx_packets", 0) - i0.get("lo_tx_packets", 0)) / settings["idle_s"]
-            if cluster.in_netns
-            else None
-        ),
-        "holders_per_key_mean": sum(holders) / len(holders) if holders else None,
-        "resources": resources(c0, c1, c1b, c2, c3, nodes, len(puts), len(gets)),
-        "get_profile": profile,
-    }
+        for side in sides:
+            await side.cluster.stop()
 
 
 def resources(
@@ -129,9 +228,13 @@ def resources(
     }
 
 
-async def collect_profile(cluster: Cluster, out: Path, nodes: int) -> list[dict[str, Any]]:
+async def collect_profile(
+    cluster: Cluster, out: Path, nodes: int, phase: str
+) -> list[dict[str, Any]]:
     """Stop the workers' profilers; the functions with the most own time over all workers."""
-    paths = [out / f"{cluster.system}-n{nodes}-w{i}.pstats" for i in range(len(cluster.workers))]
+    paths = [
+        out / f"{cluster.system}-n{nodes}-{phase}-w{i}.pstats" for i in range(len(cluster.workers))
+    ]
     await asyncio.gather(
         *(
             cluster.call(w, "profile_stop", path=str(p))
@@ -288,13 +391,10 @@ async def run(args: Any, settings: dict[str, Any]) -> dict[str, Any]:
     systems, missing = available_systems(args.systems)
     runs: list[dict[str, Any]] = []
     for nodes in settings["sizes"]:
-        for system in systems:
-            print(f"\n{system}: {nodes} nodes", flush=True)
-            runs.append(
-                await measure_system(
-                    system, nodes, settings, seed=args.seed, progress=not args.no_progress
-                )
-            )
+        print(f"\n{nodes} nodes: {', '.join(systems)}, interleaved", flush=True)
+        runs += await measure_size(
+            systems, nodes, settings, seed=args.seed, progress=not args.no_progress
+        )
         for system, why in missing.items():
             runs.append({"system": system, "nodes": nodes, "skipped": why})
     return {"runs": runs, "ratios": ratios(runs), "unavailable": missing}
@@ -386,18 +486,19 @@ def tables(doc: dict[str, Any]) -> list[Table]:
             )
         )
     for run in res["runs"]:
-        if run.get("get_profile"):
-            out.append(
-                (
-                    f"Where {run['system']}'s workers spend the get phase "
-                    f"({run['nodes']} nodes, cProfile, own time)",
-                    ["function", "calls", "own time", "cumulative"],
-                    [
-                        [p["function"], p["calls"], p["own_time_share"], p["cumulative_share"]]
-                        for p in run["get_profile"][:15]
-                    ],
+        for phase in ("get", "put"):
+            if run.get(f"{phase}_profile"):
+                out.append(
+                    (
+                        f"Where {run['system']}'s workers spend the {phase} phase "
+                        f"({run['nodes']} nodes, cProfile, own time)",
+                        ["function", "calls", "own time", "cumulative"],
+                        [
+                            [p["function"], p["calls"], p["own_time_share"], p["cumulative_share"]]
+                            for p in run[f"{phase}_profile"][:15]
+                        ],
+                    )
                 )
-            )
     return out
 
 
@@ -421,12 +522,12 @@ def main() -> int:
     if args.quick:
         settings: dict[str, Any] = {
             "sizes": [30], "keys": 3, "per_key": 3, "gets_per_key": 3,
-            "settle_s": 1.0, "idle_s": 0.5, "op_timeout": 20.0,
+            "settle_s": 1.0, "idle_s": 0.5, "op_timeout": 20.0, "chunk": 5,
         }  # fmt: skip
     else:
         settings = {
             "sizes": [50, 200], "keys": 50, "per_key": 4, "gets_per_key": 4,
-            "settle_s": 10.0, "idle_s": 2.0, "op_timeout": 30.0,
+            "settle_s": 10.0, "idle_s": 2.0, "op_timeout": 30.0, "chunk": 10,
         }  # fmt: skip
     if args.sizes:
         settings["sizes"] = [int(s) for s in args.sizes.split(",")]

@@ -1,0 +1,71 @@
+"""A put presents its address token to replicas during its lookup, once per replica.
+
+A replica takes a STORE only from an address that echoed its token lately (BEP 5).
+When the writer's proof at its replicas has lapsed, the put starts the echo while its
+lookup still runs, and STOREs waiting on the same replica share one echo.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+from dhtkit import FAST, det_key, join, run, server_record, start_nodes, stop_all
+from kademlia.node import Node
+
+from fairdht.dht import DHTNode
+
+
+def _forget_writer(nodes: list[DHTNode], writer: DHTNode) -> None:
+    """As if the writer's address proof had lapsed everywhere and the tokens it holds had
+    rotated (token_period passed): its lookup queries prove nothing on their own."""
+    for node in nodes:
+        if node is not writer:
+            node.protocol.budget.forget_proof(writer.address)
+    writer.protocol._presented.clear()
+    writer.protocol._received_tokens.clear()
+
+
+def test_a_put_whose_proofs_lapsed_is_accepted_everywhere_after_one_echo_each() -> None:
+    async def main() -> None:
+        nodes = await start_nodes(8, config=FAST, first=60)
+        try:
+            await join(nodes)
+            writer = nodes[0]
+            _forget_writer(nodes, writer)
+            pings = writer.metrics.get("rpc.ping.sent")
+            result = await writer.put(server_record(det_key("presented")))
+            await writer.settle()
+            # Every replica accepted: none refused the STORE for want of a token.
+            assert result.refusals == {} and result.accepted == result.asked == 8
+            # The echoes started during the lookup, one per replica: a ping for its token
+            # and one to echo it, no more (the replicas know the writer: no challenge).
+            assert writer.metrics.get("put.present_early") >= 1
+            assert writer.metrics.get("rpc.ping.sent") - pings <= 2 * 7
+            for node in nodes[1:]:
+                assert node.protocol.proven(writer.address), node.address
+        finally:
+            await stop_all(nodes)
+
+    run(main)
+
+
+def test_stores_waiting_on_one_replica_share_one_presentation() -> None:
+    async def main() -> None:
+        nodes = await start_nodes(3, config=FAST, first=70)
+        try:
+            await join(nodes)
+            writer, replica = nodes[0], nodes[1]
+            _forget_writer(nodes, writer)
+            record = server_record(det_key("shared-echo"))
+            target = Node(replica.node_id, *replica.address)
+            pings = writer.metrics.get("rpc.ping.sent")
+            replies = await asyncio.gather(
+                *(writer.protocol.call_store(target, record.key, [record.raw]) for _ in range(4))
+            )
+            assert replies == [[True]] * 4
+            # One presentation (a ping for the token, one to echo it), not four.
+            assert writer.metrics.get("rpc.ping.sent") - pings == 2
+        finally:
+            await stop_all(nodes)
+
+    run(main)

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from fairdht.dht import DHTNode
 from fairdht.dht.addresses import source_address_toward
 from fairdht.dht.autonat import AutoNATProtocol
-from fairdht.dht.punch import PunchProtocol
+from fairdht.dht.punch import MAX_REGISTRATION, PunchProtocol
 from fairdht.dht.reachability import (
     DialObservation,
     Reachability,
@@ -29,19 +29,35 @@ from fairdht.dht.reachability import (
     judge,
 )
 
-__all__ = ["ReachabilityChecker", "ReachabilitySettings"]
+__all__ = [
+    "DEFAULT_KEEPALIVE",
+    "MAX_KEEPALIVE",
+    "MIN_KEEPALIVE",
+    "ReachabilityChecker",
+    "ReachabilitySettings",
+    "registration_ttl",
+]
 
 log = logging.getLogger("fairdht.node")
 
 # Contacts pinged with our real id once proven public, so they admit us.
 _ANNOUNCE_TO = 20
 # A node that is not public registers at this many of the peers it asked (rendezvous
-# nodes for hole punching), for _REGISTRATION_TTL s, renewed every _RENEW s: the
-# renewal also keeps its NAT's mapping towards them open (conntrack's UDP timeout is
-# 30 s for a flow seen one way, 120 s once answered).
+# nodes for hole punching and relaying).
 _RENDEZVOUS = 2
-_REGISTRATION_TTL = 60
-_RENEW = 20.0
+# Keep-alive (docs/nat.md, "Keep-alives"): the registrations are renewed every
+# `keepalive` seconds, and the renewal (a ping and a rendezvous request to each) is what
+# keeps the NAT's mapping towards the rendezvous nodes open, so that their punch offers
+# and relay circuits still reach the node. RFC 4787 REQ-5 asks NATs to keep an idle UDP
+# mapping at least 2 min, but home gateways time out after as little as 30 s (Hätönen
+# et al., IMC 2010: most below 2 min), and so do Linux conntrack (30 s for a flow seen
+# one way), Cisco ASA and pfSense. 15 s is ICE's default keep-alive (RFC 8445 §11), half
+# the shortest common timeout, so one lost renewal does not lose the mapping.
+DEFAULT_KEEPALIVE = 15.0
+MIN_KEEPALIVE = 1.0
+# A registration lives at least 3 keep-alives (two may be lost), within MAX_REGISTRATION.
+MAX_KEEPALIVE = MAX_REGISTRATION / 2
+_MIN_REGISTRATION_TTL = 60
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,6 +69,20 @@ class ReachabilitySettings:
     interval: float = 120.0
     retry: float = 5.0
     wait: float = 2.0  # seconds a dial-back may take after the peer's answer
+    # Seconds between renewals of the rendezvous registrations (the NAT keep-alive).
+    keepalive: float = DEFAULT_KEEPALIVE
+
+    def __post_init__(self) -> None:
+        if not MIN_KEEPALIVE <= self.keepalive <= MAX_KEEPALIVE:
+            raise ValueError(
+                f"keepalive must be {MIN_KEEPALIVE:g}-{MAX_KEEPALIVE:g} s, got {self.keepalive}"
+            )
+
+
+def registration_ttl(keepalive: float) -> int:
+    """Seconds a registration renewed every ``keepalive`` s is held: 3 renewals, 60 s
+    at least, MAX_REGISTRATION at most."""
+    return int(min(MAX_REGISTRATION, max(_MIN_REGISTRATION_TTL, 3 * keepalive)))
 
 
 class ReachabilityChecker:
@@ -155,7 +185,7 @@ class ReachabilityChecker:
         for peer in self._asked:
             if len(held) >= _RENDEZVOUS:
                 break
-            if await proto.register_at(peer, ttl=_REGISTRATION_TTL):
+            if await proto.register_at(peer, ttl=registration_ttl(self.settings.keepalive)):
                 held.append(peer)
         self.rendezvous = held
         return held
@@ -191,7 +221,7 @@ class ReachabilityChecker:
                 next_register = 0.0
             if _decided(self.verdict) and loop.time() >= next_register:
                 await self.register()
-                next_register = loop.time() + _RENEW
+                next_register = loop.time() + self.settings.keepalive
             await asyncio.sleep(min(1.0, self.settings.retry))
 
 

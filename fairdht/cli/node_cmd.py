@@ -189,9 +189,10 @@ def register(subparsers: Any) -> None:
     parser.add_argument(
         "--reachability",
         choices=("check", "assume-public"),
-        default="assume-public",
-        help="check: join as a client until peers' dial-backs prove this node reachable "
-        "(behind a NAT); assume-public: enter routing tables at once (default)",
+        default="check",
+        help="check (default): join as a client until peers' dial-backs prove this node "
+        "reachable (behind a NAT it stays one); assume-public: enter routing tables at "
+        "once (an entry node with a known public address)",
     )
     parser.add_argument(
         "--reachability-interval",

@@ -196,7 +196,9 @@ def serve_target(host: Any, bootstrap: list[Address], keepalive: float) -> Serve
 
     async def main() -> None:
         key = SigningKey.generate()
-        node = _dht(key)
+        # Any public node may be chosen as a rendezvous node and relay (the public
+        # target and the full-cone one too), so every node counts its relayed bytes.
+        node = _dht(key, CountingRelay)
         await node.listen(host.v4, PORT)
         checker = ReachabilityChecker(
             node,
@@ -218,6 +220,7 @@ def serve_target(host: Any, bootstrap: list[Address], keepalive: float) -> Serve
                     break
                 await asyncio.sleep(0.2)
             v = checker.verdict
+            served.info["protocol"] = proto
             served.info.update(
                 key=key.public_key.raw,
                 reachable=v.reachable.value,
@@ -458,6 +461,11 @@ def run(args: Any, kit: Any) -> dict[str, Any]:
                 if not s.ready.wait(90):
                     raise SystemExit(f"nat: the {kind} target did not start: {s.errors}")
             verdicts = {k: s.info["reachable"] for k, s in targets.items()}
+            for kind, s in targets.items():
+                # Peers know a node by the address they see (its NAT's, for full cone).
+                relays[(bed.targets[kind].v4, PORT)] = s.info["protocol"]
+                if s.info["observed"] is not None:
+                    relays[tuple(s.info["observed"])] = s.info["protocol"]
             pairs = list(bed.initiators)
             if args.quick:
                 pairs = [p for p in pairs if p in QUICK_PAIRS] + [

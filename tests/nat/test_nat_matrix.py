@@ -336,7 +336,11 @@ KINDS = ("public", "fc", "pr", "sym", "cg")
 @pytest.mark.slow
 def test_every_nat_pair_with_twenty_nodes(nat_ok: None, tmp_path: Path) -> None:
     with netlab("mx") as lab:
-        bed = nat_testbed(lab, entries=5, publics=("p1", "p2", "p3"), cgnat=True)
+        # Long mappings: the testbed's full cone refreshes its map only on a new flow's
+        # first packet (docs/nat.md, "Keep-alives"), and this campaign runs for minutes.
+        bed = nat_testbed(
+            lab, entries=5, publics=("p1", "p2", "p3"), cgnat=True, mapping_timeout=3600
+        )
         homes = bed.homes
         checked = [(f"p{i}", bed.entries[4 + i], 4000) for i in (1, 2, 3)]
         for kind in ("fc", "pr", "sym", "cg"):

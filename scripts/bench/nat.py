@@ -22,11 +22,12 @@ Per attempt a fresh initiator node tries, the way a player would:
 Recorded per pair: the share of attempts that ended direct / punched / relayed / failed;
 the sequential round trips on the path that connected (direct 1; punched: the
 rendezvous token, the offer to the rendezvous node and on to the target, the punch and
-its echo: 3-4; relayed: token, offer, target, one relayed echo: 4-5); the time to
-connect on the testbed (no latency there: timeouts of failed stages dominate) and under
-the simulator's latency model (scale.LATENCY, 20-150 ms one way per datagram, uniform:
-each round trip two draws, plus the same waits for failed stages); and the bytes the
-relay exchanged with the circuit's two ends (setup and the echo).
+its echo: 3-4; relayed: offer, target, one relayed echo through the relay: 4), and
+with those of the stages that failed before it; the time to connect on the testbed (no
+latency there: the timeouts of failed stages dominate) and under the simulator's
+latency model (scale.LATENCY, 20-150 ms one way per datagram, uniform: each of all the
+round trips is two draws, plus the same waits); and the bytes the relay exchanged with
+the circuit's two ends (setup and the echo).
 
     sudo .venv/bin/python scripts/bench/nat.py [--quick] [--attempts N]
 
@@ -245,11 +246,11 @@ class Attempt:
 
     path: str = "failed"
     wall_s: float = 0.0
-    # Sequential round trips on the path that connected, and the waits of failed stages.
+    # Sequential round trips on the path that connected, those of the stages that
+    # failed before it, and the waits (timeouts) of those stages.
     round_trips: int = 0
+    failed_round_trips: int = 0
     waits: list[float] = field(default_factory=list)
-    # (parties) of each round trip of the connected path, for the latency model.
-    legs: int = 0
     relay_bytes: int | None = None
     reason: str = ""
 
@@ -285,6 +286,9 @@ async def attempt(target: dict[str, Any], relays: dict[Address, CountingRelay]) 
             # No punch arrived: the player waited PUNCH_WAIT; refused: the rendezvous
             # node waited its RPC timeout for the target.
             out.waits.append({"no_punch": PUNCH_WAIT, "refused": RPC_TIMEOUT}.get(str(got), 0.0))
+            # The offer reached the target and came back (no_punch), or only the
+            # rendezvous node answered.
+            out.failed_round_trips += token + (2 if got == "no_punch" else 1)
             why.append(f"punch: {got if isinstance(got, str) else 'no ping over the path'}")
             if got == "no_punch":
                 # The NATs, not the rendezvous node, stopped it: another node won't help.
@@ -295,6 +299,9 @@ async def attempt(target: dict[str, Any], relays: dict[Address, CountingRelay]) 
             circuit = await proto.open_relay(rendezvous, target["key"])
             if not isinstance(circuit, Circuit):
                 why.append(f"relay: {circuit}")
+                out.failed_round_trips += 1
+                if circuit in ("refused", "relay_silent"):
+                    out.waits.append(RPC_TIMEOUT)
                 continue
             echoed = 0
             for i in range(ECHO_FRAMES):
@@ -322,7 +329,8 @@ async def attempt(target: dict[str, Any], relays: dict[Address, CountingRelay]) 
 
 def modelled(a: Attempt, rng: random.Random) -> float:
     """Seconds ``a`` takes under the simulator's latency model (two draws a round trip)."""
-    legs = sum(rng.uniform(*LATENCY) for _ in range(2 * a.round_trips))
+    trips = a.round_trips + a.failed_round_trips
+    legs = sum(rng.uniform(*LATENCY) for _ in range(2 * trips))
     return legs + sum(a.waits)
 
 
@@ -420,6 +428,9 @@ def summarize_pair(attempts: list[Attempt], rng: random.Random) -> dict[str, Any
         if mine:
             by_path[p] = {
                 "round_trips": sorted({a.round_trips for a in mine}),
+                "round_trips_with_failed_stages": sorted(
+                    {a.round_trips + a.failed_round_trips for a in mine}
+                ),
                 "connect_ms_testbed_p50": percentile([a.wall_s * 1e3 for a in mine], 50),
             }
     relayed = [a.relay_bytes for a in attempts if a.path == "relayed" and a.relay_bytes]
@@ -527,7 +538,7 @@ def table(results: dict[str, Any]) -> tuple[str, list[str], list[list[Any]]]:
         "punched",
         "relayed",
         "failed",
-        "round trips (path)",
+        "round trips: path (all)",
         "testbed p50/p95 ms",
         "model p50/p95 ms",
         "relay bytes/circuit",
@@ -537,6 +548,7 @@ def table(results: dict[str, Any]) -> tuple[str, list[str], list[list[Any]]]:
         share = p["share"]
         trips = ", ".join(
             f"{path} {'/'.join(str(r) for r in v['round_trips'])}"
+            f" ({'/'.join(str(r) for r in v['round_trips_with_failed_stages'])})"
             for path, v in p["by_path"].items()
         )
         t, m = p["connect_ms_testbed"], p["connect_ms_model"]

@@ -50,9 +50,9 @@ _RENDEZVOUS = 2
 # keeps the NAT's mapping towards the rendezvous nodes open, so that their punch offers
 # and relay circuits still reach the node. RFC 4787 REQ-5 asks NATs to keep an idle UDP
 # mapping at least 2 min, but home gateways time out after as little as 30 s (Hätönen
-# et al., IMC 2010: most below 2 min), and so do Linux conntrack (30 s for a flow seen
-# one way), Cisco ASA and pfSense. 15 s is ICE's default keep-alive (RFC 8445 §11), half
-# the shortest common timeout, so one lost renewal does not lose the mapping.
+# et al., IMC 2010: almost all below 2 min), as Linux conntrack does for a flow seen one
+# way. 15 s is ICE's default keep-alive (RFC 8445 §11), half the shortest common
+# timeout, so one lost renewal does not lose the mapping.
 DEFAULT_KEEPALIVE = 15.0
 MIN_KEEPALIVE = 1.0
 # A registration lives at least 3 keep-alives (two may be lost), within MAX_REGISTRATION.

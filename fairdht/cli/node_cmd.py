@@ -68,6 +68,15 @@ def _positive_seconds(text: str) -> float:
     return value
 
 
+def _keepalive_seconds(text: str) -> float:
+    # The bounds of fairdht.node.reachability (MIN_KEEPALIVE, MAX_KEEPALIVE), not
+    # imported: this module loads without the DHT stack.
+    value = _positive_seconds(text)
+    if not 1 <= value <= 60:
+        raise argparse.ArgumentTypeError(f"{text!r} must be between 1 and 60 seconds")
+    return value
+
+
 def _puzzle_bits(text: str) -> int:
     if not text.isdigit() or not 0 <= int(text) <= 32:
         raise argparse.ArgumentTypeError(f"{text!r} must be a whole number from 0 to 32")
@@ -180,9 +189,10 @@ def register(subparsers: Any) -> None:
     parser.add_argument(
         "--reachability",
         choices=("check", "assume-public"),
-        default="assume-public",
-        help="check: join as a client until peers' dial-backs prove this node reachable "
-        "(behind a NAT); assume-public: enter routing tables at once (default)",
+        default="check",
+        help="check (default): join as a client until peers' dial-backs prove this node "
+        "reachable (behind a NAT it stays one); assume-public: enter routing tables at "
+        "once (an entry node with a known public address)",
     )
     parser.add_argument(
         "--reachability-interval",
@@ -190,6 +200,15 @@ def register(subparsers: Any) -> None:
         type=_positive_seconds,
         default=120.0,
         help="seconds between reachability checks (default 120)",
+    )
+    parser.add_argument(
+        "--keepalive",
+        metavar="S",
+        type=_keepalive_seconds,
+        default=15.0,
+        help="behind a NAT: seconds between keep-alives that renew the rendezvous "
+        "registrations and keep the NAT's mapping open (1-60, default 15: below the "
+        "30 s UDP timeout of many home routers)",
     )
     parser.add_argument(
         "--log-level",
@@ -229,6 +248,7 @@ def run(args: argparse.Namespace) -> int:
         local_exemption=args.local_exemption,
         reachability_check=args.reachability == "check",
         reachability_interval=args.reachability_interval,
+        keepalive=args.keepalive,
     )
     if not config.bootstrap:
         log.info("no --bootstrap given: starting as the first node of a network")

@@ -59,6 +59,7 @@ from fairdht.identity import PublicKey, SigningKey
 __all__ = [
     "CONNECT",
     "MAX_OFFER_BYTES",
+    "DEFAULT_KEEPALIVE",
     "MAX_REGISTRATION",
     "PUNCH",
     "PUNCH_OFFER",
@@ -77,6 +78,15 @@ PUNCH_OFFER: Final = "punch_offer"
 PUNCH: Final = "punch"
 MAX_OFFER_BYTES: Final = 200
 MAX_REGISTRATION: Final = 120
+# Keep-alive (docs/nat.md, "Keep-alives"): registrations are renewed every keep-alive
+# (`fairdht node --keepalive`), and the renewal (a ping and a rendezvous request to
+# each) is what keeps the NAT's mapping towards the rendezvous nodes open, so that their punch offers
+# and relay circuits still reach the node. RFC 4787 REQ-5 asks NATs to keep an idle UDP
+# mapping at least 2 min, but home gateways time out after as little as 30 s (Hätönen
+# et al., IMC 2010: almost all below 2 min), as Linux conntrack does for a flow seen one
+# way. 15 s is ICE's default keep-alive (RFC 8445 §11), half the shortest common
+# timeout, so one lost renewal does not lose the mapping.
+DEFAULT_KEEPALIVE: Final = 15.0
 # An offer is fresh for this long either side of its issue time (clock skew included).
 OFFER_WINDOW: Final = 60
 PUNCH_SENDS: Final = 3

@@ -2,7 +2,7 @@
 
 ``RelayProtocol`` is ``PunchProtocol`` plus three RPCs (docs/protocol.md, "Relays"). A
 node's rendezvous registration is its *reservation* at the relay (signed, bound to its
-address, renewed every 20 s, 32 per /24 at most):
+address, renewed every keep-alive (15 s by default), 32 per /24 at most):
 
 - ``relay_open(sender_id, offer, token) -> [circuit_id, bytes, seconds] | code``: the
   initiator sends the same signed offer as ``connect`` (checked the same way: address

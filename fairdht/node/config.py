@@ -47,6 +47,9 @@ class NodeConfig:
     # peers' dial-backs prove it public; rounds repeat every reachability_interval s.
     reachability_check: bool = False
     reachability_interval: float = 120.0
+    # Seconds between keep-alives (registration renewals) to the rendezvous nodes of a
+    # node that is not public (fairdht.node.reachability.DEFAULT_KEEPALIVE: why 15).
+    keepalive: float = 15.0
     # Local history commits older than this are folded into the checkpoint they lead to
     # (docs/serverlist.md, "Compaction"); 7 days, as DEFAULT_LOCAL_RETENTION.
     history_retention: int = 7 * 24 * 3600

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from fairdht.dht import DHTNode
 from fairdht.dht.addresses import source_address_toward
 from fairdht.dht.autonat import AutoNATProtocol
-from fairdht.dht.punch import PunchProtocol
+from fairdht.dht.punch import DEFAULT_KEEPALIVE, MAX_REGISTRATION, PunchProtocol
 from fairdht.dht.reachability import (
     DialObservation,
     Reachability,
@@ -29,19 +29,27 @@ from fairdht.dht.reachability import (
     judge,
 )
 
-__all__ = ["ReachabilityChecker", "ReachabilitySettings"]
+__all__ = [
+    "DEFAULT_KEEPALIVE",
+    "MAX_KEEPALIVE",
+    "MIN_KEEPALIVE",
+    "ReachabilityChecker",
+    "ReachabilitySettings",
+    "registration_ttl",
+]
 
 log = logging.getLogger("fairdht.node")
 
 # Contacts pinged with our real id once proven public, so they admit us.
 _ANNOUNCE_TO = 20
 # A node that is not public registers at this many of the peers it asked (rendezvous
-# nodes for hole punching), for _REGISTRATION_TTL s, renewed every _RENEW s: the
-# renewal also keeps its NAT's mapping towards them open (conntrack's UDP timeout is
-# 30 s for a flow seen one way, 120 s once answered).
+# nodes for hole punching and relaying).
 _RENDEZVOUS = 2
-_REGISTRATION_TTL = 60
-_RENEW = 20.0
+# Registrations are renewed every keep-alive: DEFAULT_KEEPALIVE, why in dht/punch.py.
+MIN_KEEPALIVE = 1.0
+# A registration lives at least 3 keep-alives (two may be lost), within MAX_REGISTRATION.
+MAX_KEEPALIVE = MAX_REGISTRATION / 2
+_MIN_REGISTRATION_TTL = 60
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,6 +61,20 @@ class ReachabilitySettings:
     interval: float = 120.0
     retry: float = 5.0
     wait: float = 2.0  # seconds a dial-back may take after the peer's answer
+    # Seconds between renewals of the rendezvous registrations (the NAT keep-alive).
+    keepalive: float = DEFAULT_KEEPALIVE
+
+    def __post_init__(self) -> None:
+        if not MIN_KEEPALIVE <= self.keepalive <= MAX_KEEPALIVE:
+            raise ValueError(
+                f"keepalive must be {MIN_KEEPALIVE:g}-{MAX_KEEPALIVE:g} s, got {self.keepalive}"
+            )
+
+
+def registration_ttl(keepalive: float) -> int:
+    """Seconds a registration renewed every ``keepalive`` s is held: 3 renewals, 60 s
+    at least, MAX_REGISTRATION at most."""
+    return int(min(MAX_REGISTRATION, max(_MIN_REGISTRATION_TTL, 3 * keepalive)))
 
 
 class ReachabilityChecker:
@@ -155,7 +177,7 @@ class ReachabilityChecker:
         for peer in self._asked:
             if len(held) >= _RENDEZVOUS:
                 break
-            if await proto.register_at(peer, ttl=_REGISTRATION_TTL):
+            if await proto.register_at(peer, ttl=registration_ttl(self.settings.keepalive)):
                 held.append(peer)
         self.rendezvous = held
         return held
@@ -191,7 +213,7 @@ class ReachabilityChecker:
                 next_register = 0.0
             if _decided(self.verdict) and loop.time() >= next_register:
                 await self.register()
-                next_register = loop.time() + _RENEW
+                next_register = loop.time() + self.settings.keepalive
             await asyncio.sleep(min(1.0, self.settings.retry))
 
 

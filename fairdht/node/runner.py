@@ -217,7 +217,11 @@ class NodeRunner:
         listen = await dht.listen(await _listen_host(cfg), cfg.listen[1] if cfg.listen else 0)
         reachability = ReachabilityChecker(
             dht,
-            ReachabilitySettings(check=cfg.reachability_check, interval=cfg.reachability_interval),
+            ReachabilitySettings(
+                check=cfg.reachability_check,
+                interval=cfg.reachability_interval,
+                keepalive=cfg.keepalive,
+            ),
             clock=self.clock,
             rng=self.rng,
         )

@@ -1,8 +1,8 @@
 """Keeping a node behind NAT reachable for sessions: registrations at its relays, renewed.
 
 A registration at a rendezvous/relay node is also the reservation its circuits need
-(docs/nat.md, "Relays"); renewing it every 20 s keeps the NAT's mapping towards that
-node open too, well inside RFC 4787's 2-minute minimum (REQ-5).
+(docs/nat.md, "Relays"); renewing it every keep-alive (15 s, ``DEFAULT_KEEPALIVE``: why
+in fairdht/dht/punch.py) keeps the NAT's mapping towards that node open too.
 """
 
 from __future__ import annotations
@@ -12,14 +12,14 @@ import contextlib
 import logging
 from typing import Final
 
-from fairdht.dht.punch import PunchProtocol
+from fairdht.dht.punch import DEFAULT_KEEPALIVE, PunchProtocol
 from fairdht.dht.rpc import Address
 
 __all__ = ["RENEW_EVERY", "Reservations"]
 
 log = logging.getLogger(__name__)
 
-RENEW_EVERY: Final = 20.0
+RENEW_EVERY: Final = DEFAULT_KEEPALIVE
 _TTL: Final = 60
 
 

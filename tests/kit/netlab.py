@@ -323,7 +323,8 @@ def nat_ruleset(
 
     Linux conntrack filters by the full 5-tuple, so endpoint-independent *filtering*
     (full cone) needs a prerouting DNAT: a dynamic map from the mapped port to the inner
-    address and port, filled by every outgoing packet (nft ``update @map``) and aged out
+    address and port, refreshed by every outgoing packet (nft ``update @map`` in a filter
+    chain: a NAT chain sees only a flow's first packet; RFC 4787 REQ-6) and aged out
     after ``mapping_timeout`` seconds of silence. The forward chain is a home firewall:
     only replies, and (full cone) packets DNATed to a live mapping, come in.
     """
@@ -339,9 +340,12 @@ def nat_ruleset(
     type nat hook prerouting priority dstnat; policy accept;
     iifname "{wan_if}" dnat ip to udp dport map @cone
   }}
+  chain refresh {{
+    type filter hook postrouting priority srcnat - 1; policy accept;
+    oifname "{wan_if}" ip saddr {lan_net} meta l4proto udp update @cone {{ udp sport timeout {t} : ip saddr . udp sport }}
+  }}
   chain postrouting {{
     type nat hook postrouting priority srcnat; policy accept;
-    oifname "{wan_if}" ip saddr {lan_net} meta l4proto udp update @cone {{ udp sport timeout {t} : ip saddr . udp sport }}
     oifname "{wan_if}" ip saddr {lan_net} snat to {wan_ip}
   }}
   chain forward {{

@@ -19,11 +19,10 @@ from __future__ import annotations
 
 import random
 from collections.abc import Awaitable, Callable, Sequence
-from typing import TypeVar
-
-from kademlia.node import Node
+from typing import Any, TypeVar
 
 from fairdht.dht import DHTNode
+from fairdht.dht.protocol import parse_contacts
 from fairdht.dht.storage import MemoryRecordStore
 from fairdht.identity import SigningKey
 from fairdht.sim.harness import SIM_PORT, Cost, SimSpec
@@ -52,8 +51,9 @@ class PrebuiltSimulation:
         self._ids: list[bytes] = []
         self._index_of: dict[Address, int] = {}
         self._live: dict[int, DHTNode] = {}
-        # One kademlia Node per peer, shared by every table that holds it (read-only there).
-        self._contacts: dict[int, Node] = {}
+        # One contact object per peer, shared by every table that holds it (read-only
+        # there); made from the wire form [id, ip, port], as contacts learned from peers.
+        self._contacts: dict[int, Any] = {}
 
     def __len__(self) -> int:
         return self.spec.nodes
@@ -108,11 +108,11 @@ class PrebuiltSimulation:
             router.add_contact(self._contact(peer))
         return node
 
-    def _contact(self, index: int) -> Node:
+    def _contact(self, index: int) -> Any:
         node = self._contacts.get(index)
         if node is None:
             host, port = self.address(index)
-            node = self._contacts[index] = Node(self._ids[index], host, port)
+            node = self._contacts[index] = parse_contacts([[self._ids[index], host, port]])[0]
         return node
 
     def live(self) -> dict[int, DHTNode]:

@@ -11,14 +11,17 @@ __all__ = ["MAX_SIM_NODES", "sim_host", "sim_key"]
 
 # Each simulated node gets its own /24 (10.a.b.1), like "node N on 127.0.N.1" on real
 # loopback (DESIGN.md), so per-/24 routing-table limits (issue 9) don't bite by accident.
-MAX_SIM_NODES = 256 * 256
+# Past 65,536 nodes the first octet goes on to 11..25 (ordinary unicast blocks: only a
+# simulation's in-memory network ever sees them), for up to 16 x 65,536 nodes.
+MAX_SIM_NODES = 16 * 256 * 256
 
 
 def sim_host(index: int) -> str:
-    """The IPv4 address of simulated node ``index``: ``10.<index // 256>.<index % 256>.1``."""
+    """The IPv4 address of simulated node ``index``:
+    ``<10 + index // 65536>.<index // 256 % 256>.<index % 256>.1``."""
     if not 0 <= index < MAX_SIM_NODES:
         raise ValueError(f"node index must be in 0..{MAX_SIM_NODES - 1}, got {index}")
-    return f"10.{index >> 8}.{index & 0xFF}.1"
+    return f"{10 + (index >> 16)}.{(index >> 8) & 0xFF}.{index & 0xFF}.1"
 
 
 @cache

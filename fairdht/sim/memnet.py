@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import random
 from collections import Counter
-from collections.abc import Callable, Collection, Iterable
+from collections.abc import Awaitable, Callable, Collection, Iterable
 from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar
 
@@ -195,6 +195,12 @@ class MemoryNetwork:
         # Each partition maps an address to its side; two addresses on different sides of
         # any active partition cannot reach each other.
         self._partitions: list[dict[Address, int]] = []
+        # A lazy network (fairdht.sim.prebuilt) binds a node only when its first datagram
+        # arrives: ``summon(address)`` binds it (True) or knows no such node (False).
+        # Datagrams arriving meanwhile wait in order; no virtual time passes.
+        self.summon: Callable[[Address], Awaitable[bool]] | None = None
+        self._waiting: dict[Address, list[tuple[Address, bytes]]] = {}
+        self._summons: set[asyncio.Task[None]] = set()
 
     # -- endpoints ----------------------------------------------------------------------
 
@@ -350,9 +356,12 @@ class MemoryNetwork:
             delay = lo if lo == hi else rng.uniform(lo, hi)
             sender.loop.call_later(delay, self._deliver, src, dst, data)
 
-    def _deliver(self, src: Address, dst: Address, data: bytes) -> None:
+    def _deliver(self, src: Address, dst: Address, data: bytes, *, summon: bool = True) -> None:
         endpoint = self._endpoints.get(dst)
         if endpoint is None:
+            if summon and self.summon is not None and self.can_reach(src, dst):
+                self._wait_for_summon(src, dst, data)
+                return
             self._drop("unbound", len(data))
             return
         if not self.can_reach(src, dst):
@@ -366,6 +375,31 @@ class MemoryNetwork:
         else:
             for item in endpoint.inbound(data, src):
                 self._hand_over(endpoint, src, bytes(item))
+
+    def _wait_for_summon(self, src: Address, dst: Address, data: bytes) -> None:
+        waiting = self._waiting.get(dst)
+        if waiting is not None:
+            waiting.append((src, data))
+            return
+        self._waiting[dst] = [(src, data)]
+        task = asyncio.get_running_loop().create_task(self._bring_up(dst))
+        self._summons.add(task)
+        task.add_done_callback(self._summons.discard)
+
+    async def _bring_up(self, dst: Address) -> None:
+        assert self.summon is not None
+        try:
+            await self.summon(dst)
+        except Exception as exc:
+            # Like a protocol's exception (_hand_over): reported and counted, never lost.
+            self.counters.receiver_errors += 1
+            asyncio.get_running_loop().call_exception_handler(
+                {"message": f"summoning {dst} raised", "exception": exc}
+            )
+        finally:
+            # Delivered (or dropped as unbound) in arrival order, without summoning again.
+            for src, data in self._waiting.pop(dst, []):
+                self._deliver(src, dst, data, summon=False)
 
     def _hand_over(self, endpoint: MemoryEndpoint, src: Address, data: bytes) -> None:
         try:

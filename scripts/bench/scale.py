@@ -1,8 +1,17 @@
-"""Scale: the real DHTNode code on the in-memory network in virtual time, N up to 10,000.
+"""Scale: the real DHTNode code on the in-memory network in virtual time, N up to 100,000.
 
-For each N: build N nodes (MemoryRecordStore each, own /24 each), join them through
-earlier nodes (each join is DHTNode.bootstrap: own-id lookup plus the far-bucket refresh
-of Kademlia §2.3), put records, then measure from random nodes:
+For each N, build the network one of two ways:
+
+- ``--build prebuilt`` (default): the settled routing tables of N nodes computed from
+  their ids in O(N log N) (``fairdht.sim.tables``: up to k random nodes per distance
+  range, all of them where fewer), and a node becomes a real DHTNode (MemoryRecordStore,
+  own /24) only when a datagram first reaches it (``fairdht.sim.prebuilt``), so memory
+  follows the traffic, not N;
+- ``--build joins``: start all N DHTNodes and join them through earlier nodes (each join
+  is DHTNode.bootstrap: own-id lookup plus the far-bucket refresh of Kademlia §2.3);
+  about N^1.7 in time and ~200 KiB per node, so 3,000 nodes is its practical limit.
+
+Then put records and measure from random nodes:
 
 - ``get`` of a stored key (stops once ``read_replicas`` holders in a row agree) and
   ``find_nodes`` of a random id (stops once the k closest answered);
@@ -16,12 +25,18 @@ of Kademlia §2.3), put records, then measure from random nodes:
   virtual wall time and its sequential rounds (``Lookup.rounds``: a query started on
   an answer of round r is of round r + 1), the numbers to set beside Kademlia's
   analysis and libp2p's measurements (docs/BENCHMARKS.md);
-- memory per node = growth of the process's resident memory over the build, divided
-  by N (later sizes reuse memory freed by earlier ones, so this is a slight
-  undercount); with ``--tracemalloc`` also the Python heap traced by tracemalloc after
-  the build, divided by N (exact, but tracing makes the build about 5x slower).
+  Before each such get the reader runs one find_node under the model (``--no-warmup``
+  skips it), so its RTT estimator, which sets the lookup's stall time (RFC 6298), holds
+  wide-area round trips as a node's on the internet does, not the 10 ms phase's;
+- find_node exact (prebuilt only): the share of find_nodes that returned exactly the k
+  closest ids of all N (brute force);
+- memory: the process's resident memory after the build and at the end (tables plus
+  every node started), its peak, and the started ("live") nodes; the per-node figure is
+  the growth over the whole size divided by N (later sizes reuse memory freed by
+  earlier ones, so it is a slight undercount); with ``--tracemalloc`` also the Python
+  heap traced after the build, divided by N (exact, but about 5x slower).
 
-    .venv/bin/python scripts/bench/scale.py [--quick] [--sizes 1000,10000]
+    .venv/bin/python scripts/bench/scale.py [--quick] [--sizes 1000,10000,30000,100000]
 
 Writes ``<out>/scale.json`` and, with matplotlib installed, ``<out>/scale.png`` (hops
 and messages vs N with the log2(N) curve).
@@ -34,6 +49,7 @@ import asyncio
 import math
 import os
 import random
+import resource
 import time
 import tracemalloc
 from collections.abc import Sequence
@@ -42,19 +58,19 @@ from typing import Any
 
 from benchlib import Progress, bench_parser, print_table, summarize, write_results
 
-from fairdht.dht import DHTConfig
+from fairdht.dht import DHTConfig, DHTNode
 from fairdht.errors import NetworkError
+from fairdht.identity import SigningKey
 from fairdht.records import Record
 from fairdht.sim import run_virtual, virtual_clock
 from fairdht.sim.harness import SimSpec, Simulation
+from fairdht.sim.prebuilt import PrebuiltSimulation
 from fairdht.sim.workload import server_record
 
 NAME = "scale"
-# --quick finishes in about 10 s (issue 8). Since DHTNode.bootstrap refreshes the far
-# buckets (§2.3) a join costs ~60 ms of CPU, so N = 1,000 alone takes about a minute and
-# is left to the full run.
+# --quick finishes in about 10 s (issue 8).
 QUICK_SIZES = (100, 300)
-FULL_SIZES = (1000, 3000, 10000)
+FULL_SIZES = (1000, 10000, 30000, 100000)
 # One-way delay of every datagram while measuring (build uses a random 5-20 ms).
 HOP_DELAY = 0.01
 # One-way delay range of the latency-model phase (uniform per datagram).
@@ -97,28 +113,51 @@ async def run_size(
     refresh: bool,
     memory: bool,
     progress: bool,
+    build: str = "prebuilt",
+    warm: bool = True,
+    config: DHTConfig | None = None,
 ) -> dict[str, Any]:
     """Build one network of ``n`` nodes, measure it, and return the numbers."""
-    spec = SimSpec(nodes=n, seed=seed, config=DHTConfig())
-    sim = Simulation(spec)
+    config = config or DHTConfig()
     t0 = time.perf_counter()
+    cpu0 = time.process_time()
     rss0 = resident_bytes()
     if memory:
         tracemalloc.start()
-    bar = _Bar(f"N={n}: build", progress)
-    await sim.build(bar)
+    bar = _Bar(f"N={n}: build ({build})", progress)
+    sim: Simulation | PrebuiltSimulation
+    if build == "joins":
+        sim = Simulation(SimSpec(nodes=n, seed=seed, config=config))
+        await sim.build(bar)
+    else:
+        # Settled tables, nodes started when first reached (fairdht.sim.prebuilt).
+        sim = PrebuiltSimulation(
+            SimSpec(nodes=n, seed=seed, config=config, delay=(HOP_DELAY, HOP_DELAY))
+        )
+        await sim.build(bar)
     bar.close()
     heap = tracemalloc.get_traced_memory()[0] if memory else 0
     if memory:
         tracemalloc.stop()
-    rss = resident_bytes() - rss0
+    rss_built = resident_bytes()
     build_s = time.perf_counter() - t0
+    # CPU seconds too: on a shared machine the wall time also counts other people's work.
+    build_cpu = time.process_time() - cpu0
     build_datagrams = sim.net.counters.sent
-    if refresh:
+    if refresh and isinstance(sim, Simulation):
         bar = _Bar(f"N={n}: extra refresh (§2.3)", progress)
         await sim.refresh_tables(bar)
         bar.close()
     refresh_datagrams = sim.net.counters.sent - build_datagrams
+
+    async def node_at(i: int) -> DHTNode:
+        if isinstance(sim, Simulation):
+            return sim.nodes[i]
+        return await sim.node(i)
+
+    def key_at(i: int) -> SigningKey:
+        return sim.keys[i] if isinstance(sim, Simulation) else sim.key(i)
+
     # Measurement: no loss, one fixed delay, so virtual duration counts round trips.
     sim.net.loss = 0.0
     sim.net.delay = (HOP_DELAY, HOP_DELAY)
@@ -128,9 +167,9 @@ async def run_size(
     stored: list[tuple[bytes, Record]] = []
     for j in range(records):
         i = rng.randrange(n)
-        record = server_record(sim.keys[i], now=clock(), subkey=b"bench%d" % j)
+        record = server_record(key_at(i), now=clock(), subkey=b"bench%d" % j)
         try:
-            await sim.nodes[i].put(record)
+            await (await node_at(i)).put(record)
         except NetworkError:
             continue
         stored.append((record.key, record))
@@ -139,12 +178,14 @@ async def run_size(
     found = 0
     find_hops: list[float] = []
     find_msgs: list[float] = []
+    find_exact = 0
     lookup_bar = Progress(f"N={n}: lookups", 2 * lookups, enabled=progress)
     for _ in range(lookups):
         key, record = stored[rng.randrange(len(stored))]
         i = rng.randrange(n)
+        reader = await node_at(i)
         try:
-            got, cost = await sim.measure(i, sim.nodes[i].get(key))
+            got, cost = await sim.measure(i, reader.get(key))
         except NetworkError:
             got, cost = [], None
         if record in got:
@@ -155,7 +196,12 @@ async def run_size(
         lookup_bar.step()
         i = rng.randrange(n)
         target = rng.randbytes(20)
-        _, cost = await sim.measure(i, sim.nodes[i].find_nodes(target))
+        seeker = await node_at(i)
+        closest, cost = await sim.measure(i, seeker.find_nodes(target))
+        if isinstance(sim, PrebuiltSimulation) and sim.tables is not None:
+            # Against brute force over all N ids: the lookup found the true k closest.
+            truth = [sim.node_id(j) for j in sim.tables.closest(target, config.ksize, exclude=i)]
+            find_exact += [c.id for c in closest] == truth
         find_hops.append(round(cost.elapsed / (2 * HOP_DELAY), 2))
         find_msgs.append(cost.messages)
         lookup_bar.step()
@@ -166,35 +212,54 @@ async def run_size(
     rounds: list[float] = []
     wide_found = 0
     get_msgs_wide: list[float] = []
+    stalls: list[float] = []
     secure_ms: list[float] = []
     secure_msgs: list[float] = []
     secure_found = 0
+    wide_bar = Progress(f"N={n}: latency model", lookups, enabled=progress)
     for _ in range(lookups):
         key, record = stored[rng.randrange(len(stored))]
         i = rng.randrange(n)
-        r0 = sim.nodes[i].metrics.get("get.rounds")
+        reader = await node_at(i)
+        if warm:
+            # A node on the internet has measured internet round trips: one lookup under
+            # the model fills its RTT estimator (RFC 6298), which sets the stall time.
+            await reader.find_nodes(rng.randbytes(20))
+        r0 = reader.metrics.get("get.rounds")
+        s0 = reader.metrics.get("lookup.stalled")
         try:
-            got, cost = await sim.measure(i, sim.nodes[i].get(key))
+            got, cost = await sim.measure(i, reader.get(key))
         except NetworkError:
             continue
         wide_found += record in got
         wall_ms.append(cost.elapsed * 1e3)
-        rounds.append(float(sim.nodes[i].metrics.get("get.rounds") - r0))
+        rounds.append(float(reader.metrics.get("get.rounds") - r0))
+        stalls.append(float(reader.metrics.get("lookup.stalled") - s0))
         get_msgs_wide.append(cost.messages)
         # The same read over 3 disjoint, id-proving paths (S/Kademlia §4.4).
         try:
-            got, cost = await sim.measure(i, sim.nodes[i].secure_get(key))
+            got, cost = await sim.measure(i, reader.secure_get(key))
         except NetworkError:
             continue
         secure_found += record in got
         secure_ms.append(cost.elapsed * 1e3)
         secure_msgs.append(cost.messages)
-    peers = [node.peer_count() for node in sim.nodes]
+        wide_bar.step()
+    wide_bar.close()
+    if isinstance(sim, Simulation):
+        peers = [node.peer_count() for node in sim.nodes]
+        live = n
+    else:
+        peers = [sim.table_size(i) for i in range(n)]
+        live = len(sim.live())
+    rss_end = resident_bytes()
     await sim.stop()
     return {
         "nodes": n,
+        "build": build,
         "log2_n": math.log2(n),
         "build_seconds": build_s,
+        "build_cpu_seconds": build_cpu,
         "build_datagrams_per_node": build_datagrams / n,
         "refresh": refresh,
         "refresh_datagrams_per_node": refresh_datagrams / n,
@@ -205,17 +270,27 @@ async def run_size(
         "get_messages": summarize(get_msgs),
         "find_node_hops": summarize(find_hops),
         "find_node_messages": summarize(find_msgs),
+        "find_node_exact": find_exact / lookups if build != "joins" and lookups else math.nan,
         "latency_model_s": LATENCY,
+        "latency_warmup": warm,
+        "stall_max_s": config.stall_max,
         "wide_get_success": wide_found / lookups if lookups else math.nan,
         "wide_get_wall_ms": summarize(wall_ms),
         "wide_get_rounds": summarize(rounds),
         "wide_get_messages": summarize(get_msgs_wide),
+        "wide_get_stalls": summarize(stalls),
         "secure_get_success": secure_found / lookups if lookups else math.nan,
         "secure_get_wall_ms": summarize(secure_ms),
         "secure_get_messages": summarize(secure_msgs),
         "heap_bytes_per_node": heap / n if memory else math.nan,
-        "rss_bytes_per_node": rss / n if rss0 else math.nan,
+        # Everything the size added to the process (tables, started nodes), over N.
+        "rss_bytes_per_node": (rss_end - rss0) / n if rss0 else math.nan,
+        "rss_after_build_bytes": rss_built - rss0 if rss0 else math.nan,
+        "rss_end_bytes": rss_end - rss0 if rss0 else math.nan,
+        "peak_rss_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
+        "live_nodes": live,
         "wall_seconds": time.perf_counter() - t0,
+        "cpu_seconds": time.process_time() - cpu0,
     }
 
 
@@ -260,6 +335,21 @@ def main() -> int:
     parser.add_argument("--lookups", type=int, help="lookups measured per N")
     parser.add_argument("--records", type=int, default=20, help="records put per N")
     parser.add_argument(
+        "--build",
+        choices=("prebuilt", "joins"),
+        default="prebuilt",
+        help="settled tables, nodes started on demand (default), or N real joins",
+    )
+    parser.add_argument(
+        "--warmup",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="one find_node under the latency model before each measured get (default: on)",
+    )
+    parser.add_argument(
+        "--stall-max", type=float, help="the nodes' stall_max in seconds (default: DHTConfig's)"
+    )
+    parser.add_argument(
         "--refresh",
         action=argparse.BooleanOptionalAction,
         default=False,
@@ -277,6 +367,7 @@ def main() -> int:
     )
     lookups = args.lookups or (20 if args.quick else 100)
     refresh = bool(args.refresh)
+    config = DHTConfig() if args.stall_max is None else DHTConfig(stall_max=args.stall_max)
     settings = {
         "quick": args.quick,
         "sizes": sizes,
@@ -287,10 +378,15 @@ def main() -> int:
         "hop_delay_s": HOP_DELAY,
         "latency_model_s": LATENCY,
         "tracemalloc": args.tracemalloc,
+        "build": args.build,
+        "latency_warmup": bool(args.warmup),
         "config": {
-            "ksize": DHTConfig().ksize,
-            "alpha": DHTConfig().alpha,
-            "read_replicas": DHTConfig().read_replicas,
+            "ksize": config.ksize,
+            "alpha": config.alpha,
+            "read_replicas": config.read_replicas,
+            "stall_min": config.stall_min,
+            "stall_max": config.stall_max,
+            "rpc_timeout": config.rpc_timeout,
         },
     }
     rows: list[dict[str, Any]] = []
@@ -305,6 +401,9 @@ def main() -> int:
                     refresh=refresh,
                     memory=args.tracemalloc,
                     progress=not args.no_progress,
+                    build=args.build,
+                    warm=bool(args.warmup),
+                    config=config,
                 )
             )
         )
@@ -319,10 +418,18 @@ def main() -> int:
             "find_node hops p50",
             "find_node msgs p50",
             "get success",
+            "find_node exact",
             "contacts p50",
+            "build s",
+            "build CPU s",
+            "RSS MB built",
+            "RSS MB end",
+            "peak RSS MB",
+            "live nodes",
             "RSS KiB/node",
             "heap KiB/node",
             "wall s",
+            "CPU s",
         ],
         [
             [
@@ -334,10 +441,18 @@ def main() -> int:
                 r["find_node_hops"].median,
                 r["find_node_messages"].median,
                 r["get_success"],
+                r["find_node_exact"],
                 r["routing_contacts"].median,
+                r["build_seconds"],
+                r["build_cpu_seconds"],
+                r["rss_after_build_bytes"] / 2**20,
+                r["rss_end_bytes"] / 2**20,
+                r["peak_rss_bytes"] / 2**20,
+                r["live_nodes"],
                 r["rss_bytes_per_node"] / 1024,
                 r["heap_bytes_per_node"] / 1024,
                 r["wall_seconds"],
+                r["cpu_seconds"],
             ]
             for r in rows
         ],
@@ -354,6 +469,8 @@ def main() -> int:
             "rounds p95",
             "rounds max",
             "log2 N",
+            "msgs p50",
+            "stalls p50",
             "secure_get ok",
             "secure_get wall p50 ÷ get",
             "secure_get msgs p50 ÷ get",
@@ -368,6 +485,8 @@ def main() -> int:
                 r["wide_get_rounds"].p95,
                 r["wide_get_rounds"].max,
                 r["log2_n"],
+                r["wide_get_messages"].median,
+                r["wide_get_stalls"].median,
                 r["secure_get_success"],
                 r["secure_get_wall_ms"].median / r["wide_get_wall_ms"].median,
                 r["secure_get_messages"].median / r["wide_get_messages"].median,

@@ -52,8 +52,22 @@ def test_scale_quick_measures_hops_messages_and_memory(tmp_path: Path) -> None:
         assert r["wide_get_rounds"]["min"] >= 1
         assert r["wide_get_wall_ms"]["min"] >= 40 * r["wide_get_rounds"]["min"]
         assert r["secure_get_success"] == 1.0 and r["secure_get_messages"]["median"] > 0
+        # Settled tables: every find_node returned the brute-force k closest of all N, and
+        # only the nodes some datagram reached were started.
+        assert r["build"] == "prebuilt" and r["find_node_exact"] == 1.0
+        assert 0 < r["live_nodes"] <= r["nodes"] and r["peak_rss_bytes"] > 0
     if importlib.util.find_spec("matplotlib") is not None:
         assert (tmp_path / "scale.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_scale_joins_build_still_joins_every_node_for_real(tmp_path: Path) -> None:
+    doc = run_bench(
+        "scale", tmp_path, "--build", "joins", "--sizes", "40", "--lookups", "5", "--no-plot"
+    )
+    (r,) = doc["results"]["sizes"]
+    assert r["build"] == "joins" and r["live_nodes"] == 40
+    assert r["build_datagrams_per_node"] > 0  # the joins really ran
+    assert r["get_success"] == 1.0 and r["wide_get_success"] == 1.0
 
 
 def test_adversary_quick_no_adversary_is_perfect_and_forgeries_never_surface(

@@ -58,8 +58,8 @@ from fairdht.identity import PublicKey, SigningKey
 
 __all__ = [
     "CONNECT",
-    "MAX_OFFER_BYTES",
     "DEFAULT_KEEPALIVE",
+    "MAX_OFFER_BYTES",
     "MAX_REGISTRATION",
     "PUNCH",
     "PUNCH_OFFER",

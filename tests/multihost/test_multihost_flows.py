@@ -89,9 +89,11 @@ def _start(lab: NetLab, family: int, root: Path) -> Net:
     trust = TrustStore(n3_dir / "trust.sqlite")
     trust.add(NET, "checkpoint", maintainer.public_key.raw)
     net = Net(lab, family, root, hosts, {}, maintainer)
-    e1 = hosts["e1"].node(root / "e1", family=family)
+    # Entry nodes have fixed public addresses, declared (docs/nat.md); n3 checks its own.
+    public = ["--reachability", "assume-public"]
+    e1 = hosts["e1"].node(root / "e1", family=family, extra=public)
     e1.wait_ready()
-    e2 = hosts["e2"].node(root / "e2", family=family, bootstrap=[net.entry("e1")])
+    e2 = hosts["e2"].node(root / "e2", family=family, bootstrap=[net.entry("e1")], extra=public)
     # n3 leaves --listen to its default: the wildcard of its entry nodes' family.
     n3 = hosts["n3"].node(
         n3_dir,
@@ -103,6 +105,13 @@ def _start(lab: NetLab, family: int, root: Path) -> Net:
     for node in (e2, n3):
         node.wait_ready()
     wait_for(lambda: net.api("n3", "/api/status")["peers"] >= 2, timeout=30, what="n3 to join")
+    # n3 enters the entries' routing tables once its dial-backs prove it public.
+    for entry in ("e1", "e2"):
+        wait_for(
+            lambda e=entry: net.api(e, "/api/status")["peers"] >= 2,
+            timeout=60,
+            what=f"{entry} to admit n3 (proven public)",
+        )
     return net
 
 

@@ -62,6 +62,7 @@ from fairdht.dht.rpc import (
     same_address,
 )
 from fairdht.dht.storage import RecordStore, Source
+from fairdht.dht.store_gate import StoreGate
 from fairdht.errors import (
     BadBody,
     BadSignature,
@@ -481,6 +482,10 @@ class DHTProtocol(HardenedRPCProtocol, KademliaProtocol):  # type: ignore[misc]
             Limit(config.subnet_verify_rate, config.subnet_verify_burst),
             size=config.limiter_size,
         )
+        # STOREs from a source with no room left pass at a trickle (fairdht.dht.store_gate).
+        self.store_gate = StoreGate(
+            store, lambda ip: self._store_source(b"", (ip, 0)), size=config.limiter_size
+        )
 
     # -- routing-table admission (the one place) ------------------------------------------
 
@@ -680,6 +685,10 @@ class DHTProtocol(HardenedRPCProtocol, KademliaProtocol):  # type: ignore[misc]
         self.metrics.inc("ratelimit.requests")
         self.metrics.inc(f"ratelimit.requests.{refusal}")
         return False
+
+    def shed_request(self, address: Address, name: str) -> bool:
+        """A STORE from a source the store has no room for is dropped past a trickle."""
+        return name == STORE and self.store_gate.sheds(address[0], loop_time())
 
     def replied(self, address: Address, nbytes: int) -> None:
         """A reply costs its source one more request token per full KiB it carries, so a

@@ -429,6 +429,8 @@ class DHTProtocol(HardenedRPCProtocol, KademliaProtocol):  # type: ignore[misc]
             _parse_find_value_reply,
         ),
     }
+    # A STORE checks and writes up to ~30 records: it waits its turn per source /24.
+    queued_rpcs: ClassVar[frozenset[str]] = frozenset({STORE})
 
     def __init__(
         self,

@@ -77,6 +77,8 @@ UNPACED_IN_FLIGHT = 8
 # (as fast as they finish, 4 at a time, the honest puts alone took ~90 % of a core,
 # and any added work then queued; latency under attack measured that queue).
 PUT_RATE = 10.0
+# Seconds per window of the latency time series.
+WINDOW = 5
 HONEST_CLIENTS = 16
 SCRIPT = Path(__file__).resolve()
 ATTACKER_IP = "127.0.66.1"
@@ -225,6 +227,7 @@ class Honest:
                 slots.release()
 
         calls: list[asyncio.Task[tuple[bool, float]]] = []
+        started: list[float] = []
         start = time.monotonic()
         while len(calls) < count or (until is not None and not until.done()):
             if len(calls) >= 5 * count:
@@ -234,15 +237,24 @@ class Honest:
                 if ahead > 0:
                     await asyncio.sleep(ahead)
             await slots.acquire()
+            started.append(time.monotonic() - start)
             calls.append(asyncio.ensure_future(one()))
         results = await asyncio.gather(*calls)
         ms = [s * 1000 for _, s in results]
+        # The median of the puts started in each WINDOW seconds: when in the phase the
+        # time went (a fill's first seconds store the attacker's quota).
+        windows: dict[int, list[float]] = {}
+        for at, latency in zip(started, ms, strict=True):
+            windows.setdefault(int(at // WINDOW), []).append(latency)
         return {
             "puts": len(results),
             "succeeded": sum(ok for ok, _ in results),
             "success": sum(ok for ok, _ in results) / len(results),
             "latency_ms": summarize(ms),
             "median_ms": statistics.median(ms),
+            "median_ms_by_window": [
+                [w * WINDOW, statistics.median(v)] for w, v in sorted(windows.items())
+            ],
         }
 
 

@@ -452,6 +452,11 @@ class HardenedRPCProtocol(RPCProtocol):  # type: ignore[misc]  # rpcudp is untyp
         if isinstance(name, str) and self.shed_request(source, name):
             raise Dropped("shed", name[:32])
 
+    def handler_scope(self, name: str) -> contextlib.AbstractContextManager[None]:
+        """What the handler of RPC ``name`` runs inside; the reply goes out after it
+        exits (subclasses commit a STORE's writes once, before answering)."""
+        return contextlib.nullcontext()
+
     def shed_request(self, address: Address, name: str) -> bool:
         """Whether to drop a request of RPC ``name`` unanswered before handling it
         (subclasses shed what they would refuse anyway)."""
@@ -493,7 +498,8 @@ class HardenedRPCProtocol(RPCProtocol):  # type: ignore[misc]  # rpcudp is untyp
         handler = getattr(self, f"rpc_{name}")
         self.answering = address
         try:
-            reply = handler(address, *args)
+            with self.handler_scope(name):
+                reply = handler(address, *args)
         finally:
             self.answering = None
         if reply is NO_REPLY:

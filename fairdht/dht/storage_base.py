@@ -63,6 +63,11 @@ class RecordStore(Protocol):
         its /24), counting expired rows not yet swept: one dictionary lookup each."""
         ...
 
+    def batch(self) -> contextlib.AbstractContextManager[None]:
+        """One write transaction for several puts, committed (made durable) once when the
+        block ends; a put refused inside it undoes only its own changes."""
+        ...
+
     def refuses_unverified(self, key: bytes, raw: bytes, source: Source, *, now: float) -> bool:
         """True if a record of ``raw`` bytes from ``source`` is sure to be refused by the
         source quotas, whatever it holds: checked before its signature."""
@@ -238,6 +243,11 @@ class BaseRecordStore(ABC):
         """True if ``source`` has less room left than the largest record (its account or
         its /24), counting expired rows not yet swept: one dictionary lookup each."""
         return self._no_room(MAX_RECORD_BYTES, source)
+
+    def batch(self) -> contextlib.AbstractContextManager[None]:
+        """One write transaction for several puts, committed (made durable) once when the
+        block ends; a put refused inside it undoes only its own changes."""
+        return self._transaction()
 
     def refuses_unverified(self, key: bytes, raw: bytes, source: Source, *, now: float) -> bool:
         """True if a record of ``raw`` bytes from ``source`` is sure to be refused by the

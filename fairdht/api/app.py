@@ -14,7 +14,12 @@ from aiohttp import web
 from fairdht.api import refusals
 from fairdht.api.context import NODE
 from fairdht.api.errors import error_middleware
-from fairdht.api.events import DEFAULT_MAX_STREAMS, MAX_STREAMS
+from fairdht.api.events import (
+    DEFAULT_MAX_STREAMS,
+    DEFAULT_MAX_STREAMS_PER_CLIENT,
+    MAX_STREAMS,
+    MAX_STREAMS_PER_CLIENT,
+)
 from fairdht.api.hosts import HOST_POLICY, HostPolicy, host_middleware
 from fairdht.node.runner import RunningNode
 
@@ -47,11 +52,13 @@ def create_app(
     modules: Sequence[str] = ROUTE_MODULES,
     hosts: HostPolicy | None = None,
     max_streams: int = DEFAULT_MAX_STREAMS,
+    max_streams_per_client: int = DEFAULT_MAX_STREAMS_PER_CLIENT,
 ) -> web.Application:
     """The API application for ``node`` with every route module registered.
 
     ``hosts`` says which Host headers it answers (default: an API on 127.0.0.1);
-    ``max_streams`` caps the open ``/api/events`` streams.
+    ``max_streams`` caps the open ``/api/events`` streams, ``max_streams_per_client``
+    those of one client.
     """
     # The Host check runs first, so a refused request reaches no route at all.
     app = web.Application(
@@ -60,6 +67,7 @@ def create_app(
     app[NODE] = node
     app[HOST_POLICY] = hosts if hosts is not None else HostPolicy()
     app[MAX_STREAMS] = max_streams
+    app[MAX_STREAMS_PER_CLIENT] = max_streams_per_client
     refusals.install(app)
     for name in modules:
         importlib.import_module(name).register(app)

@@ -118,10 +118,10 @@ def render_metrics(app: web.Application) -> str:
     out.family(
         "fairdht_api_refused_total",
         "counter",
-        "API requests refused before a route ran, by reason (host, streams, json).",
+        "API requests refused before a route ran, by reason (host, streams, client_streams, json).",
     )
     refused = app.get(REFUSED)
-    for reason in ("host", "streams", "json"):
+    for reason in ("host", "streams", "client_streams", "json"):
         out.sample("fairdht_api_refused_total", refused[reason] if refused else 0, reason=reason)
 
     if LOOKUP_SECONDS in app:

@@ -1,7 +1,8 @@
 """Requests the API refused before any route ran, counted by reason for ``GET /metrics``.
 
 Reasons: ``host`` (a Host the API does not answer: DNS rebinding), ``streams`` (the
-cap of open event streams was reached) and ``json`` (a body that is not JSON, or is
+cap of open event streams was reached), ``client_streams`` (one client's share of
+them was) and ``json`` (a body that is not JSON, or is
 nested too deeply to parse).
 """
 

@@ -9,7 +9,7 @@ from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
 
 from fairdht.api.app import create_app
-from fairdht.api.events import DEFAULT_MAX_STREAMS
+from fairdht.api.events import DEFAULT_MAX_STREAMS, DEFAULT_MAX_STREAMS_PER_CLIENT
 from fairdht.api.hosts import LOCAL_API_HOST, HostPolicy
 from fairdht.node.runner import RunningNode
 
@@ -52,18 +52,25 @@ class ApiServer:
         *,
         names: Sequence[str] = (),
         max_streams: int = DEFAULT_MAX_STREAMS,
+        max_streams_per_client: int = DEFAULT_MAX_STREAMS_PER_CLIENT,
     ) -> None:
         self.host = host
         self.port = port
         # Host headers answered besides the listen address (DNS-rebinding guard).
         self.hosts = HostPolicy.of(host, names)
         self.max_streams = max_streams
+        self.max_streams_per_client = max_streams_per_client
         self._runner: web.AppRunner | None = None
 
     async def start(self, node: RunningNode) -> tuple[str, int]:
         """Start serving; return the bound address (port 0 becomes the chosen port)."""
         _quiet_parse_errors()
-        app = create_app(node, hosts=self.hosts, max_streams=self.max_streams)
+        app = create_app(
+            node,
+            hosts=self.hosts,
+            max_streams=self.max_streams,
+            max_streams_per_client=self.max_streams_per_client,
+        )
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.host, self.port)

@@ -136,6 +136,14 @@ def register(subparsers: Any) -> None:
         help="most /api/events streams open at once; more are answered 503 (default 64)",
     )
     parser.add_argument(
+        "--http-max-streams-per-client",
+        metavar="N",
+        type=_max_streams,
+        default=16,
+        help="most /api/events streams one client (IP, or IPv6 /64) holds; more from it "
+        "are answered 503 while other clients get theirs (default 16)",
+    )
+    parser.add_argument(
         "--rpc-timeout",
         metavar="S",
         type=_positive_seconds,
@@ -236,6 +244,7 @@ def run(args: argparse.Namespace) -> int:
         http=args.http,
         http_hosts=tuple(dict.fromkeys(args.http_host or ())),
         http_max_streams=args.http_max_streams,
+        http_max_streams_per_client=args.http_max_streams_per_client,
         key_path=args.key,
         create_key=args.create_key,
         rpc_timeout=args.rpc_timeout,
@@ -257,7 +266,10 @@ def run(args: argparse.Namespace) -> int:
         if not ipaddress.ip_address(config.http[0]).is_loopback:
             log.warning("the HTTP API listens on %s, beyond loopback", config.http[0])
         frontend = ApiServer(
-            *config.http, names=config.http_hosts, max_streams=config.http_max_streams
+            *config.http,
+            names=config.http_hosts,
+            max_streams=config.http_max_streams,
+            max_streams_per_client=config.http_max_streams_per_client,
         )
     runner = NodeRunner(config, frontend=frontend)
     try:

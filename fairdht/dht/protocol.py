@@ -26,6 +26,7 @@ after a signed challenge, with a solved puzzle and within the per-subnet limits.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import logging
 import os
@@ -65,6 +66,7 @@ from fairdht.dht.rpc import (
     same_address,
 )
 from fairdht.dht.storage import RecordStore, Source
+from fairdht.dht.store_gate import StoreGate
 from fairdht.errors import (
     BadBody,
     BadSignature,
@@ -443,6 +445,8 @@ class DHTProtocol(HardenedRPCProtocol, KademliaProtocol):  # type: ignore[misc]
             _parse_find_value_reply,
         ),
     }
+    # A STORE checks and writes up to ~30 records: it waits its turn per source /24.
+    queued_rpcs: ClassVar[frozenset[str]] = frozenset({STORE})
 
     def __init__(
         self,
@@ -500,6 +504,10 @@ class DHTProtocol(HardenedRPCProtocol, KademliaProtocol):  # type: ignore[misc]
             Limit(config.verify_rate, config.verify_burst),
             Limit(config.subnet_verify_rate, config.subnet_verify_burst),
             size=config.limiter_size,
+        )
+        # STOREs from a source with no room left pass at a trickle (fairdht.dht.store_gate).
+        self.store_gate = StoreGate(
+            store, lambda ip: self._store_source(b"", (ip, 0)), size=config.limiter_size
         )
 
     # -- routing-table admission (the one place) ------------------------------------------
@@ -715,6 +723,15 @@ class DHTProtocol(HardenedRPCProtocol, KademliaProtocol):  # type: ignore[misc]
         self.metrics.inc("ratelimit.requests")
         self.metrics.inc(f"ratelimit.requests.{refusal}")
         return False
+
+    def handler_scope(self, name: str) -> contextlib.AbstractContextManager[None]:
+        """A STORE's records are written in one transaction, committed (durable) before
+        the reply: one commit per datagram instead of one per record."""
+        return self.storage.batch() if name == STORE else contextlib.nullcontext()
+
+    def shed_request(self, address: Address, name: str) -> bool:
+        """A STORE from a source the store has no room for is dropped past a trickle."""
+        return name == STORE and self.store_gate.sheds(address[0], loop_time())
 
     def replied(self, address: Address, nbytes: int) -> None:
         """A reply costs its source one more request token per full KiB it carries, so a

@@ -140,6 +140,19 @@ class SourceLedger:
         for source, size, key, rows in reversed(journal):
             self._apply(source, -size, key, -rows)
 
+    def mark(self) -> int:
+        """A point in the open transaction to roll back to (a savepoint)."""
+        if self._journal is None:
+            raise RuntimeError("no transaction is open")
+        return len(self._journal)
+
+    def rollback_to(self, mark: int) -> None:
+        """Undo the changes made since ``mark``; the transaction stays open."""
+        journal = self._journal or []
+        while len(journal) > mark:
+            source, size, key, rows = journal.pop()
+            self._apply(source, -size, key, -rows)
+
     def clear(self) -> None:
         """Forget everything."""
         self.accounts.clear()

@@ -20,7 +20,7 @@ from fairdht.dht.storage_rules import (
     source_refusal,
 )
 from fairdht.errors import QuotaExceeded, StorageError
-from fairdht.records import Record
+from fairdht.records import MAX_RECORD_BYTES, Record
 
 __all__ = ["MAX_EVICTIONS", "BaseRecordStore", "Held", "RecordStore", "StorageError"]
 
@@ -56,6 +56,16 @@ class RecordStore(Protocol):
 
     def source_bytes(self) -> dict[str, int]:
         """Record bytes held per source account ("ip:ADDR", "node:HEX", "local")."""
+        ...
+
+    def nearly_full(self, source: Source) -> bool:
+        """True if ``source`` has less room left than the largest record (its account or
+        its /24), counting expired rows not yet swept: one dictionary lookup each."""
+        ...
+
+    def batch(self) -> contextlib.AbstractContextManager[None]:
+        """One write transaction for several puts, committed (made durable) once when the
+        block ends; a put refused inside it undoes only its own changes."""
         ...
 
     def refuses_unverified(self, key: bytes, raw: bytes, source: Source, *, now: float) -> bool:
@@ -228,6 +238,16 @@ class BaseRecordStore(ABC):
     def source_bytes(self) -> dict[str, int]:
         """Record bytes held per source account ("ip:ADDR", "node:HEX", "local")."""
         return dict(self._ledger.accounts)
+
+    def nearly_full(self, source: Source) -> bool:
+        """True if ``source`` has less room left than the largest record (its account or
+        its /24), counting expired rows not yet swept: one dictionary lookup each."""
+        return self._no_room(MAX_RECORD_BYTES, source)
+
+    def batch(self) -> contextlib.AbstractContextManager[None]:
+        """One write transaction for several puts, committed (made durable) once when the
+        block ends; a put refused inside it undoes only its own changes."""
+        return self._transaction()
 
     def refuses_unverified(self, key: bytes, raw: bytes, source: Source, *, now: float) -> bool:
         """True if a record of ``raw`` bytes from ``source`` is sure to be refused by the

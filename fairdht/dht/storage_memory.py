@@ -34,8 +34,18 @@ class MemoryRecordStore(BaseRecordStore):
 
     @contextlib.contextmanager
     def _transaction(self) -> Iterator[None]:
-        if self._undo is not None:  # nested: the outer transaction decides
-            yield
+        if self._undo is not None:
+            # Nested (a put inside ``batch``): undo only this part if it fails, as the
+            # SQLite store's savepoint does; the outer transaction keeps the rest.
+            undo, mark = self._undo, self._ledger.mark()
+            start = len(undo)
+            try:
+                yield
+            except BaseException:
+                while len(undo) > start:
+                    undo.pop()()
+                self._ledger.rollback_to(mark)
+                raise
             return
         self._undo = []
         self._ledger.begin()

@@ -102,6 +102,7 @@ class SQLiteRecordStore(BaseRecordStore):
         self.path = Path(path)
         self.synchronous = synchronous
         self._lock = threading.RLock()
+        self._depth = 0  # open savepoints (puts nested in a batch)
         self._decoded: dict[bytes, tuple[bytes, Record]] = {}
         self._conn: sqlite3.Connection | None = None
         self._count = 0
@@ -202,8 +203,10 @@ class SQLiteRecordStore(BaseRecordStore):
     def _transaction(self) -> Iterator[None]:
         with self._lock:
             db = self._db
-            if db.in_transaction:  # nested: the outer transaction commits
-                yield
+            if db.in_transaction:
+                # Nested (a put inside ``batch``): a savepoint, so that a refused put's
+                # evictions roll back alone and the outer transaction commits the rest.
+                yield from self._savepoint(db)
                 return
             before = (self._count, self._bytes)
             self._ledger.begin()
@@ -222,6 +225,27 @@ class SQLiteRecordStore(BaseRecordStore):
                     raise self._write_failure(exc) from None
                 raise
             self._ledger.commit()
+
+    def _savepoint(self, db: sqlite3.Connection) -> Iterator[None]:
+        self._depth += 1
+        name = f"put{self._depth}"
+        before = (self._count, self._bytes)
+        mark = self._ledger.mark()
+        try:
+            db.execute(f"SAVEPOINT {name}")
+            yield
+            db.execute(f"RELEASE {name}")
+        except BaseException as exc:
+            with contextlib.suppress(sqlite3.Error):
+                db.execute(f"ROLLBACK TO {name}")
+                db.execute(f"RELEASE {name}")
+            self._count, self._bytes = before
+            self._ledger.rollback_to(mark)
+            if isinstance(exc, sqlite3.Error):
+                raise self._write_failure(exc) from None
+            raise
+        finally:
+            self._depth -= 1
 
     def _write_failure(self, exc: sqlite3.Error) -> Exception:
         code = getattr(exc, "sqlite_errorcode", 0) & 0xFF

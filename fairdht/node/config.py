@@ -18,9 +18,11 @@ class NodeConfig:
     bootstrap: tuple[tuple[str, int], ...] = ()
     http: tuple[str, int] | None = None
     # Host names the HTTP API answers besides its listen address (DNS-rebinding guard,
-    # fairdht.api.hosts), and the most event streams it keeps open at once.
+    # fairdht.api.hosts), and the most event streams it keeps open at once, in all and
+    # per client.
     http_hosts: tuple[str, ...] = ()
     http_max_streams: int = 64
+    http_max_streams_per_client: int = 16
     key_path: Path | None = None
     # Create key_path when it does not exist (otherwise a missing --key is refused).
     create_key: bool = False

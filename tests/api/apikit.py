@@ -16,7 +16,11 @@ from typing import Any
 from aiohttp.test_utils import TestClient, TestServer
 
 from fairdht.api.app import create_app
-from fairdht.api.events import DEFAULT_MAX_STREAMS, KEEPALIVE_SECONDS
+from fairdht.api.events import (
+    DEFAULT_MAX_STREAMS,
+    DEFAULT_MAX_STREAMS_PER_CLIENT,
+    KEEPALIVE_SECONDS,
+)
 from fairdht.api.openapi import openapi_document
 from fairdht.dht import DHTConfig, DHTNode
 from fairdht.dht.storage import SQLiteRecordStore
@@ -101,6 +105,7 @@ async def api_nodes(
     prepare: Callable[[Path], None] | None = None,
     queue_size: int = 256,
     max_streams: int = DEFAULT_MAX_STREAMS,
+    max_streams_per_client: int = DEFAULT_MAX_STREAMS_PER_CLIENT,
 ) -> AsyncIterator[list[ApiNode]]:
     """Nodes 1..count on 127.0.N.1, joined through node 1, each serving the API.
 
@@ -135,7 +140,9 @@ async def api_nodes(
                 events=bus,
                 live=live,
             )
-            app = create_app(node, max_streams=max_streams)
+            app = create_app(
+                node, max_streams=max_streams, max_streams_per_client=max_streams_per_client
+            )
             app[KEEPALIVE_SECONDS] = 0.2
             client: TestClient[Any, Any] = TestClient(TestServer(app, host="127.0.0.1"))
             await client.start_server()

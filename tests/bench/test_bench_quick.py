@@ -148,7 +148,12 @@ def test_run_all_collects_results(tmp_path: Path) -> None:
 def test_storage_fill_quick(tmp_path: Path) -> None:
     doc = run_script("storage_fill", tmp_path)
     rows = {r["scenario"]: r for r in doc["results"]["scenarios"]}
-    assert set(rows) == {"no_attack", "one_ip_fill", "one_ip_fill_eviction_only"}
+    assert set(rows) == {
+        "no_attack",
+        "one_ip_fill",
+        "one_ip_fill_unpaced",
+        "one_ip_fill_eviction_only",
+    }
     for r in rows.values():
         for phase in ("during", "after"):
             assert r[phase]["puts"] >= doc["settings"]["puts_per_phase"]
@@ -157,10 +162,14 @@ def test_storage_fill_quick(tmp_path: Path) -> None:
     # The fill ran, and the per-IP quota held it to 1/32 of a store; without it the
     # attacker holds most of one.
     assert 0 < rows["one_ip_fill"]["attacker_bytes_held_max"] <= max_bytes // 32
+    assert 0 < rows["one_ip_fill_unpaced"]["attacker_bytes_held_max"] <= max_bytes // 32
+    # CPU is reported for the nodes' process per phase and for the attacker's.
+    assert rows["one_ip_fill"]["during"]["nodes_cpu_share"] > 0
+    assert rows["one_ip_fill"]["attacker"]["flood_cpu_s"] > 0
     assert rows["one_ip_fill_eviction_only"]["attacker_bytes_held_max"] > max_bytes // 2
     assert rows["no_attack"]["attacker_bytes_held_max"] == 0
     assert set(doc["results"]["ratios"]) == {
         f"{s}_{p}_median_vs_no_attack"
-        for s in ("one_ip_fill", "one_ip_fill_eviction_only")
+        for s in ("one_ip_fill", "one_ip_fill_unpaced", "one_ip_fill_eviction_only")
         for p in ("during", "after")
     }

@@ -6,6 +6,7 @@ import argparse
 import errno
 import ipaddress
 import logging
+from collections.abc import Callable
 from typing import Any
 
 from fairdht.cli.common import (
@@ -75,6 +76,19 @@ def _keepalive_seconds(text: str) -> float:
     if not 1 <= value <= 60:
         raise argparse.ArgumentTypeError(f"{text!r} must be between 1 and 60 seconds")
     return value
+
+
+def _bounded_int(low: int, high: int, unit: str) -> Callable[[str], int]:
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of {unit}") from None
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"{text!r} must be {low}-{high} {unit}")
+        return value
+
+    return parse
 
 
 def _puzzle_bits(text: str) -> int:
@@ -219,6 +233,27 @@ def register(subparsers: Any) -> None:
         "30 s UDP timeout of many home routers)",
     )
     parser.add_argument(
+        "--relay",
+        choices=("on", "off"),
+        default="on",
+        help="on (default): relay circuits for nodes behind NAT that registered here, "
+        "within strict limits (docs/nat.md); off: refuse to relay",
+    )
+    parser.add_argument(
+        "--relay-circuit-mib",
+        metavar="N",
+        type=_bounded_int(1, 16, "MiB"),
+        default=16,
+        help="bytes one relayed circuit may carry, in MiB (1-16, default 16: a 10-minute match)",
+    )
+    parser.add_argument(
+        "--relay-circuit-minutes",
+        metavar="N",
+        type=_bounded_int(1, 15, "minutes"),
+        default=15,
+        help="how long one relayed circuit may last (1-15, default 15)",
+    )
+    parser.add_argument(
         "--log-level",
         choices=LOG_LEVELS,
         type=str.upper,
@@ -258,6 +293,9 @@ def run(args: argparse.Namespace) -> int:
         reachability_check=args.reachability == "check",
         reachability_interval=args.reachability_interval,
         keepalive=args.keepalive,
+        relay=args.relay == "on",
+        relay_circuit_mib=args.relay_circuit_mib,
+        relay_circuit_minutes=args.relay_circuit_minutes,
     )
     if not config.bootstrap:
         log.info("no --bootstrap given: starting as the first node of a network")

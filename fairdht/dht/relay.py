@@ -131,6 +131,8 @@ class Circuit:
     # Set by a consumer that takes payloads as they come (the session transport's QUIC
     # endpoint) instead of reading ``inbox``.
     on_payload: Callable[[bytes], None] | None = None
+    # The budget the relay granted, (bytes, seconds): known at the initiator's end.
+    granted: tuple[int, int] | None = None
 
     def send(self, payload: bytes) -> None:
         """Send ``payload`` (at most MAX_RELAY_PAYLOAD bytes) to the other end."""
@@ -167,9 +169,12 @@ class RelayProtocol(PunchProtocol):
         # Circuits this node is an end of, by (relay address, circuit id).
         self.circuits: dict[tuple[Address, bytes], Circuit] = {}
         self.incoming: asyncio.Queue[Circuit] = asyncio.Queue(_INBOX)
-        # This relay's per-circuit budget (an operator, or a test, may lower it).
+        # This relay's per-circuit budget (an operator, or a test, may lower it), and
+        # whether it relays at all (`fairdht node --relay off`): relaying spends the
+        # operator's bandwidth, so an operator may decline and still punch and be relayed.
         self.circuit_bytes = CIRCUIT_BYTES
         self.circuit_seconds = CIRCUIT_SECONDS
+        self.relaying = True
 
     # -- relay side -----------------------------------------------------------------------
 
@@ -191,6 +196,11 @@ class RelayProtocol(PunchProtocol):
 
     def rpc_relay_open(self, sender: Address, sender_id: bytes, offer: bytes, token: bytes) -> Any:
         """Open a circuit from ``sender`` to the offer's registered target."""
+        if not self.relaying:
+            # Answered, so the initiator moves to its next relay at once (a short code,
+            # well inside the amplification budget).
+            self.metrics.inc("relay.refused.disabled")
+            return "refused"
         admitted = self._admit_offer(sender, offer, token, "relay")
         if isinstance(admitted, str):
             return admitted
@@ -306,9 +316,9 @@ class RelayProtocol(PunchProtocol):
             return "relay_silent"
         if isinstance(result.value, str):
             return result.value
-        cid = result.value[0]
+        cid, budget, seconds = result.value
         at = (normalize_ip(relay[0]), relay[1])
-        circuit = Circuit(self, at, cid, target)
+        circuit = Circuit(self, at, cid, target, granted=(budget, seconds))
         self._keep(circuit)
         return circuit
 

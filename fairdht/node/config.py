@@ -52,6 +52,12 @@ class NodeConfig:
     # Seconds between keep-alives (registration renewals) to the rendezvous nodes of a
     # node that is not public (fairdht.node.reachability.DEFAULT_KEEPALIVE: why 15).
     keepalive: float = 15.0
+    # Relaying for nodes behind NAT (docs/nat.md, "Relays"): on, with circuit relay v2's
+    # strict limits sized for a whole match; an operator may lower the per-circuit
+    # budget or decline to relay.
+    relay: bool = True
+    relay_circuit_mib: int = 16
+    relay_circuit_minutes: int = 15
     # Local history commits older than this are folded into the checkpoint they lead to
     # (docs/serverlist.md, "Compaction"); 7 days, as DEFAULT_LOCAL_RETENTION.
     history_retention: int = 7 * 24 * 3600

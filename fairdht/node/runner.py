@@ -215,6 +215,11 @@ class NodeRunner:
         dht.protocol_class = RelayProtocol
         stack.push_async_callback(dht.stop)
         listen = await dht.listen(await _listen_host(cfg), cfg.listen[1] if cfg.listen else 0)
+        relay = dht.protocol
+        assert isinstance(relay, RelayProtocol)
+        relay.relaying = cfg.relay
+        relay.circuit_bytes = cfg.relay_circuit_mib * 1024 * 1024
+        relay.circuit_seconds = cfg.relay_circuit_minutes * 60
         reachability = ReachabilityChecker(
             dht,
             ReachabilitySettings(

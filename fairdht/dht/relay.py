@@ -14,7 +14,13 @@ address, renewed every keep-alive (15 s by default), 32 per /24 at most):
 - ``relay_data(circuit_id, payload)``: either end to the relay, which forwards the
   payload unchanged to the other end (same size: no amplification) while the
   circuit's budget lasts; the relay accepts it only from the circuit's two addresses.
-  Never answered. The relay cannot read what it carries: sessions encrypt end to end
+  Never answered.
+- ``relay_close(circuit_id)``: either end to the relay, which closes the circuit and
+  frees its slots (taken only from the circuit's two addresses; never answered). A
+  session closes its circuit when it ends, so a finished match does not hold one of the
+  target's 4 slots for the rest of the circuit's 15 minutes.
+
+  The relay cannot read what it carries: sessions encrypt end to end
   (X25519 + XSalsa20-Poly1305 channels, docs/referee.md), and the relay sees bytes.
 """
 
@@ -52,6 +58,7 @@ __all__ = [
     "CIRCUIT_BYTES",
     "CIRCUIT_SECONDS",
     "MAX_RELAY_PAYLOAD",
+    "RELAY_CLOSE",
     "RELAY_DATA",
     "RELAY_INCOMING",
     "RELAY_OPEN",
@@ -62,6 +69,7 @@ __all__ = [
 RELAY_OPEN: Final = "relay_open"
 RELAY_INCOMING: Final = "relay_incoming"
 RELAY_DATA: Final = "relay_data"
+RELAY_CLOSE: Final = "relay_close"
 CIRCUIT_ID_BYTES: Final = 8
 MAX_RELAY_PAYLOAD: Final = 1200
 # Per circuit: a whole match (docs/nat.md, "Relays"). circuit relay v2's defaults (2 min,
@@ -141,6 +149,12 @@ class Circuit:
         frame = bytes([REQUEST]) + os.urandom(MSG_ID_BYTES)
         self.protocol._sendto(frame + pack([RELAY_DATA, [self.circuit_id, payload]]), self.relay)
 
+    def close(self) -> None:
+        """Ask the relay to close the circuit (its slots go to the next player)."""
+        self.protocol.circuits.pop((self.relay, self.circuit_id), None)
+        frame = bytes([REQUEST]) + os.urandom(MSG_ID_BYTES)
+        self.protocol._sendto(frame + pack([RELAY_CLOSE, [self.circuit_id]]), self.relay)
+
     async def receive(self, timeout: float) -> bytes | None:
         """The next payload from the other end, or None after ``timeout`` seconds."""
         try:
@@ -159,6 +173,7 @@ class RelayProtocol(PunchProtocol):
         ),
         RELAY_INCOMING: RPCSpec(RELAY_INCOMING, (_check_offer_bytes, _check_circuit), _parse_bool),
         RELAY_DATA: RPCSpec(RELAY_DATA, (_check_circuit, _check_payload), _parse_no_reply),
+        RELAY_CLOSE: RPCSpec(RELAY_CLOSE, (_check_circuit,), _parse_no_reply),
     }
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -175,6 +190,12 @@ class RelayProtocol(PunchProtocol):
         self.circuit_bytes = CIRCUIT_BYTES
         self.circuit_seconds = CIRCUIT_SECONDS
         self.relaying = True
+
+    @property
+    def relayed_circuits(self) -> int:
+        """Circuits this node relays now (open, not yet closed or expired)."""
+        self._expire_circuits()
+        return len(self._relayed)
 
     # -- relay side -----------------------------------------------------------------------
 
@@ -236,6 +257,17 @@ class RelayProtocol(PunchProtocol):
             return "refused"
         self.metrics.inc("relay.opened")
         return [cid, self.circuit_bytes, self.circuit_seconds]
+
+    def rpc_relay_close(self, sender: Address, circuit_id: bytes) -> Any:
+        """Relay: close the circuit if ``sender`` is one of its two ends."""
+        at = (normalize_ip(sender[0]), sender[1])
+        held = self._relayed.get(circuit_id)
+        if held is None or at not in (held.initiator, held.target):
+            self.metrics.inc("relay.dropped.close_stranger" if held else "relay.dropped.no_circuit")
+            return NO_REPLY
+        self._close(circuit_id)
+        self.metrics.inc("relay.closed")
+        return NO_REPLY
 
     def rpc_relay_data(self, sender: Address, circuit_id: bytes, payload: bytes) -> Any:
         """Relay: pass ``payload`` to the circuit's other end. End: deliver it."""

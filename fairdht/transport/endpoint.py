@@ -106,6 +106,8 @@ class Route:
     address: Address | None = None
     # Finds another path when this one dies; True when it installed one.
     reroute: Callable[[], Awaitable[bool]] | None = None
+    # Frees what the path holds (a relay circuit's slot) once nothing uses it.
+    close: Callable[[], object] | None = None
     waiting_since: float | None = None
     probed: bool = False
     rerouting: bool = False
@@ -381,6 +383,15 @@ class QuicEndpoint:
         self._groups[session.group] -= 1
         if self._groups[session.group] <= 0:
             del self._groups[session.group]
+        # The last session along a punched or relayed route is over: free the route (a
+        # relay circuit would otherwise hold one of the peer's slots for its lifetime).
+        peer = session.peer
+        if isinstance(peer, Via) and not any(s.peer == peer for s in self._sessions):
+            route = self.routes.get(peer.peer)
+            if route is not None:
+                self._drop_route(route)
+                if not route.failure:  # a failed one stays, to say why (``failure``)
+                    del self.routes[peer.peer]
 
     @property
     def connections(self) -> int:
@@ -430,12 +441,19 @@ class QuicEndpoint:
     def set_route(self, peer: bytes, route: Route) -> None:
         """Reach ``peer`` (as ``Via(peer)``) along ``route`` from now on."""
         old = self.routes.get(peer)
-        if old is not None and old.address is not None:
-            self._aliases.pop(old.address, None)
+        if old is not None and old is not route:
+            self._drop_route(old)
         self.routes[peer] = route
         if route.address is not None:
             self._aliases[route.address] = peer
         self.metrics.inc(f"quic.route.{route.kind}")
+
+    def _drop_route(self, route: Route) -> None:
+        if route.address is not None:
+            self._aliases.pop(route.address, None)
+        if route.close is not None:
+            close, route.close = route.close, None
+            close()
 
     def serve_circuits(self, incoming: asyncio.Queue[Any]) -> None:
         """Take relayed circuits from ``incoming`` (a RelayProtocol's) as routes to their peers."""
@@ -445,7 +463,7 @@ class QuicEndpoint:
                 circuit = await incoming.get()
                 peer = circuit.peer_key
                 circuit.on_payload = lambda data, peer=peer: self.deliver_via(peer, data)
-                self.set_route(peer, Route("relayed", circuit.send))
+                self.set_route(peer, Route("relayed", circuit.send, close=circuit.close))
 
         self.spawn(take())
 

@@ -154,7 +154,13 @@ class Dialer:
                 continue
             circuit.on_payload = functools.partial(self.endpoint.deliver_via, reach.peer)
             self.endpoint.set_route(
-                reach.peer, Route("relayed", circuit.send, reroute=self._reroute(reach, node))
+                reach.peer,
+                Route(
+                    "relayed",
+                    circuit.send,
+                    reroute=self._reroute(reach, node),
+                    close=circuit.close,
+                ),
             )
             return True
         return False

@@ -52,7 +52,7 @@ from benchlib import Progress, bench_parser, fmt, percentile, print_table, write
 from scale import LATENCY
 
 from fairdht.dht import DHTConfig, DHTNode
-from fairdht.dht.relay import CIRCUIT_BYTES, MAX_RELAY_PAYLOAD, Circuit, RelayProtocol
+from fairdht.dht.relay import Circuit, RelayProtocol
 from fairdht.dht.rpc import Address, normalize_ip
 from fairdht.dht.storage import MemoryRecordStore
 from fairdht.identity import SigningKey
@@ -70,11 +70,6 @@ ECHO_WAIT = 2.0
 ECHO_FRAMES = 5
 ECHO_BYTES = 200
 PORT = 4000
-# A relay holds 4 circuits per target for 120 s and its ends cannot close one, so the
-# bench ends each circuit after measuring it by spending its byte budget (the relay
-# then frees the slot); later players of the run find a free slot, as players spread
-# over minutes would.
-_SPEND = CIRCUIT_BYTES // MAX_RELAY_PAYLOAD + 2
 # A rendezvous node takes one offer a second from one IP (bursts of 4): a player's
 # attempts are paced this far apart, outside the time measured.
 PACE = 2.5
@@ -310,8 +305,9 @@ async def attempt(target: dict[str, Any], relays: dict[Address, CountingRelay]) 
                     echoed += 1
             ends = relay.ends(circuit.circuit_id)
             after = relay.snapshot()
-            for _ in range(_SPEND):
-                circuit.send(bytes(MAX_RELAY_PAYLOAD))
+            # A relay holds 4 circuits per target: the bench closes each after measuring
+            # it (relay_close), as a finished session does, so later players find a slot.
+            circuit.close()
             if ends is not None:
                 out.relay_bytes = sum(after[a] - before[a] for a in ends)
             if echoed:

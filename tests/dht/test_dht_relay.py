@@ -9,7 +9,13 @@ from dhtkit import join, run, start_nodes, stop_all
 from test_dht_amplification import raw_socket
 
 from fairdht.dht import DHTNode
-from fairdht.dht.relay import MAX_RELAY_PAYLOAD, RELAY_DATA, Circuit, RelayProtocol
+from fairdht.dht.relay import (
+    MAX_RELAY_PAYLOAD,
+    RELAY_CLOSE,
+    RELAY_DATA,
+    Circuit,
+    RelayProtocol,
+)
 from fairdht.identity import SigningKey
 
 
@@ -85,5 +91,43 @@ def test_a_circuit_ends_at_its_byte_budget_and_strangers_cannot_use_it() -> None
             thief.transport.close()
         finally:
             await stop_all(nodes)
+
+    run(main)
+
+
+def test_a_closed_circuit_frees_its_slot_and_a_stranger_cannot_close_one() -> None:
+    async def main() -> None:
+        r, b, a = await start_nodes(3, node_class=RelayNode)
+        await join([r, b, a])
+        try:
+            assert await proto(b).register_at(r.address)
+            target = b.key.public_key.raw
+
+            async def open_one() -> Circuit | str:
+                await asyncio.sleep(1.05)  # a relay takes one offer a second from an IP
+                return await proto(a).open_relay(r.address, target)
+
+            held = [await open_one() for _ in range(4)]
+            assert all(isinstance(c, Circuit) for c in held)
+            # A relay holds 4 circuits per target: the fifth player is turned away ...
+            assert await open_one() == "full"
+            # ... and a stranger's relay_close changes nothing (only the two ends may).
+            first = held[0]
+            assert isinstance(first, Circuit)
+            stranger = await raw_socket("127.0.9.1")
+            stranger.send(RELAY_CLOSE, [first.circuit_id], r.address)
+            await asyncio.sleep(0.2)
+            assert stranger.transport is not None
+            stranger.transport.close()
+            assert r.metrics.snapshot().get("relay.dropped.close_stranger") == 1
+            assert proto(r).relayed_circuits == 4
+            # Once an end closes one, its slot goes to the next player.
+            first.close()
+            await asyncio.sleep(0.2)
+            assert proto(r).relayed_circuits == 3
+            assert isinstance(await open_one(), Circuit)
+            assert r.metrics.snapshot().get("relay.closed") == 1
+        finally:
+            await stop_all([r, b, a])
 
     run(main)

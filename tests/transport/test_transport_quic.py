@@ -155,8 +155,17 @@ def test_a_session_goes_punched_first_and_relayed_when_punching_is_not_tried() -
             for i in range(20):
                 data = b"relayed %d" % i
                 assert await ask(relayed.writer, relayed.reader, data) == data
+            assert relay_proto(r).relayed_circuits == 1
             await relayed.close()
             assert r.metrics.get("relay.forwarded") > 20
+            # The session's end closes its circuit at the relay (relay_close), so a
+            # finished match does not hold one of the referee's slots there.
+            for _ in range(100):
+                if relay_proto(r).relayed_circuits == 0:
+                    break
+                await asyncio.sleep(0.1)
+            assert relay_proto(r).relayed_circuits == 0
+            assert r.metrics.get("relay.closed") >= 1
         finally:
             await server.close()
             await client.close()

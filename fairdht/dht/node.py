@@ -40,6 +40,7 @@ from fairdht.dht.lookup import Agreement, Lookup, QueryResult, Slot, merge_newes
 from fairdht.dht.metrics import Metrics
 from fairdht.dht.nearest import closer_than, nearest
 from fairdht.dht.protocol import DHTProtocol, RecordCache, cursor_of, store_batches
+from fairdht.dht.routing import loop_time
 from fairdht.dht.rpc import Address, TaskSet
 from fairdht.dht.storage import RecordStore
 from fairdht.errors import NetworkError, NoPeersError, NotAcceptedError, RecordError, UsageError
@@ -55,6 +56,8 @@ LOG = logging.getLogger(__name__)
 _WELCOME_QUEUE = 256
 # Rounds of pings to the bootstrap addresses before giving up on all of them.
 _BOOTSTRAP_ATTEMPTS = 2
+# Seconds between joins again through the entry nodes after every contact went silent.
+_REJOIN_EVERY = 5.0
 # A replica whose answer holds more invalid records than this is not read further.
 _MAX_INVALID = 16
 
@@ -110,6 +113,10 @@ class DHTNode:
         self._welcome: asyncio.Queue[Node] = asyncio.Queue(_WELCOME_QUEUE)
         self._welcome_pending = 0
         self._store_slots = asyncio.Semaphore(self.config.store_concurrency)
+        # The entry nodes of the last join, to join again when every contact went silent
+        # (an overload or an outage timed them all out), and when that was last tried.
+        self._entries: tuple[Address, ...] = ()
+        self._rejoined_at = -_REJOIN_EVERY
 
     # -- lifecycle ------------------------------------------------------------------------
 
@@ -237,6 +244,7 @@ class DHTNode:
                 if len(addrs) == 1
                 else f"none of the {len(addrs)} bootstrap nodes answered"
             )
+        self._entries = tuple(addrs)
         lookup = self._node_lookup(self.node_id)
         lookup.add(found)
         await lookup.run()
@@ -405,7 +413,38 @@ class DHTNode:
         await lookup.run()
         return lookup.closest_answered(k)
 
+    async def _rejoin(self) -> bool:
+        """Join again through the entry nodes of the last join, at most every
+        ``_REJOIN_EVERY`` s; True if they answered. A node whose contacts all timed out
+        (evicted, or failing) would otherwise answer "no peer answered" at once forever."""
+        now = loop_time()
+        if not self._entries or now - self._rejoined_at < _REJOIN_EVERY:
+            return False
+        self._rejoined_at = now
+        self.metrics.inc("rejoin.tried")
+        try:
+            await self.bootstrap(self._entries)
+        except NoPeersError:
+            return False
+        self.metrics.inc("rejoin.ok")
+        return True
+
     async def put(self, record: Record, *, disjoint: int | bool | None = None) -> PutResult:
+        """Store ``record`` on the k closest nodes to its key (found over ``disjoint``
+        paths, default ``config.disjoint_paths``, as in ``get``); if no peer answered,
+        join again through the entry nodes once and retry.
+
+        Raises RecordError if the record is not valid now, NoPeersError if no peer
+        answered, NotAcceptedError if peers answered and none accepted.
+        """
+        try:
+            return await self._put(record, disjoint=disjoint)
+        except NoPeersError:
+            if not await self._rejoin():
+                raise
+        return await self._put(record, disjoint=disjoint)
+
+    async def _put(self, record: Record, *, disjoint: int | bool | None = None) -> PutResult:
         """Store ``record`` on the k closest nodes to its key (found over ``disjoint``
         paths, default ``config.disjoint_paths``, as in ``get``).
 
@@ -468,6 +507,21 @@ class DHTNode:
     # -- get ------------------------------------------------------------------------------
 
     async def get(
+        self,
+        key: bytes,
+        *,
+        include_withdrawn: bool = False,
+        disjoint: int | bool | None = None,
+    ) -> list[Record]:
+        """``_get``; if no peer answered, join again through the entry nodes once and retry."""
+        try:
+            return await self._get(key, include_withdrawn=include_withdrawn, disjoint=disjoint)
+        except NoPeersError:
+            if not await self._rejoin():
+                raise
+        return await self._get(key, include_withdrawn=include_withdrawn, disjoint=disjoint)
+
+    async def _get(
         self,
         key: bytes,
         *,

@@ -24,11 +24,13 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import ipaddress
+import json
 import os
 import re
 import subprocess
 import sys
 import threading
+import urllib.request
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -211,6 +213,11 @@ class Host:
         self.lab.nodes.append(node)
         node.start()
         return node
+
+    def get_json(self, url: str, *, timeout: float = 10.0) -> Any:
+        """GET ``url`` from inside this host (a node's API on the host's own loopback)
+        and decode its JSON body."""
+        return json.loads(self.call(lambda: urllib.request.urlopen(url, timeout=timeout).read()))
 
     def call(self, fn: Callable[[], T]) -> T:
         """Run ``fn`` in this process, on a thread inside the host's namespace, so the

@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -66,9 +65,7 @@ class Net:
 
     def api(self, node: str, path: str) -> Any:
         """GET ``path`` of a node's API from inside the node's own host."""
-        url = self.nodes[node].api_url + path
-        body = self.hosts[node].call(lambda: urllib.request.urlopen(url, timeout=10).read())
-        return json.loads(body)
+        return self.hosts[node].get_json(self.nodes[node].api_url + path)
 
     def cli(self, host: str, *args: str, timeout: float = 90.0) -> subprocess.CompletedProcess[str]:
         return self.hosts[host].fairdht(*args, timeout=timeout)
@@ -527,9 +524,7 @@ def test_entry_hosts_restart_and_the_network_rejoins(
             node.wait_ready()
 
         def peers(host: str, node: NodeProcess) -> int:
-            url = node.api_url + "/api/status"
-            doc = json.loads(hosts[host].call(lambda: urllib.request.urlopen(url).read()))
-            count: int = doc["peers"]
+            count: int = hosts[host].get_json(node.api_url + "/api/status")["peers"]
             return count
 
         wait_for(lambda: peers("e1", e1) >= 2, timeout=30, what="e1 to know both peers")

@@ -13,10 +13,8 @@ reached; the router's own conntrack table shows the mapping kept or gone.
 from __future__ import annotations
 
 import asyncio
-import json
 import threading
 import time
-import urllib.request
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -45,10 +43,7 @@ class Target:
     relay: bool  # reached through a relay circuit (symmetric NAT), else by a punch
 
     def status(self) -> dict[str, Any]:
-        url = self.node.api_url + "/api/status"
-        doc: dict[str, Any] = json.loads(
-            self.host.call(lambda: urllib.request.urlopen(url, timeout=10).read())
-        )
+        doc: dict[str, Any] = self.host.get_json(self.node.api_url + "/api/status")
         return doc
 
     def key(self) -> bytes:

@@ -22,10 +22,8 @@ which registers at no relay, is not reached from its own home network.
 from __future__ import annotations
 
 import asyncio
-import json
 import sys
 import threading
-import urllib.request
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -82,10 +80,7 @@ class Net:
 
     def status(self, name: str) -> dict[str, Any]:
         host, node = self.nodes[name]
-        url = node.api_url + "/api/status"
-        doc: dict[str, Any] = json.loads(
-            host.call(lambda: urllib.request.urlopen(url, timeout=10).read())
-        )
+        doc: dict[str, Any] = host.get_json(node.api_url + "/api/status")
         return doc
 
     def key(self, name: str) -> bytes:

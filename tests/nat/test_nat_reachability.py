@@ -14,7 +14,6 @@ import json
 import subprocess
 import sys
 import threading
-import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -45,10 +44,7 @@ class Running:
 
     def status(self, name: str) -> dict[str, Any]:
         host, node = self.nodes[name]
-        url = node.api_url + "/api/status"
-        doc: dict[str, Any] = json.loads(
-            host.call(lambda: urllib.request.urlopen(url, timeout=10).read())
-        )
+        doc: dict[str, Any] = host.get_json(node.api_url + "/api/status")
         return doc
 
     def entry(self, i: int = 0) -> str:

@@ -349,20 +349,30 @@ class PunchProtocol(AutoNATProtocol):
 
     # -- target side ------------------------------------------------------------------------
 
-    def rpc_punch_offer(self, sender: Address, offer: bytes, ip: str, port: int) -> bool:
-        """An offer from a rendezvous node we registered at: punch towards its initiator."""
+    def _take_offer(self, sender: Address, offer: bytes, kind: str) -> tuple[Address, Offer] | None:
+        """The target's check of an offer a node passed on (``kind``: "punch" or "relay"):
+        only from a node we registered at, signed, for our key, fresh and not replayed;
+        the node's address and the offer, or None (counted)."""
         at = (normalize_ip(sender[0]), sender[1])
         if self.registered_at.get(at, 0.0) <= loop_time():
-            self.metrics.inc("punch.refused.not_registered")
-            return False
+            self.metrics.inc(f"{kind}.refused.not_registered")
+            return None
         try:
             checked = decode_offer(offer, now=self.clock())
         except Dropped as drop:
-            self.metrics.inc(f"punch.refused.{drop.reason}")
-            return False
+            self.metrics.inc(f"{kind}.refused.{drop.reason}")
+            return None
         if checked.target != self.public_key or not self._fresh_nonce(checked.nonce):
-            self.metrics.inc("punch.refused.replay_or_target")
+            self.metrics.inc(f"{kind}.refused.replay_or_target")
+            return None
+        return at, checked
+
+    def rpc_punch_offer(self, sender: Address, offer: bytes, ip: str, port: int) -> bool:
+        """An offer from a rendezvous node we registered at: punch towards its initiator."""
+        taken = self._take_offer(sender, offer, "punch")
+        if taken is None:
             return False
+        _, checked = taken
         initiator = (normalize_ip(ip), port)
         self._await_punch(checked.nonce, checked.initiator)
         self.tasks.spawn(self._punch(checked.nonce, initiator), name="punch")

@@ -39,7 +39,6 @@ from fairdht.dht.punch import (
     PunchProtocol,
     _check_offer_bytes,
     _parse_bool,
-    decode_offer,
     encode_offer,
 )
 from fairdht.dht.routing import loop_time
@@ -314,18 +313,10 @@ class RelayProtocol(PunchProtocol):
 
     def rpc_relay_incoming(self, sender: Address, offer: bytes, circuit_id: bytes) -> bool:
         """A circuit from a node we registered at: accept it if the offer holds."""
-        at = (normalize_ip(sender[0]), sender[1])
-        if self.registered_at.get(at, 0.0) <= loop_time():
-            self.metrics.inc("relay.refused.not_registered")
+        taken = self._take_offer(sender, offer, "relay")
+        if taken is None:
             return False
-        try:
-            checked = decode_offer(offer, now=self.clock())
-        except Dropped as drop:
-            self.metrics.inc(f"relay.refused.{drop.reason}")
-            return False
-        if checked.target != self.public_key or not self._fresh_nonce(checked.nonce):
-            self.metrics.inc("relay.refused.replay_or_target")
-            return False
+        at, checked = taken
         circuit = Circuit(self, at, circuit_id, checked.initiator)
         try:
             self.incoming.put_nowait(circuit)

@@ -222,14 +222,20 @@ def test_double_vote_no_match_forged_and_unpublished_tokens_are_refused(tmp_path
 
             # A token signed under a key the referee never published does not finish.
             published = published_keys(await net[1].get(anon_key_key(NETWORK, ref)), now=now())
-            ballot = Ballot.open(
-                network=NETWORK,
-                referee=ref,
-                period=period,
-                subject=subject.public_key.raw,
-                action="session_completed",
-                public_key=published[(ref, period, "+")],
-            )
+            rogue_n = keys[2].public_key.n
+            for _ in range(40):
+                # A fresh blinding each time, until the blinded message is below the
+                # rogue key's modulus (above it, the rogue key cannot sign it at all).
+                ballot = Ballot.open(
+                    network=NETWORK,
+                    referee=ref,
+                    period=period,
+                    subject=subject.public_key.raw,
+                    action="session_completed",
+                    public_key=published[(ref, period, "+")],
+                )
+                if int.from_bytes(ballot.blinded.blinded_msg, "big") < rogue_n:
+                    break
             rogue = blindrsa.blind_sign(keys[2], ballot.blinded.blinded_msg)
             with pytest.raises(BadSignature):
                 ballot.finish(rogue)

@@ -172,8 +172,7 @@ class RefereeService:
         if self.via:
             if host is not None or not isinstance(proto, PunchProtocol):
                 raise UsageError("a referee behind NAT serves on its DHT node's socket")
-            renew = {} if self.renew_every is None else {"every": self.renew_every}
-            self._reservations = Reservations(proto, self.via, **renew)
+            self._reservations = Reservations(proto, self.via, every=self.renew_every)
             held = await self._reservations.start()
             if not held:
                 raise NetworkError("no relay took this referee's registration")

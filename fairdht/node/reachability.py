@@ -7,6 +7,10 @@ later round that does not (its address or NAT changed) hides it again. Rounds re
 every ``interval`` seconds, after ``retry`` seconds while the verdict is unknown, and
 at once when the local address the node sends from changes. With ``check`` off the
 node is taken to be public, as before this check existed, and says so in its status.
+
+A node that a round proves not public holds registrations at up to two of the peers that
+answered (its rendezvous nodes), renewed every keep-alive by ``Reservations``, the loop a
+referee behind NAT renews its relays with.
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ from fairdht.dht.reachability import (
     format_addr,
     judge,
 )
+from fairdht.transport.reservations import Reservations, registration_ttl
 
 __all__ = [
     "DEFAULT_KEEPALIVE",
@@ -47,9 +52,9 @@ _ANNOUNCE_TO = 20
 _RENDEZVOUS = 2
 # Registrations are renewed every keep-alive: DEFAULT_KEEPALIVE, why in dht/punch.py.
 MIN_KEEPALIVE = 1.0
-# A registration lives at least 3 keep-alives (two may be lost), within MAX_REGISTRATION.
+# A registration lives at least 3 keep-alives (two may be lost), within MAX_REGISTRATION
+# (``registration_ttl``).
 MAX_KEEPALIVE = MAX_REGISTRATION / 2
-_MIN_REGISTRATION_TTL = 60
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,12 +74,6 @@ class ReachabilitySettings:
             raise ValueError(
                 f"keepalive must be {MIN_KEEPALIVE:g}-{MAX_KEEPALIVE:g} s, got {self.keepalive}"
             )
-
-
-def registration_ttl(keepalive: float) -> int:
-    """Seconds a registration renewed every ``keepalive`` s is held: 3 renewals, 60 s
-    at least, MAX_REGISTRATION at most."""
-    return int(min(MAX_REGISTRATION, max(_MIN_REGISTRATION_TTL, 3 * keepalive)))
 
 
 class ReachabilityChecker:
@@ -104,8 +103,14 @@ class ReachabilityChecker:
                 clock(),
             )
         self.rounds = 0
-        self.rendezvous: list[tuple[str, int]] = []
         self._asked: list[tuple[str, int]] = []
+        # Registrations at rendezvous nodes while ``run`` runs (a punch protocol only).
+        self.reservations: Reservations | None = None
+
+    @property
+    def rendezvous(self) -> list[tuple[str, int]]:
+        """Where this node is registered now (none while public)."""
+        return [] if self.reservations is None else list(self.reservations.held)
 
     @property
     def protocol(self) -> AutoNATProtocol:
@@ -165,22 +170,15 @@ class ReachabilityChecker:
         elif not proto.hidden and verdict.reachable is not Reachability.UNKNOWN:
             # Proven not public (an unknown round keeps what the last verdict proved).
             proto.set_hidden(True)
-
-    async def register(self) -> list[tuple[str, int]]:
-        """Not public: hold registrations at peers that answered (hole punching's
-        rendezvous nodes); public: none. Returns where this node is registered."""
-        proto = self.dht.protocol
-        if self.verdict.reachable is Reachability.PUBLIC or not isinstance(proto, PunchProtocol):
-            self.rendezvous = []
-            return self.rendezvous
-        held: list[tuple[str, int]] = []
-        for peer in self._asked:
-            if len(held) >= _RENDEZVOUS:
-                break
-            if await proto.register_at(peer, ttl=registration_ttl(self.settings.keepalive)):
-                held.append(peer)
-        self.rendezvous = held
-        return held
+        if self.reservations is None or verdict.reachable is Reachability.UNKNOWN:
+            # An unknown round keeps renewing where the last verdict registered.
+            return
+        if verdict.reachable is Reachability.PUBLIC:
+            self.reservations.retarget(())
+        else:
+            # Not public: registered at peers that answered (hole punching's rendezvous
+            # nodes), at once and then every keep-alive.
+            self.reservations.retarget(self._asked)
 
     def _local_source(self) -> str | None:
         contacts = self.dht.contacts()
@@ -190,9 +188,20 @@ class ReachabilityChecker:
         """Check until cancelled (only with ``check`` on)."""
         if not self.settings.check:
             return
+        proto = self.dht.protocol
+        if isinstance(proto, PunchProtocol):
+            self.reservations = Reservations(proto, want=_RENDEZVOUS, every=self.settings.keepalive)
+            await self.reservations.start()
+        try:
+            await self._check_rounds()
+        finally:
+            if self.reservations is not None:
+                await self.reservations.stop()
+                self.reservations = None
+
+    async def _check_rounds(self) -> None:
         source = None
         next_round = 0.0
-        next_register = 0.0
         loop = asyncio.get_running_loop()
         while True:
             if self.dht.peer_count() == 0:
@@ -210,13 +219,4 @@ class ReachabilityChecker:
                     else self.settings.interval
                 )
                 next_round = loop.time() + wait
-                next_register = 0.0
-            if _decided(self.verdict) and loop.time() >= next_register:
-                await self.register()
-                next_register = loop.time() + self.settings.keepalive
             await asyncio.sleep(min(1.0, self.settings.retry))
-
-
-def _decided(verdict: Verdict) -> bool:
-    """True once a round decided (public, punchable or relayed-only)."""
-    return verdict.reachable is not Reachability.UNKNOWN

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import time
+from collections import Counter
 from collections.abc import Sequence
 from typing import Any
 
@@ -16,7 +17,21 @@ from fairdht.errors import NoPeersError
 from fairdht.identity import SigningKey
 from fairdht.records import Record, decode_record
 
-__all__ = ["FairDHTGroup", "bench_key"]
+__all__ = ["PUT_COUNTERS", "FairDHTGroup", "bench_key"]
+
+# The DHT counters read per put (prefixes of fairdht.dht.metrics names).
+PUT_COUNTERS = (
+    "ping.why.",
+    "present.",
+    "put.",
+    "store.refused.token",
+    "store.retry.",
+    "store.waited_present",
+    "rpc.ping.sent",
+    "rpc.store.sent",
+    "rpc.find_node.sent",
+    "routing.added",
+)
 
 
 def bench_key(index: int) -> SigningKey:
@@ -136,6 +151,16 @@ class FairDHTGroup:
                 "rounds": node.metrics.get("get.rounds") - r0,
             },
         )
+
+    def metric_totals(self) -> dict[str, int]:
+        """The DHT counters a put's cost is read from, summed over this group's nodes,
+        each named ``m.<counter>`` (pings by purpose, presentations, token refusals)."""
+        total: Counter[str] = Counter()
+        for node in self.nodes.values():
+            for name, value in node.metrics.snapshot().items():
+                if name.startswith(PUT_COUNTERS):
+                    total["m." + name] += value
+        return dict(total)
 
     async def holds(self, index: int, key: bytes) -> bool:
         """The node's own store has a record under ``key``."""

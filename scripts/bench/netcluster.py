@@ -401,6 +401,14 @@ def phase_report(
         report["datagrams_per_op"] = None
         report["bytes_per_op"] = None
         report["traffic_counted_by"] = "n/a (no network namespace)"
+    counted = sorted(name for name in after if name.startswith("m."))
+    if counted:
+        # The system's own counters per operation (fairdht: pings by purpose, token
+        # presentations and refusals, where a put's time went).
+        # A counter first bumped during the phase was 0 before it.
+        report["counters_per_op"] = {
+            name[2:]: (after[name] - before.get(name, 0)) / n if n else None for name in counted
+        }
     if after.get("sock_sent"):
         report["socket_datagrams_per_op"] = per_op("sock_sent")
         report["socket_payload_bytes_per_op"] = per_op("sock_sent_bytes")

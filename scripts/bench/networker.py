@@ -99,6 +99,9 @@ class Worker:
             return {"nodes": [i for i in cmd["nodes"] if await group.holds(i, key)]}
         if op == "counters":
             counts = group.counters.snapshot()
+            totals = getattr(group, "metric_totals", None)
+            if totals is not None:
+                counts.update(totals())
             counts.update(process_counters(self.base_rss_kib))
             if self.in_namespace:
                 counts.update(loopback_counters())

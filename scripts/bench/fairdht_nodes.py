@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import time
 from collections import Counter
@@ -62,6 +63,11 @@ class TimedRecordCache(RecordCache):
         finally:
             self.fresh += 1
             self.fresh_ns += time.perf_counter_ns() - start
+
+
+async def _refresh_all(node: DHTNode) -> None:
+    for target in node.protocol.get_refresh_ids(age=0.0):
+        await node.find_nodes(target)
 
 
 class FairDHTGroup:
@@ -151,6 +157,13 @@ class FairDHTGroup:
                 "rounds": node.metrics.get("get.rounds") - r0,
             },
         )
+
+    async def refresh(self) -> None:
+        """Every node looks up a random id in each of its buckets (Kademlia §2.3's
+        hourly refresh, all buckets at once), ten nodes at a time."""
+        nodes = list(self.nodes.values())
+        for i in range(0, len(nodes), 10):
+            await asyncio.gather(*(_refresh_all(n) for n in nodes[i : i + 10]))
 
     def metric_totals(self) -> dict[str, int]:
         """The DHT counters a put's cost is read from, summed over this group's nodes,

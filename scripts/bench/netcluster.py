@@ -284,6 +284,15 @@ class Cluster:
                 raise RuntimeError(f"{self.system}: cannot inspect storage: {r['error']}")
         return {int(i) for r in replies for i in r.get("nodes", [])}
 
+    async def refresh(self) -> None:
+        """Every node refreshes every bucket once (Kademlia §2.3), all workers at once."""
+        replies = await asyncio.gather(
+            *(self.call(w, "refresh", 900) for w in self.workers if w.alive)
+        )
+        for r in replies:
+            if "error" in r:
+                raise RuntimeError(f"{self.system}: refresh failed: {r['error']}")
+
     async def counters(self) -> dict[str, int]:
         """Socket counters summed over alive workers, plus the namespace's loopback counters."""
         replies = await asyncio.gather(*(self.call(w, "counters") for w in self.workers if w.alive))

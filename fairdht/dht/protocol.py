@@ -758,15 +758,15 @@ class DHTProtocol(HardenedRPCProtocol, KademliaProtocol):  # type: ignore[misc]
             self._remember(self._received_tokens, address, token)
             self._remember(self._token_times, address, loop_time())
 
-    def _fresh(self, address: Address, token: bytes) -> bool:
-        """True if ``token`` is the one ``address`` handed us less than a token period ago:
-        minted under its current secret, it is still valid (docs/protocol.md, "Address
-        validation": a token lives one to two periods). An older one may have rotated
-        away, so echoing it proves nothing for sure."""
+    def _fresh(self, address: Address, token: bytes, periods: float = 1.0) -> bool:
+        """True if ``token`` is the one ``address`` handed us less than ``periods`` token
+        periods ago. Within one it is surely still valid (docs/protocol.md, "Address
+        validation": a token lives one to two periods); within two, maybe; older, never."""
         if len(token) != TOKEN_BYTES or self._received_tokens.get(address) != token:
             return False
         received = self._token_times.get(address)
-        return received is not None and loop_time() - received < self.config.token_period
+        age = loop_time() - received if received is not None else None
+        return age is not None and age < periods * self.config.token_period
 
     # -- RPC handlers ---------------------------------------------------------------------
 
@@ -1034,7 +1034,10 @@ class DHTProtocol(HardenedRPCProtocol, KademliaProtocol):  # type: ignore[misc]
         """Ask ``node`` for its closest contacts to ``target``; None if it failed."""
         address = (node.ip, node.port)
         token = self._token_arg(address, PAD_BYTES)
-        echoed = self._fresh(address, token)
+        # A token up to two periods old is likely still valid: the STORE then needs no
+        # echo. If it was not, the node (when among the closest) challenges us while
+        # answering, or refuses the STORE with "token", which echoes and retries.
+        echoed = self._fresh(address, token, periods=2.0)
         result = await self._call(node, FIND_NODE, target, token)
         if not result.ok:
             return None

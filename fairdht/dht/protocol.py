@@ -744,9 +744,12 @@ class DHTProtocol(HardenedRPCProtocol, KademliaProtocol):  # type: ignore[misc]
             self.request_limits.charge(address[0], loop_time(), extra)
 
     def _token_arg(self, address: Address, pad: int) -> bytes:
-        """The trailing token argument for a request to ``address``: its token, or padding."""
+        """The trailing token argument for a request to ``address``: its token if received
+        less than a token period ago (so surely valid), else padding. A token that may
+        have expired would make us an unproven asker of a small request: a reply trimmed
+        to 3x it, and no room for the address check that could prove us."""
         token = self._received_tokens.get(address)
-        if token is not None:
+        if token is not None and self._fresh(address, token):
             return token
         return bytes(pad)
 
@@ -758,15 +761,15 @@ class DHTProtocol(HardenedRPCProtocol, KademliaProtocol):  # type: ignore[misc]
             self._remember(self._received_tokens, address, token)
             self._remember(self._token_times, address, loop_time())
 
-    def _fresh(self, address: Address, token: bytes, periods: float = 1.0) -> bool:
-        """True if ``token`` is the one ``address`` handed us less than ``periods`` token
-        periods ago. Within one it is surely still valid (docs/protocol.md, "Address
-        validation": a token lives one to two periods); within two, maybe; older, never."""
+    def _fresh(self, address: Address, token: bytes) -> bool:
+        """True if ``token`` is the one ``address`` handed us less than a token period ago:
+        minted under its current secret, it is still valid (docs/protocol.md, "Address
+        validation": a token lives one to two periods). An older one may have rotated
+        away, so echoing it proves nothing for sure."""
         if len(token) != TOKEN_BYTES or self._received_tokens.get(address) != token:
             return False
         received = self._token_times.get(address)
-        age = loop_time() - received if received is not None else None
-        return age is not None and age < periods * self.config.token_period
+        return received is not None and loop_time() - received < self.config.token_period
 
     # -- RPC handlers ---------------------------------------------------------------------
 
@@ -1034,15 +1037,11 @@ class DHTProtocol(HardenedRPCProtocol, KademliaProtocol):  # type: ignore[misc]
         """Ask ``node`` for its closest contacts to ``target``; None if it failed."""
         address = (node.ip, node.port)
         token = self._token_arg(address, PAD_BYTES)
-        # A token up to two periods old is likely still valid: the STORE then needs no
-        # echo. If it was not, the node (when among the closest) challenges us while
-        # answering, or refuses the STORE with "token", which echoes and retries.
-        echoed = self._fresh(address, token, periods=2.0)
         result = await self._call(node, FIND_NODE, target, token)
         if not result.ok:
             return None
-        if echoed:
-            self._presented_now(address)
+        if len(token) == TOKEN_BYTES:
+            self._presented_now(address)  # a fresh token (``_token_arg``): surely valid
         return self._usable(result.value)
 
     async def call_find_value(

@@ -234,7 +234,7 @@ class DHTNode:
         resolved = await resolve_all(addrs, version=version)
         found: list[Node] = []
         for _ in range(_BOOTSTRAP_ATTEMPTS):  # a lost ping or pong must not fail a join
-            pongs = await asyncio.gather(*(proto.call_ping(a) for a in resolved))
+            pongs = await asyncio.gather(*(proto.call_ping(a, why="join") for a in resolved))
             found = [n for n in pongs if n is not None]
             if found or not resolved:
                 break
@@ -296,7 +296,9 @@ class DHTNode:
             if node.id == self.node_id or (known is not None and known.same_home_as(node)):
                 result: QueryResult = await query(node)
                 return result
-            pong, result = await asyncio.gather(proto.call_ping((node.ip, node.port)), query(node))
+            pong, result = await asyncio.gather(
+                proto.call_ping((node.ip, node.port), why="prove"), query(node)
+            )
             if pong is None or pong.id != node.id:
                 self.metrics.inc("lookup.unproven_id")
                 return QueryResult(False)
@@ -389,25 +391,32 @@ class DHTNode:
 
     async def _replica_lookup(self, key: bytes) -> list[Node]:
         """``find_nodes(key)`` for a put: a node that answers while among the k closest
-        seen so far is most likely a replica, and the STORE it will get needs our token
-        seen at its address first (BEP 5). That presentation (one or two pings when it
-        never challenged us) starts at once, while the lookup goes on, instead of after
-        it: a round trip or two less for the put, for a ping or two to the few answering
-        nodes that the lookup's later answers push out of the k closest."""
+        seen so far is most likely a replica, and the STORE it will get needs our address
+        proven there first (BEP 5). A replica proves it itself when it challenges us: an
+        unknown writer for its identity, an unproven one looking up a key it is close to
+        for its address (``DHTProtocol.rpc_find_node``); that ping leaves just after its
+        answer. So ``alpha`` answers later (about one round), a node still among the k
+        closest that has not proved us gets our token echo (one or two pings), while the
+        lookup goes on, instead of after it; the rest are echoed to at STORE time."""
         proto = self.protocol
-        k = self.config.ksize
+        k, wait = self.config.ksize, self.config.alpha
         self.metrics.inc("lookup.find_node")
+        answered: list[tuple[int, Node]] = []  # (answers seen before it, node)
+        count = 0
 
         def present_early(lookup: Lookup, node: Node) -> None:
-            address = (node.ip, node.port)
-            if proto.presented(address):
+            nonlocal count
+            answered.append((count, node))
+            count += 1
+            if not answered or count - answered[0][0] <= wait:
                 return
-            known = proto.router.contact(node.id)
-            if known is None or not known.same_home_as(node):
-                return  # a node new to us is most likely new to it too: it challenges us
-            if any(entry.node.id == node.id for entry in lookup.live(k)):
-                self.metrics.inc("put.present_early")
-                proto.start_presenting(address)
+            live = {entry.node.id for entry in lookup.live(k)}
+            while answered and count - answered[0][0] > wait:
+                _, due = answered.pop(0)
+                address = (due.ip, due.port)
+                if due.id in live and not proto.presented(address):
+                    self.metrics.inc("put.present_early")
+                    proto.start_presenting(address)
 
         lookup = self._node_lookup(key, present_early)
         await lookup.run()
@@ -455,10 +464,14 @@ class DHTNode:
         key = record.key
         self.records.validate(record.raw, now=now, key=key)
         self.metrics.inc("put.calls")
+        started = loop_time()
         if self._disjoint(disjoint) <= 1:
             targets = await self._replica_lookup(key)
         else:
             targets = await self.find_nodes(key, disjoint=disjoint)
+        looked_up = loop_time()
+        # Where a put's time goes (scripts/bench/network.py): the lookup, then the STOREs.
+        self.metrics.inc("put.lookup_us", int((looked_up - started) * 1e6))
         if not targets:
             raise NoPeersError("no peer answered the lookup for the record's key")
         k = self.config.ksize
@@ -481,6 +494,7 @@ class DHTNode:
         replies = await asyncio.gather(
             *(self.protocol.call_store(n, key, [record.raw]) for n in targets)
         )
+        self.metrics.inc("put.stores_us", int((loop_time() - looked_up) * 1e6))
         answered = remote_accepted = 0
         for reply in replies:
             asked += 1

@@ -491,6 +491,7 @@ class DHTProtocol(HardenedRPCProtocol, KademliaProtocol):  # type: ignore[misc]
         # Address validation (RFC 9000 §8.1 with BEP 5 tokens), all timed by the loop.
         self.tokens = TokenMint(config.token_period)
         self._received_tokens: OrderedDict[Address, bytes] = OrderedDict()  # peer -> token
+        self._token_times: OrderedDict[Address, float] = OrderedDict()  # peer -> received
         self._presented: OrderedDict[Address, float] = OrderedDict()  # peer -> until
         self._presenting: dict[Address, asyncio.Task[Any]] = {}
         # Token buckets per host and per /24 or /48 (fairdht.dht.ratelimit), all from the
@@ -604,12 +605,14 @@ class DHTProtocol(HardenedRPCProtocol, KademliaProtocol):  # type: ignore[misc]
         """kademlia's hook: here, an unverified sighting of ``node`` (see ``admit``)."""
         self.admit(node)
 
-    def verify_later(self, address: Address, *, reserve: int = 0) -> None:
+    def verify_later(self, address: Address, *, reserve: int = 0, enter: bool = True) -> None:
         """Challenge ``address`` once (bounded, deduplicated) so its signed pong can admit it.
 
         A challenge sent while answering a request from ``address`` is charged to its
         amplification budget, keeping ``reserve`` bytes for the reply: if it does not
-        fit, it is skipped (the next sighting tries again).
+        fit, it is skipped (the next sighting tries again). With ``enter`` False it is
+        for the address only: the pong proves it, and admits the responder only where
+        it fits without displacing anyone (no head check of a full bucket).
         """
         if address in self._verifying:
             return
@@ -620,7 +623,7 @@ class DHTProtocol(HardenedRPCProtocol, KademliaProtocol):  # type: ignore[misc]
             self.metrics.inc("amplification.challenge_skipped")
             return
         self._verifying.add(address)
-        self.tasks.spawn(self._verify(address), name="verify")
+        self.tasks.spawn(self._verify(address, enter), name="verify")
 
     def _challenge_bytes(self, address: Address) -> int:
         """The size of ``call_ping``'s datagram to ``address`` (with an 8-byte token, the most)."""
@@ -639,9 +642,9 @@ class DHTProtocol(HardenedRPCProtocol, KademliaProtocol):  # type: ignore[misc]
         size = self._challenge_bytes(address)
         return left - reserve >= size and self.budget.allow(address, size, now)
 
-    async def _verify(self, address: Address) -> None:
+    async def _verify(self, address: Address, enter: bool) -> None:
         try:
-            await self.call_ping(address)
+            await self.call_ping(address, why="challenge" if enter else "address", enter=enter)
         finally:
             self._verifying.discard(address)
 
@@ -654,7 +657,7 @@ class DHTProtocol(HardenedRPCProtocol, KademliaProtocol):  # type: ignore[misc]
 
     async def _check_head(self, head: Node) -> None:
         try:
-            if await self.call_ping((head.ip, head.port)) is None:
+            if await self.call_ping((head.ip, head.port), why="head") is None:
                 self.note_failure(head, evict=True)
         finally:
             self._head_checks.discard(head.id)
@@ -741,9 +744,12 @@ class DHTProtocol(HardenedRPCProtocol, KademliaProtocol):  # type: ignore[misc]
             self.request_limits.charge(address[0], loop_time(), extra)
 
     def _token_arg(self, address: Address, pad: int) -> bytes:
-        """The trailing token argument for a request to ``address``: its token, or padding."""
+        """The trailing token argument for a request to ``address``: its token if received
+        less than a token period ago (so surely valid), else padding. A token that may
+        have expired would make us an unproven asker of a small request: a reply trimmed
+        to 3x it, and no room for the address check that could prove us."""
         token = self._received_tokens.get(address)
-        if token is not None:
+        if token is not None and self._fresh(address, token):
             return token
         return bytes(pad)
 
@@ -753,6 +759,17 @@ class DHTProtocol(HardenedRPCProtocol, KademliaProtocol):  # type: ignore[misc]
     def _note_token(self, address: Address, token: bytes) -> None:
         if len(token) == TOKEN_BYTES:
             self._remember(self._received_tokens, address, token)
+            self._remember(self._token_times, address, loop_time())
+
+    def _fresh(self, address: Address, token: bytes) -> bool:
+        """True if ``token`` is the one ``address`` handed us less than a token period ago:
+        minted under its current secret, it is still valid (docs/protocol.md, "Address
+        validation": a token lives one to two periods). An older one may have rotated
+        away, so echoing it proves nothing for sure."""
+        if len(token) != TOKEN_BYTES or self._received_tokens.get(address) != token:
+            return False
+        received = self._token_times.get(address)
+        return received is not None and loop_time() - received < self.config.token_period
 
     # -- RPC handlers ---------------------------------------------------------------------
 
@@ -858,12 +875,30 @@ class DHTProtocol(HardenedRPCProtocol, KademliaProtocol):  # type: ignore[misc]
         """The k closest contacts we know to ``target``, never the asker itself."""
         proven = self._source_proven(sender, token)
         self._note_sender(sender_id, sender)
-        contacts = [contact_wire(n) for n in self._neighbors(target, sender)]
+        neighbors = self._neighbors(target, sender)
+        contacts = [contact_wire(n) for n in neighbors]
         if not proven:
             cap = self._payload_cap(sender)
             while contacts and len(pack(contacts)) > cap:
                 contacts.pop()
+            if sender_id and self._among_closest(target, neighbors):
+                # A full node looking up a target we are among the k closest to is most
+                # likely a writer about to STORE here, and we take its STORE only from a
+                # proven address (BEP 5). Challenging it now proves the address during
+                # its lookup: one ping from us instead of one or two token echoes from
+                # it after the lookup. Deduplicated with the identity challenge that
+                # `_note_sender` may have started, and charged to its amplification
+                # budget after the reply (RFC 9000 §8.1): skipped if it does not fit.
+                self.verify_later(sender, reserve=HEADER_BYTES + len(pack(contacts)), enter=False)
         return contacts
+
+    def _among_closest(self, target: bytes, neighbors: list[Node]) -> bool:
+        """True if fewer than k of our ``neighbors`` of ``target`` are closer to it than we
+        are: a lookup for ``target`` would likely end with us among its k closest."""
+        t = int.from_bytes(target, "big")
+        mine = self.source_node.long_id ^ t
+        closer = sum(1 for n in neighbors if n.long_id ^ t < mine)
+        return closer < self.config.ksize
 
     def _payload_cap(self, sender: Address) -> int:
         """Reply payload bytes the sender's amplification budget still allows."""
@@ -950,8 +985,15 @@ class DHTProtocol(HardenedRPCProtocol, KademliaProtocol):  # type: ignore[misc]
             self.note_failure(node, evict=True)  # it answered garbage
         return result
 
-    async def call_ping(self, address: Address) -> Node | None:
-        """Challenge ``address``; on a validly signed pong admit the responder and return it."""
+    async def call_ping(
+        self, address: Address, *, why: str = "other", enter: bool = True
+    ) -> Node | None:
+        """Challenge ``address``; on a validly signed pong admit the responder and return it.
+
+        ``why`` names the purpose in the ``ping.why.<why>`` counter (the put's cost
+        breakdown in scripts/bench/network.py); ``enter`` False admits the responder
+        only if it is known or its bucket has room (see ``verify_later``)."""
+        self.metrics.inc(f"ping.why.{why}")
         nonce = os.urandom(NONCE_BYTES)
         token = self._received_tokens.get(address, b"")
         result = await self.request(
@@ -965,15 +1007,20 @@ class DHTProtocol(HardenedRPCProtocol, KademliaProtocol):  # type: ignore[misc]
                 self.note_failure(known, evict=result.reason not in ("timeout", "unsent"))
             return None
         pong: Pong = result.value
+        # The echo proved our address if the token was surely valid: fresh, or the very
+        # token it mints now (same secret). A rotated-away one proved nothing: the pong's
+        # new token goes in the next echo.
+        echoed = self._fresh(address, token) or (bool(token) and pong.token == token)
         self._note_token(address, pong.token)
-        if token:
+        if echoed:
             self._presented_now(address)
         node = Node(pong.node_id, address[0], address[1])
         if pong.node_id == self.source_node.id:
             return None  # we pinged ourselves
         # It signed our fresh nonce at this address: the address is proven as well.
         self._prove(address)
-        self.admit(node, pong.pubkey)
+        if enter or self.router.contact(node.id) is not None or self.router.has_room_for(node):
+            self.admit(node, pong.pubkey)
         return node
 
     def _usable(self, contacts: list[Node]) -> list[Node]:
@@ -994,7 +1041,7 @@ class DHTProtocol(HardenedRPCProtocol, KademliaProtocol):  # type: ignore[misc]
         if not result.ok:
             return None
         if len(token) == TOKEN_BYTES:
-            self._presented_now(address)
+            self._presented_now(address)  # a fresh token (``_token_arg``): surely valid
         return self._usable(result.value)
 
     async def call_find_value(
@@ -1046,10 +1093,11 @@ class DHTProtocol(HardenedRPCProtocol, KademliaProtocol):  # type: ignore[misc]
         return pending
 
     async def _present(self, address: Address) -> bool:
+        self.metrics.inc("present.started")
         for _ in range(2):
             if self.presented(address):
                 return True
-            if await self.call_ping(address) is None:
+            if await self.call_ping(address, why="present") is None:
                 return False
         return True
 
@@ -1063,12 +1111,15 @@ class DHTProtocol(HardenedRPCProtocol, KademliaProtocol):  # type: ignore[misc]
         """
         address = (node.ip, node.port)
         for attempt in range(2):
+            if not self.presented(address):
+                self.metrics.inc("store.waited_present")
             await self.present_token(address)
             result = await self._call(node, STORE, key, raws)
             if not result.ok:
                 return None
             value: list[bool | str] = result.value
             if attempt == 0 and value and all(v == TOKEN_REFUSAL for v in value):
+                self.metrics.inc("store.retry.token")
                 self._presented.pop(address, None)
                 continue
             return value

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import time
+from collections import Counter
 from collections.abc import Sequence
 from typing import Any
 
@@ -16,7 +18,21 @@ from fairdht.errors import NoPeersError
 from fairdht.identity import SigningKey
 from fairdht.records import Record, decode_record
 
-__all__ = ["FairDHTGroup", "bench_key"]
+__all__ = ["PUT_COUNTERS", "FairDHTGroup", "bench_key"]
+
+# The DHT counters read per put (prefixes of fairdht.dht.metrics names).
+PUT_COUNTERS = (
+    "ping.why.",
+    "present.",
+    "put.",
+    "store.refused.token",
+    "store.retry.",
+    "store.waited_present",
+    "rpc.ping.sent",
+    "rpc.store.sent",
+    "rpc.find_node.sent",
+    "routing.added",
+)
 
 
 def bench_key(index: int) -> SigningKey:
@@ -47,6 +63,11 @@ class TimedRecordCache(RecordCache):
         finally:
             self.fresh += 1
             self.fresh_ns += time.perf_counter_ns() - start
+
+
+async def _refresh_all(node: DHTNode) -> None:
+    for target in node.protocol.get_refresh_ids(age=0.0):
+        await node.find_nodes(target)
 
 
 class FairDHTGroup:
@@ -136,6 +157,23 @@ class FairDHTGroup:
                 "rounds": node.metrics.get("get.rounds") - r0,
             },
         )
+
+    async def refresh(self) -> None:
+        """Every node looks up a random id in each of its buckets (Kademlia §2.3's
+        hourly refresh, all buckets at once), ten nodes at a time."""
+        nodes = list(self.nodes.values())
+        for i in range(0, len(nodes), 10):
+            await asyncio.gather(*(_refresh_all(n) for n in nodes[i : i + 10]))
+
+    def metric_totals(self) -> dict[str, int]:
+        """The DHT counters a put's cost is read from, summed over this group's nodes,
+        each named ``m.<counter>`` (pings by purpose, presentations, token refusals)."""
+        total: Counter[str] = Counter()
+        for node in self.nodes.values():
+            for name, value in node.metrics.snapshot().items():
+                if name.startswith(PUT_COUNTERS):
+                    total["m." + name] += value
+        return dict(total)
 
     async def holds(self, index: int, key: bytes) -> bool:
         """The node's own store has a record under ``key``."""

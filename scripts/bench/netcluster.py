@@ -284,6 +284,15 @@ class Cluster:
                 raise RuntimeError(f"{self.system}: cannot inspect storage: {r['error']}")
         return {int(i) for r in replies for i in r.get("nodes", [])}
 
+    async def refresh(self) -> None:
+        """Every node refreshes every bucket once (Kademlia §2.3), all workers at once."""
+        replies = await asyncio.gather(
+            *(self.call(w, "refresh", 900) for w in self.workers if w.alive)
+        )
+        for r in replies:
+            if "error" in r:
+                raise RuntimeError(f"{self.system}: refresh failed: {r['error']}")
+
     async def counters(self) -> dict[str, int]:
         """Socket counters summed over alive workers, plus the namespace's loopback counters."""
         replies = await asyncio.gather(*(self.call(w, "counters") for w in self.workers if w.alive))
@@ -401,6 +410,14 @@ def phase_report(
         report["datagrams_per_op"] = None
         report["bytes_per_op"] = None
         report["traffic_counted_by"] = "n/a (no network namespace)"
+    counted = sorted(name for name in after if name.startswith("m."))
+    if counted:
+        # The system's own counters per operation (fairdht: pings by purpose, token
+        # presentations and refusals, where a put's time went).
+        # A counter first bumped during the phase was 0 before it.
+        report["counters_per_op"] = {
+            name[2:]: (after[name] - before.get(name, 0)) / n if n else None for name in counted
+        }
     if after.get("sock_sent"):
         report["socket_datagrams_per_op"] = per_op("sock_sent")
         report["socket_payload_bytes_per_op"] = per_op("sock_sent_bytes")

@@ -57,9 +57,10 @@ class _Side:
         )
         self.ready = 0
         self.boot_s = 0.0
+        self.refresh_s = 0.0
         self.counters: dict[str, dict[str, int]] = {}
-        self.phase_s = {"put": 0.0, "get": 0.0}
-        self.results: dict[str, list[OpResult]] = {"put": [], "get": []}
+        self.phase_s = {"put": 0.0, "get": 0.0, "put_warm": 0.0}
+        self.results: dict[str, list[OpResult]] = {"put": [], "get": [], "put_warm": []}
 
     async def boot(self, settle_s: float) -> None:
         t0 = time.monotonic()
@@ -154,6 +155,25 @@ async def measure_size(
                 get_profiles[side.system] = await collect_profile(
                     side.cluster, Path(profile_dir), nodes, "get"
                 )
+        if settings.get("warm_puts"):
+            # A second batch of puts on new keys, once the network has served a round of
+            # puts and gets: routing tables are fuller and more pairs of nodes have proved
+            # each other, for every system alike. The cold figure above stays the headline.
+            later = make_workload(
+                settings["keys"], settings["per_key"], seed=seed + 104729, now=time.time()
+            )
+            warm_plans = {side.system: put_ops(later, nodes, side.rng) for side in sides}
+            for side in sides:
+                # A network that has run a while has refreshed every bucket (Kademlia
+                # §2.3, hourly): each system does that once, on its own, before the batch.
+                t = time.monotonic()
+                await side.cluster.refresh()
+                side.refresh_s = time.monotonic() - t
+            for side in sides:
+                await side.mark("warm0")
+            await _interleaved(sides, warm_plans, "put_warm", settings["chunk"], progress)
+            for side in sides:
+                await side.mark("warm1")
         reports = []
         for side in sides:
             holders = [len(await side.cluster.holders(ks.key)) for ks in work]
@@ -176,6 +196,19 @@ async def measure_size(
                         **phase_report(side.results["get"], c["get0"], c["get1"], netns),
                         "phase_s": side.phase_s["get"],
                     },
+                    **(
+                        {
+                            "put_warm": {
+                                **phase_report(
+                                    side.results["put_warm"], c["warm0"], c["warm1"], netns
+                                ),
+                                "phase_s": side.phase_s["put_warm"],
+                                "refresh_s": side.refresh_s,
+                            }
+                        }
+                        if side.results["put_warm"]
+                        else {}
+                    ),
                     "gets_from_holders": sum(
                         1 for op in plans[side.system] if op.node in held[op.key]
                     ),
@@ -357,6 +390,54 @@ def cost_rows(runs: list[dict[str, Any]]) -> list[list[Any]]:
     return rows
 
 
+PUT_HEADER = (
+    "nodes", "system", "puts", "put p50 ms", "put p99 ms", "put ok", "datagrams per put",
+    "lookup ms per put", "STOREs ms per put", "challenge pings", "presentation pings",
+    "presentations", "STOREs waiting on one", "token refusals", "token retries",
+)  # fmt: skip
+
+
+def put_rows(runs: list[dict[str, Any]]) -> list[list[Any]]:
+    """One row per (size, system, cold or warm batch): what a put cost, with fairdht's
+    counters per put (mean over the batch; lookup and STORE times are means, not p50)."""
+    rows = []
+    for r in runs:
+        for phase, label in (("put", "cold"), ("put_warm", "warm")):
+            p = r.get(phase)
+            if not p:
+                continue
+            c = p.get("counters_per_op", {})
+
+            def get(name: str, c: dict[str, Any] = c) -> Any:
+                value = c.get(name)
+                return "n/a" if value is None else value
+
+            def ms(name: str, c: dict[str, Any] = c) -> Any:
+                value = c.get(name)
+                return "n/a" if value is None else value / 1e3
+
+            rows.append(
+                [
+                    r["nodes"],
+                    r["system"],
+                    label,
+                    p["latency_ms"]["median"],
+                    p["latency_ms"]["p99"],
+                    p["success_rate"],
+                    p["datagrams_per_op"],
+                    ms("put.lookup_us"),
+                    ms("put.stores_us"),
+                    get("ping.why.challenge"),
+                    get("ping.why.present"),
+                    get("present.started"),
+                    get("store.waited_present"),
+                    get("store.refused.token"),
+                    get("store.retry.token"),
+                ]
+            )
+    return rows
+
+
 def ratios(runs: list[dict[str, Any]]) -> dict[str, dict[str, float]]:
     """fairdht's get/put p50 and traffic relative to each anchor, per size."""
     out: dict[str, dict[str, float]] = {}
@@ -375,6 +456,16 @@ def ratios(runs: list[dict[str, Any]]) -> dict[str, dict[str, float]]:
             ),
             "get_p99": ratio(f["get"]["latency_ms"]["p99"], r["get"]["latency_ms"]["p99"]),
             "put_p50": ratio(f["put"]["latency_ms"]["median"], r["put"]["latency_ms"]["median"]),
+            **(
+                {
+                    "put_warm_p50": ratio(
+                        f["put_warm"]["latency_ms"]["median"],
+                        r["put_warm"]["latency_ms"]["median"],
+                    )
+                }
+                if "put_warm" in f and "put_warm" in r
+                else {}
+            ),
             "get_datagrams": ratio(
                 f["get"]["datagrams_per_op"] or float("nan"),
                 r["get"]["datagrams_per_op"] or float("nan"),
@@ -449,6 +540,16 @@ def tables(doc: dict[str, Any]) -> list[Table]:
                 used,
             )
         )
+    puts = put_rows(res["runs"])
+    if puts:
+        out.append(
+            (
+                "Puts, cold (seconds after boot) and warm (after a round of puts and gets "
+                "and one refresh of every bucket)",
+                PUT_HEADER,
+                puts,
+            )
+        )
     cost = cost_rows(res["runs"])
     if cost:
         out.append(
@@ -468,6 +569,7 @@ def tables(doc: dict[str, Any]) -> list[Table]:
                     "get p50 net of verify",
                     "get p99",
                     "put p50",
+                    "put p50 warm",
                     "get datagrams",
                     "get bytes",
                 ],
@@ -478,6 +580,7 @@ def tables(doc: dict[str, Any]) -> list[Table]:
                         r.get("get_p50_net_of_verify", float("nan")),
                         r["get_p99"],
                         r["put_p50"],
+                        r.get("put_warm_p50", float("nan")),
                         r["get_datagrams"],
                         r["get_bytes"],
                     ]
@@ -513,6 +616,13 @@ def main() -> int:
         help="DHTConfig overrides for fairdht, e.g. read_replicas=1,alpha=3 (default: shipped)",
     )
     parser.add_argument(
+        "--warm-puts",
+        action="store_true",
+        help="after the gets, every node refreshes every bucket once (Kademlia §2.3), "
+        "then puts a second batch of new keys (a warm network), every system alike; "
+        "reported next to the cold puts",
+    )
+    parser.add_argument(
         "--profile",
         type=Path,
         help="cProfile every worker during the gets and write .pstats files here "
@@ -533,6 +643,7 @@ def main() -> int:
         settings["sizes"] = [int(s) for s in args.sizes.split(",")]
     settings["fairdht_config"] = parse_overrides(args.fairdht_config)
     settings["profile_dir"] = str(args.profile) if args.profile else None
+    settings["warm_puts"] = args.warm_puts
     if args.profile:
         args.profile.mkdir(parents=True, exist_ok=True)
     results = asyncio.run(run(args, settings))

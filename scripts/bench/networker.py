@@ -97,8 +97,17 @@ class Worker:
         if op == "holds":
             key = bytes.fromhex(cmd["key"])
             return {"nodes": [i for i in cmd["nodes"] if await group.holds(i, key)]}
+        if op == "refresh":
+            refresh = getattr(group, "refresh", None)
+            if refresh is None:
+                return {"error": "this system has no refresh"}
+            await refresh()
+            return {"refreshed": True}
         if op == "counters":
             counts = group.counters.snapshot()
+            totals = getattr(group, "metric_totals", None)
+            if totals is not None:
+                counts.update(totals())
             counts.update(process_counters(self.base_rss_kib))
             if self.in_namespace:
                 counts.update(loopback_counters())

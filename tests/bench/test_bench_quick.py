@@ -77,6 +77,23 @@ def test_network_quick_measures_every_available_system(tmp_path: Path) -> None:
     assert "get_p50_net_of_verify" in doc["results"]["ratios"]["n30_fairdht_vs_kademlia"]
 
 
+def test_network_quick_reports_cold_and_warm_puts_with_their_pings(tmp_path: Path) -> None:
+    doc = run_script("network", tmp_path, "--systems", "fairdht,kademlia", "--warm-puts")
+    runs = {r["system"]: r for r in doc["results"]["runs"]}
+    for r in runs.values():
+        # A second batch of puts on new keys, every system alike (issue 16).
+        assert r["put_warm"]["ops"] == 9 and r["put_warm"]["succeeded"] > 0
+    cold, warm = runs["fairdht"]["put"], runs["fairdht"]["put_warm"]
+    for phase in (cold, warm):
+        counts = phase["counters_per_op"]
+        # Every put stored: one put call each, and no STORE left refused for a token.
+        assert counts["put.calls"] == 1 and counts["put.ok"] == 1
+        assert counts.get("store.refused.token") in (None, 0)
+        assert counts["put.lookup_us"] > 0 and counts["put.stores_us"] > 0
+        assert counts["rpc.find_node.sent"] >= 1 and counts["rpc.store.sent"] >= 1
+    assert "put_warm_p50" in doc["results"]["ratios"]["n30_fairdht_vs_kademlia"]
+
+
 def test_network_reports_opendht_as_na_when_it_is_missing(tmp_path: Path) -> None:
     # sys.modules[name] = None makes every import of it fail, as if not installed.
     doc = run_script(

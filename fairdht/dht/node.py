@@ -38,7 +38,7 @@ from fairdht.dht.addresses import family_of, format_address, resolve_all
 from fairdht.dht.config import DHTConfig
 from fairdht.dht.lookup import Agreement, Lookup, QueryResult, Slot, merge_newest, missing_from
 from fairdht.dht.metrics import Metrics
-from fairdht.dht.nearest import closer_than, nearest
+from fairdht.dht.nearest import closer_than, nearest, nearest_ranked
 from fairdht.dht.protocol import DHTProtocol, RecordCache, cursor_of, store_batches
 from fairdht.dht.routing import loop_time
 from fairdht.dht.rpc import Address, TaskSet
@@ -318,9 +318,12 @@ class DHTNode:
             if count > 1:
                 query = self._proving(query)
             paths.append(self._lookup(target, query, claims, i))
-        seeds = nearest(self.protocol.router, target, self.config.ksize)
-        for i, node in enumerate(seeds):
-            paths[i % count].add([node])
+        seeds = nearest_ranked(self.protocol.router, target, self.config.ksize)
+        if count == 1:
+            paths[0].add_ranked(seeds)
+        else:
+            for i in range(count):
+                paths[i].add_ranked(seeds[i::count])
         if count > 1:
             self.metrics.inc("lookup.disjoint", count)
         return paths

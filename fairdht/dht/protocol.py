@@ -521,6 +521,8 @@ class DHTProtocol(HardenedRPCProtocol, KademliaProtocol):  # type: ignore[misc]
         without proof refreshes a matching contact, or starts one challenge; light
         clients (empty id) and our own id never enter. ``reserve``: see ``verify_later``.
         """
+        if pubkey is None and self.router.refresh(node.id, node.ip, node.port) is not None:
+            return True  # a contact seen again at its address: now its bucket's tail (§2.2)
         if len(node.id) != NODE_ID_BYTES or node.id == self.source_node.id:
             return False
         if node.ip is None or node.port is None:
@@ -681,6 +683,9 @@ class DHTProtocol(HardenedRPCProtocol, KademliaProtocol):  # type: ignore[misc]
     def _note_sender(self, sender_id: bytes, address: Address) -> Node | None:
         if not sender_id:
             return None  # a light client: never a contact, never handed replicas
+        known: Node | None = self.router.refresh(sender_id, address[0], address[1])
+        if known is not None:
+            return known  # a contact seen again at its address (``admit``'s first case)
         node = Node(sender_id, address[0], address[1])
         # A challenge it triggers leaves room for the smallest whole reply.
         self.admit(node, reserve=_MIN_REPLY)
@@ -888,9 +893,9 @@ class DHTProtocol(HardenedRPCProtocol, KademliaProtocol):  # type: ignore[misc]
             # A holder's records end most reads (Kademlia §2.3: a node holding the value
             # returns it instead of contacts); the reader still needs a way to closer,
             # possibly newer holders, so only those are named (docs/protocol.md).
-            nodes = [contact_wire(n) for n in self._closer_neighbors(key, sender)]
+            nodes = [[n.id, n.ip, n.port] for n in self._closer_neighbors(key, sender)]
         else:
-            nodes = [contact_wire(n) for n in self._neighbors(key, sender)]
+            nodes = [[n.id, n.ip, n.port] for n in self._neighbors(key, sender)]
         reply: dict[str, Any] = {
             "records": [],
             "next": None,
@@ -904,6 +909,16 @@ class DHTProtocol(HardenedRPCProtocol, KademliaProtocol):  # type: ignore[misc]
             budget = cap - len(pack(reply))
         else:
             budget = MAX_DATAGRAM - HEADER_BYTES - _PAGE_OVERHEAD - len(pack(nodes))
+            if (
+                not cursor
+                and len(held) <= MAX_PAGE_RECORDS
+                and sum(len(r.raw) for r in held) + 3 * len(held) <= budget
+            ):
+                # Every record fits (3 bytes of framing each is the most a record of
+                # up to 64 KiB takes): the page is all of them, as the loop below would
+                # find one record at a time.
+                reply["records"] = [r.raw for r in sorted(held, key=cursor_of)]
+                return reply
         page: list[bytes] = reply["records"]
         last: Record | None = None
         nxt: bytes | None = None

@@ -21,7 +21,7 @@ from typing import Any
 from kademlia.node import Node
 from kademlia.routing import KBucket, RoutingTable
 
-__all__ = ["Bucket", "DHTRoutingTable", "loop_time"]
+__all__ = ["Bucket", "DHTRoutingTable", "TableView", "loop_time"]
 
 ID_SPACE = 2**160
 
@@ -56,18 +56,72 @@ class Bucket(KBucket):  # type: ignore[misc]  # kademlia is untyped
         return one, two
 
 
+class TableView:
+    """The contacts of one version of a routing table, laid out for ranking by distance.
+
+    Per bucket: the lowest id of its block, the mask that keeps the bits its ids share
+    (``-size``; 0 for a block that is not aligned, never built by the table), and its
+    contacts as (id as int, node). ``homes`` maps an address to the ids of the contacts
+    there. Built once per table version (``DHTRoutingTable.view``): every request and
+    every get ranks contacts, and the table changes far less often than that.
+    """
+
+    __slots__ = ("buckets", "homes", "version")
+
+    def __init__(self, buckets: list[Bucket], version: int) -> None:
+        self.version = version
+        self.buckets: list[tuple[int, int, list[tuple[int, Node]]]] = []
+        self.homes: dict[tuple[Any, Any], set[int]] = {}
+        for bucket in buckets:
+            lo, hi = bucket.range
+            size = hi - lo + 1
+            mask = -size if size & (size - 1) == 0 and lo % size == 0 else 0
+            entries = [(int(n.long_id), n) for n in bucket.nodes.values()]
+            self.buckets.append((lo, mask, entries))
+            for long_id, n in entries:
+                self.homes.setdefault((n.ip, n.port), set()).add(long_id)
+
+
 class DHTRoutingTable(RoutingTable):  # type: ignore[misc]  # kademlia is untyped
-    """The routing table of one node; ``protocol.check_head`` pings full buckets' heads."""
+    """The routing table of one node; ``protocol.check_head`` pings full buckets' heads.
+
+    ``version`` changes whenever the set of contacts (or a contact's address) or the
+    bucket layout changes, through this class's methods; a refresh that only moves a
+    contact to its bucket's tail (§2.2) keeps it.
+    """
 
     def __init__(
         self, protocol: Any, ksize: int, node: Node, now: Callable[[], float] = loop_time
     ) -> None:
         self._now = now
+        self.version = 0
+        self._view: TableView | None = None
         RoutingTable.__init__(self, protocol, ksize, node)
+
+    def _changed(self) -> None:
+        self.version += 1
+
+    def view(self) -> TableView:
+        """The contacts of the table as it is now, laid out by bucket (built once per version)."""
+        view = self._view
+        if view is None or view.version != self.version:
+            view = self._view = TableView(self.buckets, self.version)
+        return view
 
     def flush(self) -> None:
         """Reset to one empty bucket covering the whole id space."""
         self.buckets = [Bucket(0, ID_SPACE - 1, self.ksize, self._now)]
+        self._changed()
+
+    def split_bucket(self, index: int) -> None:
+        """Split bucket ``index`` in two at its midpoint (§4.2)."""
+        RoutingTable.split_bucket(self, index)
+        self._changed()
+
+    def remove_contact(self, node: Node) -> None:
+        """Remove ``node`` (a replacement-cache contact may take its place, §4.1)."""
+        RoutingTable.remove_contact(self, node)
+        self._changed()
 
     def lonely_buckets(self, age: float = 3600.0) -> list[Bucket]:
         """Buckets without a lookup or update for ``age`` seconds (§2.3 refresh)."""
@@ -76,8 +130,11 @@ class DHTRoutingTable(RoutingTable):  # type: ignore[misc]  # kademlia is untype
 
     def get_bucket_for(self, node: Node) -> int:
         """Index of the bucket whose (inclusive) range holds ``node``."""
+        return self.index_of(node.long_id)
+
+    def index_of(self, target: int) -> int:
+        """Index of the bucket whose (inclusive) range holds the id ``target`` (an int)."""
         lo, hi = 0, len(self.buckets) - 1
-        target = node.long_id
         while lo < hi:
             mid = (lo + hi) // 2
             if target <= self.buckets[mid].range[1]:
@@ -90,8 +147,12 @@ class DHTRoutingTable(RoutingTable):  # type: ignore[misc]  # kademlia is untype
         """Add or refresh ``node``; a full bucket splits (§4.2) or pings its head (§2.2)."""
         index = self.get_bucket_for(node)
         bucket = self.buckets[index]
+        held = bucket.nodes.get(node.id)
         if bucket.add_node(node):
+            if held is not node:  # a new contact, or a new object (maybe a new address)
+                self._changed()
             return
+        # Full: ``node`` went to the replacement cache (§4.1), which no ranking reads.
         if bucket.has_in_range(self.node) or bucket.depth() % 5 != 0:
             self.split_bucket(index)
             self.add_contact(node)
@@ -126,8 +187,18 @@ class DHTRoutingTable(RoutingTable):  # type: ignore[misc]  # kademlia is untype
 
     def contact(self, node_id: bytes) -> Node | None:
         """The contact with ``node_id`` in the table (not the replacement cache), or None."""
-        probe = Node(node_id)
-        node: Node | None = self.buckets[self.get_bucket_for(probe)].nodes.get(node_id)
+        index = self.index_of(int.from_bytes(node_id, "big"))
+        node: Node | None = self.buckets[index].nodes.get(node_id)
+        return node
+
+    def refresh(self, node_id: bytes, ip: Any, port: Any) -> Node | None:
+        """Move the contact with ``node_id`` at ``ip``:``port`` to its bucket's tail (seen
+        alive, §2.2) and return it; None (nothing done) if there is no such contact."""
+        nodes = self.buckets[self.index_of(int.from_bytes(node_id, "big"))].nodes
+        node: Node | None = nodes.get(node_id)
+        if node is None or node.ip != ip or node.port != port:
+            return None
+        nodes.move_to_end(node_id)
         return node
 
     def all_contacts(self) -> list[Node]:

@@ -22,13 +22,7 @@ from kademlia.node import Node
 __all__ = ["closer_than", "nearest", "nearest_ranked"]
 
 _FIRST = itemgetter(0)
-
-
-def _excluded(view: Any, exclude: tuple[Any, Any] | None) -> set[int] | frozenset[int]:
-    if exclude is None:
-        return frozenset()
-    found: set[int] | None = view.homes.get((exclude[0], exclude[1]))
-    return frozenset() if found is None else found
+_NONE: frozenset[int] = frozenset()
 
 
 def nearest_ranked(
@@ -36,16 +30,15 @@ def nearest_ranked(
 ) -> list[tuple[int, Node]]:
     """``nearest``, each contact with its XOR distance to ``target``: (distance, node)."""
     t = int.from_bytes(target, "big")
-    view = router.view()
-    buckets = view.buckets
-    skip = _excluded(view, exclude)
+    buckets = router.view().buckets
     # (lo ^ t) & mask is the least distance from t to any id of the bucket's block.
-    ranked = sorted(((lo ^ t) & mask, i) for i, (lo, mask, _) in enumerate(buckets))
+    ranked = sorted(((lo ^ t) & mask, i) for i, (lo, mask, _, _) in enumerate(buckets))
     found: list[tuple[int, Node]] = []
     for bound, index in ranked:
         if len(found) >= k and bound > found[k - 1][0]:
             break
-        entries = buckets[index][2]
+        _, _, entries, homes = buckets[index]
+        skip = _NONE if exclude is None else homes.get(exclude, _NONE)
         if skip:
             found.extend((i ^ t, n) for i, n in entries if i != t and i not in skip)
         else:
@@ -78,23 +71,22 @@ def closer_than(
     if limit <= 0:
         return []
     t = int.from_bytes(target, "big")
-    view = router.view()
-    buckets = view.buckets
-    left_out = set(_excluded(view, exclude))
-    if skip is not None:
-        left_out.add(int.from_bytes(skip, "big"))
+    buckets = router.view().buckets
+    skip_id = -1 if skip is None else int.from_bytes(skip, "big")
     ranked = sorted(
         (bound, i)
-        for i, (lo, mask, _) in enumerate(buckets)
+        for i, (lo, mask, _, _) in enumerate(buckets)
         if (bound := (lo ^ t) & mask) < distance
     )
     found: list[tuple[int, Node]] = []
     for bound, index in ranked:
         if bound >= distance:
             break  # no contact of this bucket, nor of the next, beats the ``limit``-th
-        for i, n in buckets[index][2]:
+        _, _, entries, homes = buckets[index]
+        left_out = _NONE if exclude is None else homes.get(exclude, _NONE)
+        for i, n in entries:
             d = i ^ t
-            if d < distance and i not in left_out:
+            if d < distance and i != skip_id and i not in left_out:
                 found.append((d, n))
         if len(found) >= limit:
             found.sort(key=_FIRST)

@@ -620,12 +620,18 @@ class DHTNode:
             # neighbourhood was read, like Kademlia's find_value).
             return cfg.ksize if lookup.final_phase else max(cfg.alpha, agreement.wanted())
 
-        await asyncio.gather(
-            *(
-                p.run(enough=a.done, width=functools.partial(width, a, p))
-                for p, a in zip(paths, agreements, strict=True)
+        if count == 1:
+            # One path runs in this task: a task of its own would start a loop turn later.
+            await paths[0].run(
+                agreements[0].done, functools.partial(width, agreements[0], paths[0])
             )
-        )
+        else:
+            await asyncio.gather(
+                *(
+                    p.run(enough=a.done, width=functools.partial(width, a, p))
+                    for p, a in zip(paths, agreements, strict=True)
+                )
+            )
         if not any(node_id != self.node_id for node_id in answers):
             self.metrics.inc("get.no_peers")
             raise NoPeersError("no peer answered the lookup")

@@ -21,7 +21,7 @@ from typing import Any
 from kademlia.node import Node
 from kademlia.routing import KBucket, RoutingTable
 
-__all__ = ["Bucket", "DHTRoutingTable", "TableView", "loop_time"]
+__all__ = ["Bucket", "BucketView", "DHTRoutingTable", "TableView", "loop_time"]
 
 ID_SPACE = 2**160
 
@@ -34,16 +34,58 @@ def loop_time() -> float:
         return time.monotonic()
 
 
+Home = tuple[Any, Any]
+# One bucket laid out for ranking: the lowest id of its block, the mask that keeps the
+# bits its ids share (-size; 0 for a block that is not aligned, never built by the
+# table), its contacts as (id as int, node), and the ids of its contacts per address.
+BucketView = tuple[int, int, list[tuple[int, Node]], dict[Home, frozenset[int]]]
+
+
 class Bucket(KBucket):  # type: ignore[misc]  # kademlia is untyped
-    """A k-bucket whose ``last_updated`` comes from an injected clock."""
+    """A k-bucket whose ``last_updated`` comes from an injected clock, and which keeps
+    its contacts laid out for ranking (``view``) until they change."""
 
     def __init__(self, lo: int, hi: int, ksize: int, now: Callable[[], float]) -> None:
         self._now = now
+        self._view: BucketView | None = None
         KBucket.__init__(self, lo, hi, ksize)
 
     def touch_last_updated(self) -> None:
         """Stamp the bucket as used now."""
         self.last_updated = self._now()
+
+    def add_node(self, node: Node) -> bool:
+        """kademlia's ``add_node`` (True if ``node`` is a contact now, False if it went
+        to the replacement cache, §4.1)."""
+        held = self.nodes.get(node.id)
+        added: bool = KBucket.add_node(self, node)
+        if added and held is not node:
+            self._view = None
+        return added
+
+    def remove_node(self, node: Node) -> None:
+        """kademlia's ``remove_node`` (a replacement may take the contact's place)."""
+        KBucket.remove_node(self, node)
+        self._view = None
+
+    def view(self) -> BucketView:
+        """This bucket's contacts laid out for ranking, built once per change of them."""
+        view = self._view
+        if view is None:
+            lo, hi = self.range
+            size = hi - lo + 1
+            mask = -size if size & (size - 1) == 0 and lo % size == 0 else 0
+            entries = [(int(n.long_id), n) for n in self.nodes.values()]
+            homes: dict[Home, set[int]] = {}
+            for long_id, n in entries:
+                homes.setdefault((n.ip, n.port), set()).add(long_id)
+            view = self._view = (
+                lo,
+                mask,
+                entries,
+                {home: frozenset(ids) for home, ids in homes.items()},
+            )
+        return view
 
     def split(self) -> tuple[Bucket, Bucket]:
         """Split at the midpoint (same as kademlia, but keeps this class and clock)."""
@@ -57,29 +99,18 @@ class Bucket(KBucket):  # type: ignore[misc]  # kademlia is untyped
 
 
 class TableView:
-    """The contacts of one version of a routing table, laid out for ranking by distance.
+    """The contacts of one version of a routing table, laid out for ranking by distance:
+    each bucket's ``Bucket.view``, in table order.
 
-    Per bucket: the lowest id of its block, the mask that keeps the bits its ids share
-    (``-size``; 0 for a block that is not aligned, never built by the table), and its
-    contacts as (id as int, node). ``homes`` maps an address to the ids of the contacts
-    there. Built once per table version (``DHTRoutingTable.view``): every request and
-    every get ranks contacts, and the table changes far less often than that.
+    Every request and every get ranks contacts, far more often than the table changes;
+    a change rebuilds the view of the bucket it touched only.
     """
 
-    __slots__ = ("buckets", "homes", "version")
+    __slots__ = ("buckets", "version")
 
     def __init__(self, buckets: list[Bucket], version: int) -> None:
         self.version = version
-        self.buckets: list[tuple[int, int, list[tuple[int, Node]]]] = []
-        self.homes: dict[tuple[Any, Any], set[int]] = {}
-        for bucket in buckets:
-            lo, hi = bucket.range
-            size = hi - lo + 1
-            mask = -size if size & (size - 1) == 0 and lo % size == 0 else 0
-            entries = [(int(n.long_id), n) for n in bucket.nodes.values()]
-            self.buckets.append((lo, mask, entries))
-            for long_id, n in entries:
-                self.homes.setdefault((n.ip, n.port), set()).add(long_id)
+        self.buckets: list[BucketView] = [bucket.view() for bucket in buckets]
 
 
 class DHTRoutingTable(RoutingTable):  # type: ignore[misc]  # kademlia is untyped

@@ -74,7 +74,7 @@ def test_rankings_follow_every_change_of_the_table() -> None:
         versions.add(proto.router.version)
         _check_rankings(proto, rng)
         assert {id(n) for n in proto.router.all_contacts()} == {
-            id(n) for _, _, entries in proto.router.view().buckets for _, n in entries
+            id(n) for _, _, entries, _ in proto.router.view().buckets for _, n in entries
         }, step
     assert len(proto.router) >= 30 and len(proto.router.buckets) > 1
     assert len(versions) > 50  # the view was rebuilt many times, and reused between

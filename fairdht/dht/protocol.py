@@ -240,7 +240,29 @@ def _check_cursor(value: Any) -> None:
 # -- reply parsers (each raises Dropped) ------------------------------------------------
 
 
+# Contacts already parsed, by their exact wire values: holders name the same few
+# contacts to many readers, and a Node costs a hex round trip of its id to build. Nodes
+# are never changed once built, so one object may serve many replies.
+_PARSED: dict[tuple[bytes, str, int], Node] = {}
+_PARSED_MAX: Final = 4096
+
+
 def _parse_contact(item: Any) -> Node:
+    if type(item) is list and len(item) == 3:
+        node_id, ip, port = item
+        if type(node_id) is bytes and type(ip) is str and type(port) is int:
+            node = _PARSED.get((node_id, ip, port))
+            if node is not None:
+                return node
+            node = _parse_new_contact(item)
+            if len(_PARSED) >= _PARSED_MAX:
+                _PARSED.clear()
+            _PARSED[(node_id, ip, port)] = node
+            return node
+    return _parse_new_contact(item)
+
+
+def _parse_new_contact(item: Any) -> Node:
     if not isinstance(item, list) or len(item) != 3:
         raise Dropped("bad_contact", "a contact is [id, ip, port]")
     node_id, ip, port = item
@@ -340,12 +362,11 @@ def _parse_find_value_reply(value: Any, args: tuple[Any, ...]) -> ValuePage:
         raise Dropped("bad_reply", "find_value reply is a map")
     records = value.get("records")
     nxt = value.get("next")
-    if (
-        not isinstance(records, list)
-        or len(records) > MAX_PAGE_RECORDS
-        or not all(isinstance(r, bytes) for r in records)
-    ):
+    if not isinstance(records, list) or len(records) > MAX_PAGE_RECORDS:
         raise Dropped("bad_reply", "records must be a list of bin")
+    for raw in records:
+        if type(raw) is not bytes:  # msgpack decodes bin as bytes, nothing derived
+            raise Dropped("bad_reply", "records must be a list of bin")
     if nxt is not None:
         cursor = args[2]
         if not isinstance(nxt, bytes) or not 0 < len(nxt) <= MAX_CURSOR_BYTES or nxt <= cursor:
@@ -1035,7 +1056,9 @@ class DHTProtocol(HardenedRPCProtocol, KademliaProtocol):  # type: ignore[misc]
                 break
         assert page is not None
         if page.nodes:
-            page = ValuePage(page.records, page.next, self._usable(page.nodes), page.token)
+            usable = self._usable(page.nodes)
+            if usable is not page.nodes or page.retry:
+                page = ValuePage(page.records, page.next, usable, page.token)
         return page
 
     def presented(self, address: Address) -> bool:

@@ -81,6 +81,8 @@ _ENDED_MEMORY: Final = 512
 # here; a bigger buffer keeps an honest datagram from being pushed out by them before
 # the rate limits, which run when it is read, can drop the flood cheaply.
 RECEIVE_BUFFER: Final = 4 << 20
+# Reply types no handler awaits: checked by type before inspect.isawaitable's ABC check.
+_PLAIN_REPLIES: Final = frozenset({dict, list})
 _REQUEST_BYTE: Final = bytes([REQUEST])
 _RESPONSE_BYTE: Final = bytes([RESPONSE])
 # rpcudp frames start with 0x00 or 0x01; any datagram with this bit set is foreign (QUIC).
@@ -535,7 +537,7 @@ class HardenedRPCProtocol(RPCProtocol):  # type: ignore[misc]  # rpcudp is untyp
             self.answering = None
         if reply is NO_REPLY:
             return
-        if inspect.isawaitable(reply):
+        if type(reply) not in _PLAIN_REPLIES and inspect.isawaitable(reply):
             self.tasks.spawn(self._reply_later(msg_id, reply, address), name=f"rpc-{name}")
         else:
             self._send_reply(msg_id, reply, address)

@@ -14,6 +14,7 @@ import random
 import socket
 import time
 
+import pytest
 from dhtkit import QUICK, closest, det_key, join, run, server_record, start_nodes, stop_all
 from kademlia.node import Node
 from test_dht_units import make_protocol
@@ -22,8 +23,8 @@ from fairdht.dht.admission import TOKEN_BYTES, TokenMint
 from fairdht.dht.lookup import Lookup
 from fairdht.dht.metrics import Metrics
 from fairdht.dht.nearest import closer_than, nearest
-from fairdht.dht.protocol import FIND_VALUE, DHTProtocol
-from fairdht.dht.rpc import DRAIN_PROBE, HEADER_BYTES, REQUEST, pack, unpack
+from fairdht.dht.protocol import FIND_VALUE, DHTProtocol, parse_contacts
+from fairdht.dht.rpc import DRAIN_PROBE, HEADER_BYTES, REQUEST, Dropped, pack, unpack
 
 
 def _ranked(contacts: list[Node], target: bytes) -> list[Node]:
@@ -213,3 +214,30 @@ def test_every_request_of_a_burst_waiting_in_the_socket_is_answered_once() -> No
             await stop_all([node])
 
     run(main)
+
+
+def test_contacts_parsed_before_are_named_at_the_address_sent_now() -> None:
+    # Parsed contacts are remembered by their exact wire values: the same id at another
+    # address, or a bad variant of a good entry, must never get the remembered answer.
+    node_id = det_key("parsed-contact").node_id
+    (first,) = parse_contacts([[node_id, "127.0.0.1", 4000]])
+    (again,) = parse_contacts([[node_id, "127.0.0.1", 4000]])
+    assert (again.id, again.ip, again.port) == (node_id, "127.0.0.1", 4000)
+    (moved,) = parse_contacts([[node_id, "127.0.0.2", 4001]])
+    assert (moved.ip, moved.port) == ("127.0.0.2", 4001)
+    (spelled,) = parse_contacts([[node_id, "0:0::1", 4000]])
+    assert spelled.ip == "::1"
+    for bad in ([node_id, "127.0.0.1", True], [node_id[:19], "127.0.0.1", 4000],
+                [node_id, "0.0.0.0", 4000], [node_id, "127.0.0.1", 0]):  # fmt: skip
+        with pytest.raises(Dropped):
+            parse_contacts([bad])
+    # Past the memory's size, entries are still parsed right.
+    rng = random.Random(7)
+    many = [[rng.randbytes(20), f"10.{i // 250}.{i % 250}.1", 1 + i] for i in range(5000)]
+    parsed = parse_contacts(many[:64])
+    for chunk in range(0, 5000, 64):
+        parsed = parse_contacts(many[chunk : chunk + 64])
+        assert [(n.id, n.ip, n.port) for n in parsed] == [
+            tuple(c) for c in many[chunk : chunk + 64]
+        ]
+    assert first.id == node_id

@@ -38,7 +38,6 @@ from typing import Any, ClassVar, Final
 
 from kademlia.node import Node
 from kademlia.protocol import KademliaProtocol
-from kademlia.routing import KBucket
 
 from fairdht.dht.admission import (
     NONCE_BYTES,
@@ -52,7 +51,7 @@ from fairdht.dht.config import DHTConfig
 from fairdht.dht.metrics import Metrics
 from fairdht.dht.nearest import closer_than, nearest
 from fairdht.dht.ratelimit import Limit, SourceLimiter
-from fairdht.dht.routing import DHTRoutingTable, loop_time
+from fairdht.dht.routing import Bucket, DHTRoutingTable, loop_time
 from fairdht.dht.rpc import (
     HEADER_BYTES,
     MAX_DATAGRAM,
@@ -505,9 +504,6 @@ class DHTProtocol(HardenedRPCProtocol, KademliaProtocol):  # type: ignore[misc]
         self._failures: dict[bytes, int] = {}
         self._verifying: set[Address] = set()
         self._head_checks: set[bytes] = set()
-        # Contacts per subnet for the diversity check, and what they were counted from.
-        self._subnet_counts: Counter[str] | None = None
-        self._subnet_stamp: tuple[int, int] = (-1, -1)
         self._table_generation = 0
         # Address validation (RFC 9000 §8.1 with BEP 5 tokens), all timed by the loop.
         self.tokens = TokenMint(config.token_period)
@@ -589,14 +585,11 @@ class DHTProtocol(HardenedRPCProtocol, KademliaProtocol):  # type: ignore[misc]
         return self.router.contact(node.id) is not None
 
     def _table_subnets(self) -> Counter[str]:
-        """Contacts per subnet over the whole table, counted again only after the table
-        changed (``_table_changed``, or a size we did not see): every sighting of an
-        unknown node asks, so a put's dozens of sightings cost one count, not one each."""
-        stamp = (self._table_generation, len(self.router))
-        if self._subnet_counts is None or self._subnet_stamp != stamp:
-            self._subnet_counts = Counter(_subnet_of(n.ip) for n in self.router.all_contacts())
-            self._subnet_stamp = stamp
-        return self._subnet_counts
+        """Contacts per subnet over the whole table (each bucket's ``Bucket.subnets``)."""
+        counts: Counter[str] = Counter()
+        for bucket in self.router.buckets:
+            counts.update(bucket.subnets())
+        return counts
 
     def _table_changed(self) -> None:
         self._table_generation += 1
@@ -608,14 +601,18 @@ class DHTProtocol(HardenedRPCProtocol, KademliaProtocol):  # type: ignore[misc]
             return None
         group = _subnet_of(node.ip)
         if cfg.subnet_bucket_limit:
-            bucket: KBucket = self.router.buckets[self.router.get_bucket_for(node)]
+            bucket: Bucket = self.router.buckets[self.router.get_bucket_for(node)]
             # The replacement cache counts too, so a promotion cannot exceed the limit.
-            peers = [*bucket.nodes.values(), *bucket.replacement_nodes.values()]
-            same = sum(1 for n in peers if n.id != node.id and _subnet_of(n.ip) == group)
+            # Counts are kept per bucket between its changes: every sighting of an
+            # unknown node asks, and a full bucket holds k contacts and 5k spares.
+            same = bucket.spare_subnets()[group]
+            for held in (bucket.nodes.get(node.id), bucket.replacement_nodes.get(node.id)):
+                if held is not None and _subnet_of(held.ip) == group:
+                    same -= 1  # the node itself does not count against itself
             if same >= cfg.subnet_bucket_limit:
                 return "subnet_bucket"
         if cfg.subnet_table_limit:
-            same = self._table_subnets()[group]
+            same = sum(bucket.subnets()[group] for bucket in self.router.buckets)
             known = self.router.contact(node.id)
             if known is not None and _subnet_of(known.ip) == group:
                 same -= 1

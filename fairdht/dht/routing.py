@@ -14,12 +14,15 @@ from __future__ import annotations
 import asyncio
 import heapq
 import time
+from collections import Counter
 from collections.abc import Callable
 from itertools import chain
 from typing import Any
 
 from kademlia.node import Node
 from kademlia.routing import KBucket, RoutingTable
+
+from fairdht.dht.admission import subnet_of
 
 __all__ = ["Bucket", "BucketView", "DHTRoutingTable", "TableView", "loop_time"]
 
@@ -48,6 +51,8 @@ class Bucket(KBucket):  # type: ignore[misc]  # kademlia is untyped
     def __init__(self, lo: int, hi: int, ksize: int, now: Callable[[], float]) -> None:
         self._now = now
         self._view: BucketView | None = None
+        self._subnets: Counter[str] | None = None
+        self._spare_subnets: Counter[str] | None = None
         KBucket.__init__(self, lo, hi, ksize)
 
     def touch_last_updated(self) -> None:
@@ -59,14 +64,31 @@ class Bucket(KBucket):  # type: ignore[misc]  # kademlia is untyped
         to the replacement cache, §4.1)."""
         held = self.nodes.get(node.id)
         added: bool = KBucket.add_node(self, node)
-        if added and held is not node:
-            self._view = None
+        if not added:
+            self._spare_subnets = None
+        elif held is not node:
+            self._view = self._subnets = self._spare_subnets = None
         return added
 
     def remove_node(self, node: Node) -> None:
         """kademlia's ``remove_node`` (a replacement may take the contact's place)."""
         KBucket.remove_node(self, node)
-        self._view = None
+        self._view = self._subnets = self._spare_subnets = None
+
+    def subnets(self) -> Counter[str]:
+        """Contacts per subnet (``subnet_of``), counted again only after they changed."""
+        counts = self._subnets
+        if counts is None:
+            counts = self._subnets = Counter(subnet_of(n.ip) for n in self.nodes.values())
+        return counts
+
+    def spare_subnets(self) -> Counter[str]:
+        """Contacts and replacement-cache entries per subnet, counted again after a change."""
+        counts = self._spare_subnets
+        if counts is None:
+            spares = chain(self.nodes.values(), self.replacement_nodes.values())
+            counts = self._spare_subnets = Counter(subnet_of(n.ip) for n in spares)
+        return counts
 
     def view(self) -> BucketView:
         """This bucket's contacts laid out for ranking, built once per change of them."""

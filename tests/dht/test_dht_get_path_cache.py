@@ -13,13 +13,14 @@ import os
 import random
 import socket
 import time
+from collections import Counter
 
 import pytest
 from dhtkit import QUICK, closest, det_key, join, run, server_record, start_nodes, stop_all
 from kademlia.node import Node
 from test_dht_units import make_protocol
 
-from fairdht.dht.admission import TOKEN_BYTES, TokenMint
+from fairdht.dht.admission import TOKEN_BYTES, TokenMint, subnet_of
 from fairdht.dht.lookup import Lookup
 from fairdht.dht.metrics import Metrics
 from fairdht.dht.nearest import closer_than, nearest
@@ -74,6 +75,11 @@ def test_rankings_follow_every_change_of_the_table() -> None:
             proto.note_failure(node, evict=True)
         versions.add(proto.router.version)
         _check_rankings(proto, rng)
+        for bucket in proto.router.buckets:
+            # The diversity counts kept per bucket match a fresh count, spares included.
+            spares = [*bucket.nodes.values(), *bucket.replacement_nodes.values()]
+            assert bucket.spare_subnets() == Counter(subnet_of(n.ip) for n in spares)
+            assert bucket.subnets() == Counter(subnet_of(n.ip) for n in bucket.nodes.values())
         assert {id(n) for n in proto.router.all_contacts()} == {
             id(n) for _, _, entries, _ in proto.router.view().buckets for _, n in entries
         }, step
@@ -241,3 +247,41 @@ def test_contacts_parsed_before_are_named_at_the_address_sent_now() -> None:
             tuple(c) for c in many[chunk : chunk + 64]
         ]
     assert first.id == node_id
+
+
+def test_a_full_buckets_spares_count_against_their_subnet() -> None:
+    # The per-bucket diversity counts kept between changes include the replacement cache:
+    # two spares of one /24 keep a third address of that /24 out, even though no contact
+    # of the bucket itself is in that /24 (libp2p's diversity filter, per bucket).
+    async def main() -> None:
+        proto, _ = make_protocol(det_key("spares-owner"))
+        far = (proto.source_node.long_id >> 155) ^ 0b10000  # a far half, one bucket deep
+        keys = []
+        for i in range(2000):
+            key = det_key(f"spare-{i}")
+            if int.from_bytes(key.node_id, "big") >> 155 == far:
+                keys.append(key)
+        assert len(keys) >= 24
+        try:
+            for j, key in enumerate(keys[:20]):
+                assert proto.admit(Node(key.node_id, f"127.0.{j + 1}.1", 4000), key.public_key.raw)
+            for j, key in enumerate(keys[20:22]):
+                # The bucket is full (its contacts share 5 bits: no split, §4.2): spares.
+                assert not proto.admit(
+                    Node(key.node_id, f"127.9.9.{j + 1}", 4000), key.public_key.raw
+                )
+            (bucket,) = [b for b in proto.router.buckets if len(b.replacement_nodes) == 2]
+            assert bucket.spare_subnets()[subnet_of("127.9.9.1")] == 2
+            assert bucket.subnets()[subnet_of("127.9.9.1")] == 0
+            third = keys[22]
+            assert not proto.admit(Node(third.node_id, "127.9.9.3", 4000), third.public_key.raw)
+            assert proto.metrics.get("routing.refused.subnet_bucket") == 1
+            assert third.node_id not in bucket.replacement_nodes
+            other = keys[23]
+            proto.admit(Node(other.node_id, "127.9.10.1", 4000), other.public_key.raw)
+            assert other.node_id in bucket.replacement_nodes  # another /24: a spare
+            assert proto.metrics.get("routing.refused.subnet_bucket") == 1
+        finally:
+            await proto.tasks.cancel_all()
+
+    run(main)

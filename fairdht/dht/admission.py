@@ -108,15 +108,20 @@ class TokenMint:
 
     A token minted in the current or the previous period is valid, so a token lives
     between one and two periods. Secrets are random per node and never leave it.
+    Tokens of the current period are remembered per address (at most ``memory``; the
+    memory empties when full and at each rotation): every request checks one and every
+    reply carries one, for the same few hundred addresses.
     """
 
-    def __init__(self, period: float) -> None:
+    def __init__(self, period: float, *, memory: int = 4096) -> None:
         if period <= 0:
             raise ValueError("token period must be positive")
         self.period = period
         self._epoch: int | None = None
         self._current = os.urandom(32)
         self._previous = os.urandom(32)
+        self._memory = memory
+        self._minted: dict[tuple[str, int], bytes] = {}
 
     def _rotate(self, now: float) -> None:
         epoch = int(now // self.period)
@@ -127,6 +132,7 @@ class TokenMint:
             self._previous = self._current if epoch == self._epoch + 1 else os.urandom(32)
             self._current = os.urandom(32)
             self._epoch = epoch
+            self._minted.clear()
 
     @staticmethod
     def _mac(secret: bytes, ip: str, port: int) -> bytes:
@@ -137,14 +143,19 @@ class TokenMint:
     def mint(self, ip: str, port: int, now: float) -> bytes:
         """The token for a requester at ``ip``:``port``."""
         self._rotate(now)
-        return self._mac(self._current, ip, port)
+        minted = self._minted
+        token = minted.get((ip, port))
+        if token is None:
+            token = self._mac(self._current, ip, port)
+            if len(minted) >= self._memory:
+                minted.clear()  # a spray of addresses costs a MAC each, never memory
+            minted[(ip, port)] = token
+        return token
 
     def check(self, token: bytes, ip: str, port: int, now: float) -> bool:
         """True if ``token`` was minted for ``ip``:``port`` in this or the previous period."""
         if len(token) != TOKEN_BYTES:
             return False
-        self._rotate(now)
-        return any(
-            hmac.compare_digest(token, self._mac(secret, ip, port))
-            for secret in (self._current, self._previous)
-        )
+        if hmac.compare_digest(token, self.mint(ip, port, now)):
+            return True
+        return hmac.compare_digest(token, self._mac(self._previous, ip, port))

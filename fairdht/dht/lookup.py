@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import bisect
 import logging
+from collections import deque
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from enum import Enum
@@ -126,7 +127,8 @@ class Lookup:
         # next to the target, S/Kademlia §4.1's threat) gets one place in the shortlist.
         self._homes: dict[tuple[Any, Any], bytes] = {}
         self._entries: dict[bytes, _Entry] = {}
-        self._order: list[tuple[int, bytes]] = []
+        # (distance, id, entry), nearest first (distances are unique: one id each).
+        self._order: list[tuple[int, bytes, _Entry]] = []
         self._stalled_pending = 0
         self.queries = 0
         self.failures = 0
@@ -144,22 +146,37 @@ class Lookup:
 
     def add(self, nodes: Iterable[Node], *, force: bool = False) -> None:
         """Add contacts to the shortlist (ids in ``skip`` only with ``force``)."""
-        for node in nodes:
-            if node.id in self._entries or (node.id in self._skip and not force):
+        t = self._target_int
+        self._add_ranked(((int.from_bytes(n.id, "big") ^ t, n) for n in nodes), force)
+
+    def add_ranked(self, ranked: Iterable[tuple[int, Node]]) -> None:
+        """``add`` for contacts whose distances to the target are known: (distance, node)."""
+        self._add_ranked(ranked, False)
+
+    def _add_ranked(self, ranked: Iterable[tuple[int, Node]], force: bool) -> None:
+        entries, homes, skip, order = self._entries, self._homes, self._skip, self._order
+        added = 0
+        for distance, node in ranked:
+            node_id = node.id
+            if node_id in entries or (not force and node_id in skip):
                 continue
-            home = (node.ip, node.port)
-            if node.ip is not None and self._homes.setdefault(home, node.id) != node.id:
+            ip = node.ip
+            if ip is not None and homes.setdefault((ip, node.port), node_id) != node_id:
                 self.metrics.inc("lookup.duplicate_address")
                 continue
-            entry = _Entry(self.distance(node.id), node)
-            self._entries[node.id] = entry
-            bisect.insort(self._order, (entry.distance, node.id))
+            entry = entries[node_id] = _Entry(distance, node)
+            order.append((distance, node_id, entry))
+            added += 1
+        if added == 1 and len(order) > 1:
+            # One new contact (a holder's short list often names one): place it.
+            bisect.insort(order, order.pop())
+        elif added:
+            order.sort()  # Timsort: the old run stays sorted, the new one is merged in
 
     def live(self, n: int) -> list[_Entry]:
         """The ``n`` closest entries that have neither failed nor stalled."""
         out: list[_Entry] = []
-        for _, node_id in self._order:
-            entry = self._entries[node_id]
+        for _, _, entry in self._order:
             if entry.state not in _OUT:
                 out.append(entry)
                 if len(out) == n:
@@ -169,8 +186,7 @@ class Lookup:
     def closest_answered(self, n: int) -> list[Node]:
         """The ``n`` closest nodes that answered, nearest first."""
         out: list[Node] = []
-        for _, node_id in self._order:
-            entry = self._entries[node_id]
+        for _, _, entry in self._order:
             if entry.state is State.ANSWERED:
                 out.append(entry.node)
                 if len(out) == n:
@@ -196,48 +212,81 @@ class Lookup:
     ) -> None:
         """Query until settled for k, or ``enough()``, or out of budget."""
         loop = asyncio.get_running_loop()
-        in_flight: dict[asyncio.Task[QueryResult], _Entry] = {}
+        in_flight: dict[asyncio.Future[QueryResult], _Entry] = {}
+        # Finished queries, in the order they finished: each task reports here once (one
+        # callback per query, where asyncio.wait would add and remove one per task at
+        # every wait).
+        finished: deque[asyncio.Future[QueryResult]] = deque()
+        waker: list[asyncio.Future[None] | None] = [None]
+
+        def on_done(task: asyncio.Future[QueryResult]) -> None:
+            finished.append(task)
+            wake = waker[0]
+            if wake is not None and not wake.done():
+                wake.set_result(None)
+
+        k = self.k
         try:
             while True:
-                active = sum(1 for e in in_flight.values() if e.state is State.IN_FLIGHT)
+                active = 0
+                first: float | None = None
+                for e in in_flight.values():
+                    if e.state is State.IN_FLIGHT:
+                        active += 1
+                        if first is None or e.started < first:
+                            first = e.started
                 satisfied = enough is not None and enough()
                 if satisfied and not active:
                     return
-                if self.settled(self.k):
-                    return
+                window = self.live(k)
+                if all(e.state is State.ANSWERED for e in window) and (
+                    len(window) >= k or self._stalled_pending == 0
+                ):
+                    return  # settled for k (``settled``)
                 skipped = False
-                for entry in [] if satisfied else self.live(self.k):
-                    if width is not None:
-                        cap = width()
-                    else:
-                        cap = self.k if self.final_phase else self.alpha
-                    if active >= cap or self.queries >= self.max_queries:
-                        break
-                    if entry.state is State.NEW and not self._claim(entry):
-                        entry.state = State.FAILED
-                        skipped = True
-                        self.metrics.inc("lookup.disjoint_skipped")
-                    elif entry.state is State.NEW:
+                if not satisfied:
+                    final = k if self.final_phase else self.alpha
+                    cap = width() if width is not None else final
+                    for entry in window:
+                        if active >= cap or self.queries >= self.max_queries:
+                            break
+                        if entry.state is not State.NEW:
+                            continue
+                        if not self._claim(entry):
+                            entry.state = State.FAILED
+                            skipped = True
+                            self.metrics.inc("lookup.disjoint_skipped")
+                            continue
                         entry.state = State.IN_FLIGHT
-                        entry.started = loop.time()
+                        entry.started = now = loop.time()
+                        if first is None:
+                            first = now
                         entry.round = self._round + 1
                         self.queries += 1
                         active += 1
-                        in_flight[asyncio.ensure_future(self._query(entry.node))] = entry
+                        started = asyncio.ensure_future(self._query(entry.node))
+                        started.add_done_callback(on_done)
+                        in_flight[started] = entry
                 if not in_flight:
                     if skipped:
                         continue  # the window moved past nodes another path owns
                     if self.queries >= self.max_queries:
                         self.metrics.inc("lookup.query_limit")
                     return
-                timeout = None
-                if self.stall is not None and active:
-                    first = min(e.started for e in in_flight.values() if e.state is State.IN_FLIGHT)
-                    timeout = max(0.0, first + self.stall - loop.time())
-                done, _ = await asyncio.wait(
-                    in_flight, timeout=timeout, return_when=asyncio.FIRST_COMPLETED
-                )
-                for task in done:
+                if not finished:
+                    wake = waker[0] = loop.create_future()
+                    timer = None
+                    if self.stall is not None and first is not None:
+                        timeout = max(0.0, first + self.stall - loop.time())
+                        timer = loop.call_later(timeout, _wake, wake)
+                    try:
+                        await wake
+                    finally:
+                        waker[0] = None
+                        if timer is not None:
+                            timer.cancel()
+                while finished:
+                    task = finished.popleft()
                     entry = in_flight.pop(task)
                     if entry.state is State.STALLED:
                         self._stalled_pending -= 1
@@ -259,6 +308,7 @@ class Lookup:
                             self.metrics.inc("lookup.stalled")
         finally:
             for task in in_flight:
+                task.remove_done_callback(on_done)
                 task.cancel()
             for entry in in_flight.values():
                 # A stalled node we stop waiting for is given up; others may be re-asked.
@@ -287,13 +337,18 @@ class Lookup:
                 self.final_phase = True
                 self.metrics.inc("lookup.final_phase")
 
-    def _result_of(self, task: asyncio.Task[QueryResult]) -> QueryResult:
+    def _result_of(self, task: asyncio.Future[QueryResult]) -> QueryResult:
         exc = task.exception()
         if exc is not None:
             self.metrics.inc("errors.lookup_query")
             LOG.error("lookup query failed", exc_info=exc)
             return QueryResult(False)
         return task.result()
+
+
+def _wake(waiter: asyncio.Future[None]) -> None:
+    if not waiter.done():
+        waiter.set_result(None)
 
 
 class Agreement:
@@ -365,6 +420,13 @@ def merge_newest(answers: Iterable[Iterable[Record]]) -> dict[Slot, Record]:
 
 def missing_from(answer: Iterable[Record], merged: dict[Slot, Record]) -> list[Record]:
     """The merged records a replica lacks or holds an older seq of (what to push back)."""
+    if (
+        isinstance(answer, list)
+        and len(answer) == len(merged)
+        and all(merged.get(r.slot) is r for r in answer)
+        and len({id(r) for r in answer}) == len(answer)
+    ):
+        return []  # it answered exactly the merge (one read decodes equal bytes once)
     held = newest_per_slot(answer)
     out: list[Record] = []
     for slot, record in merged.items():

@@ -38,7 +38,7 @@ from fairdht.dht.addresses import family_of, format_address, resolve_all
 from fairdht.dht.config import DHTConfig
 from fairdht.dht.lookup import Agreement, Lookup, QueryResult, Slot, merge_newest, missing_from
 from fairdht.dht.metrics import Metrics
-from fairdht.dht.nearest import closer_than, nearest
+from fairdht.dht.nearest import closer_than, nearest, nearest_ranked
 from fairdht.dht.protocol import DHTProtocol, RecordCache, cursor_of, store_batches
 from fairdht.dht.routing import loop_time
 from fairdht.dht.rpc import Address, TaskSet
@@ -320,9 +320,12 @@ class DHTNode:
             if count > 1:
                 query = self._proving(query)
             paths.append(self._lookup(target, query, claims, i))
-        seeds = nearest(self.protocol.router, target, self.config.ksize)
-        for i, node in enumerate(seeds):
-            paths[i % count].add([node])
+        seeds = nearest_ranked(self.protocol.router, target, self.config.ksize)
+        if count == 1:
+            paths[0].add_ranked(seeds)
+        else:
+            for i in range(count):
+                paths[i].add_ranked(seeds[i::count])
         if count > 1:
             self.metrics.inc("lookup.disjoint", count)
         return paths
@@ -631,12 +634,18 @@ class DHTNode:
             # neighbourhood was read, like Kademlia's find_value).
             return cfg.ksize if lookup.final_phase else max(cfg.alpha, agreement.wanted())
 
-        await asyncio.gather(
-            *(
-                p.run(enough=a.done, width=functools.partial(width, a, p))
-                for p, a in zip(paths, agreements, strict=True)
+        if count == 1:
+            # One path runs in this task: a task of its own would start a loop turn later.
+            await paths[0].run(
+                agreements[0].done, functools.partial(width, agreements[0], paths[0])
             )
-        )
+        else:
+            await asyncio.gather(
+                *(
+                    p.run(enough=a.done, width=functools.partial(width, a, p))
+                    for p, a in zip(paths, agreements, strict=True)
+                )
+            )
         if not any(node_id != self.node_id for node_id in answers):
             self.metrics.inc("get.no_peers")
             raise NoPeersError("no peer answered the lookup")

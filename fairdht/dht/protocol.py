@@ -38,7 +38,6 @@ from typing import Any, ClassVar, Final
 
 from kademlia.node import Node
 from kademlia.protocol import KademliaProtocol
-from kademlia.routing import KBucket
 
 from fairdht.dht.admission import (
     NONCE_BYTES,
@@ -52,7 +51,7 @@ from fairdht.dht.config import DHTConfig
 from fairdht.dht.metrics import Metrics
 from fairdht.dht.nearest import closer_than, nearest
 from fairdht.dht.ratelimit import Limit, SourceLimiter
-from fairdht.dht.routing import DHTRoutingTable, loop_time
+from fairdht.dht.routing import Bucket, DHTRoutingTable, loop_time
 from fairdht.dht.rpc import (
     HEADER_BYTES,
     MAX_DATAGRAM,
@@ -240,7 +239,29 @@ def _check_cursor(value: Any) -> None:
 # -- reply parsers (each raises Dropped) ------------------------------------------------
 
 
+# Contacts already parsed, by their exact wire values: holders name the same few
+# contacts to many readers, and a Node costs a hex round trip of its id to build. Nodes
+# are never changed once built, so one object may serve many replies.
+_PARSED: dict[tuple[bytes, str, int], Node] = {}
+_PARSED_MAX: Final = 4096
+
+
 def _parse_contact(item: Any) -> Node:
+    if type(item) is list and len(item) == 3:
+        node_id, ip, port = item
+        if type(node_id) is bytes and type(ip) is str and type(port) is int:
+            node = _PARSED.get((node_id, ip, port))
+            if node is not None:
+                return node
+            node = _parse_new_contact(item)
+            if len(_PARSED) >= _PARSED_MAX:
+                _PARSED.clear()
+            _PARSED[(node_id, ip, port)] = node
+            return node
+    return _parse_new_contact(item)
+
+
+def _parse_new_contact(item: Any) -> Node:
     if not isinstance(item, list) or len(item) != 3:
         raise Dropped("bad_contact", "a contact is [id, ip, port]")
     node_id, ip, port = item
@@ -340,12 +361,11 @@ def _parse_find_value_reply(value: Any, args: tuple[Any, ...]) -> ValuePage:
         raise Dropped("bad_reply", "find_value reply is a map")
     records = value.get("records")
     nxt = value.get("next")
-    if (
-        not isinstance(records, list)
-        or len(records) > MAX_PAGE_RECORDS
-        or not all(isinstance(r, bytes) for r in records)
-    ):
+    if not isinstance(records, list) or len(records) > MAX_PAGE_RECORDS:
         raise Dropped("bad_reply", "records must be a list of bin")
+    for raw in records:
+        if type(raw) is not bytes:  # msgpack decodes bin as bytes, nothing derived
+            raise Dropped("bad_reply", "records must be a list of bin")
     if nxt is not None:
         cursor = args[2]
         if not isinstance(nxt, bytes) or not 0 < len(nxt) <= MAX_CURSOR_BYTES or nxt <= cursor:
@@ -484,9 +504,6 @@ class DHTProtocol(HardenedRPCProtocol, KademliaProtocol):  # type: ignore[misc]
         self._failures: dict[bytes, int] = {}
         self._verifying: set[Address] = set()
         self._head_checks: set[bytes] = set()
-        # Contacts per subnet for the diversity check, and what they were counted from.
-        self._subnet_counts: Counter[str] | None = None
-        self._subnet_stamp: tuple[int, int] = (-1, -1)
         self._table_generation = 0
         # Address validation (RFC 9000 §8.1 with BEP 5 tokens), all timed by the loop.
         self.tokens = TokenMint(config.token_period)
@@ -522,6 +539,8 @@ class DHTProtocol(HardenedRPCProtocol, KademliaProtocol):  # type: ignore[misc]
         without proof refreshes a matching contact, or starts one challenge; light
         clients (empty id) and our own id never enter. ``reserve``: see ``verify_later``.
         """
+        if pubkey is None and self.router.refresh(node.id, node.ip, node.port) is not None:
+            return True  # a contact seen again at its address: now its bucket's tail (§2.2)
         if len(node.id) != NODE_ID_BYTES or node.id == self.source_node.id:
             return False
         if node.ip is None or node.port is None:
@@ -567,14 +586,11 @@ class DHTProtocol(HardenedRPCProtocol, KademliaProtocol):  # type: ignore[misc]
         return self.router.contact(node.id) is not None
 
     def _table_subnets(self) -> Counter[str]:
-        """Contacts per subnet over the whole table, counted again only after the table
-        changed (``_table_changed``, or a size we did not see): every sighting of an
-        unknown node asks, so a put's dozens of sightings cost one count, not one each."""
-        stamp = (self._table_generation, len(self.router))
-        if self._subnet_counts is None or self._subnet_stamp != stamp:
-            self._subnet_counts = Counter(_subnet_of(n.ip) for n in self.router.all_contacts())
-            self._subnet_stamp = stamp
-        return self._subnet_counts
+        """Contacts per subnet over the whole table (each bucket's ``Bucket.subnets``)."""
+        counts: Counter[str] = Counter()
+        for bucket in self.router.buckets:
+            counts.update(bucket.subnets())
+        return counts
 
     def _table_changed(self) -> None:
         self._table_generation += 1
@@ -586,14 +602,18 @@ class DHTProtocol(HardenedRPCProtocol, KademliaProtocol):  # type: ignore[misc]
             return None
         group = _subnet_of(node.ip)
         if cfg.subnet_bucket_limit:
-            bucket: KBucket = self.router.buckets[self.router.get_bucket_for(node)]
+            bucket: Bucket = self.router.buckets[self.router.get_bucket_for(node)]
             # The replacement cache counts too, so a promotion cannot exceed the limit.
-            peers = [*bucket.nodes.values(), *bucket.replacement_nodes.values()]
-            same = sum(1 for n in peers if n.id != node.id and _subnet_of(n.ip) == group)
+            # Counts are kept per bucket between its changes: every sighting of an
+            # unknown node asks, and a full bucket holds k contacts and 5k spares.
+            same = bucket.spare_subnets()[group]
+            for held in (bucket.nodes.get(node.id), bucket.replacement_nodes.get(node.id)):
+                if held is not None and _subnet_of(held.ip) == group:
+                    same -= 1  # the node itself does not count against itself
             if same >= cfg.subnet_bucket_limit:
                 return "subnet_bucket"
         if cfg.subnet_table_limit:
-            same = self._table_subnets()[group]
+            same = sum(bucket.subnets()[group] for bucket in self.router.buckets)
             known = self.router.contact(node.id)
             if known is not None and _subnet_of(known.ip) == group:
                 same -= 1
@@ -684,6 +704,9 @@ class DHTProtocol(HardenedRPCProtocol, KademliaProtocol):  # type: ignore[misc]
     def _note_sender(self, sender_id: bytes, address: Address) -> Node | None:
         if not sender_id:
             return None  # a light client: never a contact, never handed replicas
+        known: Node | None = self.router.refresh(sender_id, address[0], address[1])
+        if known is not None:
+            return known  # a contact seen again at its address (``admit``'s first case)
         node = Node(sender_id, address[0], address[1])
         # A challenge it triggers leaves room for the smallest whole reply.
         self.admit(node, reserve=_MIN_REPLY)
@@ -923,9 +946,9 @@ class DHTProtocol(HardenedRPCProtocol, KademliaProtocol):  # type: ignore[misc]
             # A holder's records end most reads (Kademlia §2.3: a node holding the value
             # returns it instead of contacts); the reader still needs a way to closer,
             # possibly newer holders, so only those are named (docs/protocol.md).
-            nodes = [contact_wire(n) for n in self._closer_neighbors(key, sender)]
+            nodes = [[n.id, n.ip, n.port] for n in self._closer_neighbors(key, sender)]
         else:
-            nodes = [contact_wire(n) for n in self._neighbors(key, sender)]
+            nodes = [[n.id, n.ip, n.port] for n in self._neighbors(key, sender)]
         reply: dict[str, Any] = {
             "records": [],
             "next": None,
@@ -939,6 +962,16 @@ class DHTProtocol(HardenedRPCProtocol, KademliaProtocol):  # type: ignore[misc]
             budget = cap - len(pack(reply))
         else:
             budget = MAX_DATAGRAM - HEADER_BYTES - _PAGE_OVERHEAD - len(pack(nodes))
+            if (
+                not cursor
+                and len(held) <= MAX_PAGE_RECORDS
+                and sum(len(r.raw) for r in held) + 3 * len(held) <= budget
+            ):
+                # Every record fits (3 bytes of framing each is the most a record of
+                # up to 64 KiB takes): the page is all of them, as the loop below would
+                # find one record at a time.
+                reply["records"] = [r.raw for r in sorted(held, key=cursor_of)]
+                return reply
         page: list[bytes] = reply["records"]
         last: Record | None = None
         nxt: bytes | None = None
@@ -1067,7 +1100,9 @@ class DHTProtocol(HardenedRPCProtocol, KademliaProtocol):  # type: ignore[misc]
                 break
         assert page is not None
         if page.nodes:
-            page = ValuePage(page.records, page.next, self._usable(page.nodes), page.token)
+            usable = self._usable(page.nodes)
+            if usable is not page.nodes or page.retry:
+                page = ValuePage(page.records, page.next, usable, page.token)
         return page
 
     def presented(self, address: Address) -> bool:

@@ -95,15 +95,18 @@ class RateLimiter:
         return min(self.burst, bucket.tokens + max(0.0, now - bucket.stamp) * self.rate)
 
     def _refill(self, key: str, now: float) -> _Bucket:
-        bucket = self._buckets.get(key)
+        # Runs twice per datagram (host and subnet): written out, without helper calls.
+        buckets = self._buckets
+        bucket = buckets.get(key)
         if bucket is None:
-            if len(self._buckets) >= self.size:
+            if len(buckets) >= self.size:
                 self._evict(now)
-            bucket = self._buckets[key] = _Bucket(self.burst, now)
+            bucket = buckets[key] = _Bucket(self.burst, now)
         else:
-            self._buckets.move_to_end(key)
-            elapsed = max(0.0, now - bucket.stamp)
-            bucket.tokens = min(self.burst, bucket.tokens + elapsed * self.rate)
+            buckets.move_to_end(key)
+            elapsed = now - bucket.stamp
+            tokens = bucket.tokens + (elapsed if elapsed > 0.0 else 0.0) * self.rate
+            bucket.tokens = tokens if tokens < self.burst else self.burst
             bucket.stamp = now
         return bucket
 
@@ -182,12 +185,15 @@ class SourceLimiter:
         The refusal is ``HOST`` or ``SUBNET`` (the first bucket found short).
         """
         host, subnet = source_keys(ip)
-        if self.hosts.available(host, now) < cost:
-            self.hosts.allow(host, now, cost)  # takes nothing; keeps the key recently used
+        hosts = self.hosts
+        bucket = hosts._buckets.get(host) if hosts.rate > 0 else None
+        # hosts.available(host, now), written out: this runs for every datagram.
+        if (hosts.burst if bucket is None else hosts._level(bucket, now)) < cost:
+            hosts.allow(host, now, cost)  # takes nothing; keeps the key recently used
             return HOST
         if not self.subnets.allow(subnet, now, cost):
             return SUBNET
-        self.hosts.allow(host, now, cost)
+        hosts.allow(host, now, cost)
         return None
 
     def allow(self, ip: str, now: float, cost: float = 1.0) -> bool:

@@ -81,6 +81,10 @@ _ENDED_MEMORY: Final = 512
 # here; a bigger buffer keeps an honest datagram from being pushed out by them before
 # the rate limits, which run when it is read, can drop the flood cheaply.
 RECEIVE_BUFFER: Final = 4 << 20
+# Reply types no handler awaits: checked by type before inspect.isawaitable's ABC check.
+_PLAIN_REPLIES: Final = frozenset({dict, list})
+_REQUEST_BYTE: Final = bytes([REQUEST])
+_RESPONSE_BYTE: Final = bytes([RESPONSE])
 # rpcudp frames start with 0x00 or 0x01; any datagram with this bit set is foreign (QUIC).
 _FOREIGN_BIT: Final = 0x40
 # Datagrams read from the socket per readiness event besides the one asyncio reads. The
@@ -89,6 +93,12 @@ _FOREIGN_BIT: Final = 0x40
 # (measured: honest find_node answers 1-5 s late during a fill). Reading a batch moves
 # the flood into the fair queue, where it waits its turn, and answers cheap requests now.
 DRAIN_BATCH: Final = 64
+# When no backlog was found last time and no handler waits in the fair queue, the socket
+# is looked at once per this many datagrams: an empty look is a failing syscall, and
+# with uvloop the loop itself already reads up to 32 waiting datagrams per readiness
+# event (libuv's uv__udp_io). A backlog, once found, is read on every datagram until
+# the socket is empty again.
+DRAIN_PROBE: Final = 16
 # Seconds of queued handlers run per loop turn before the loop reads sockets again.
 PUMP_SLICE: Final = 0.005
 
@@ -299,6 +309,8 @@ class HardenedRPCProtocol(RPCProtocol):  # type: ignore[misc]  # rpcudp is untyp
         self._pump_scheduled = False
         # A second handle on the socket, to read more than one datagram per turn.
         self._drain_sock: socket.socket | None = None
+        self._backlog = False  # the last look at the socket found datagrams waiting
+        self._reads = 0  # datagrams the loop handed us since the last look
 
     # rpcudp turns any unknown attribute into a remote call; a typo must stay an error.
     def __getattr__(self, name: str) -> Any:
@@ -332,9 +344,11 @@ class HardenedRPCProtocol(RPCProtocol):  # type: ignore[misc]  # rpcudp is untyp
 
     def datagram_received(self, data: bytes, addr: Any) -> None:
         """Handle one datagram now, in the loop's callback, then the ones queued behind
-        it in the socket (``DRAIN_BATCH``); never raise."""
+        it in the socket (``DRAIN_BATCH``, see ``DRAIN_PROBE``); never raise."""
         self._handle_datagram(data, addr)
-        self._drain()
+        self._reads += 1
+        if self._backlog or self._pump_scheduled or self._reads >= DRAIN_PROBE:
+            self._drain()
 
     def _handle_datagram(self, data: bytes, addr: Any) -> None:
         try:
@@ -371,19 +385,26 @@ class HardenedRPCProtocol(RPCProtocol):  # type: ignore[misc]  # rpcudp is untyp
 
     def _drain(self) -> None:
         """Read and handle the datagrams already waiting in the socket, up to a batch."""
-        for _ in range(DRAIN_BATCH):
-            drain = self._drain_sock
-            if drain is None:
-                return
-            try:
-                # One byte over the limit: a larger datagram arrives cut and is dropped.
-                data, addr = drain.recvfrom(MAX_DATAGRAM + 1)
-            except (BlockingIOError, InterruptedError):
-                return
-            except OSError as exc:  # an ICMP error of an earlier send, as asyncio reports it
-                self.error_received(exc)
-                continue
-            self._handle_datagram(data, addr)
+        self._reads = 0
+        found = False
+        try:
+            for _ in range(DRAIN_BATCH):
+                drain = self._drain_sock
+                if drain is None:
+                    return
+                try:
+                    # One byte over the limit: a larger datagram arrives cut and is dropped.
+                    data, addr = drain.recvfrom(MAX_DATAGRAM + 1)
+                except (BlockingIOError, InterruptedError):
+                    return
+                except OSError as exc:  # an ICMP error of an earlier send, as asyncio reports it
+                    found = True
+                    self.error_received(exc)
+                    continue
+                found = True
+                self._handle_datagram(data, addr)
+        finally:
+            self._backlog = found
 
     def _queue_request(
         self, msg_id: bytes, name: str, args: tuple[Any, ...], address: Address, size: int
@@ -516,7 +537,7 @@ class HardenedRPCProtocol(RPCProtocol):  # type: ignore[misc]  # rpcudp is untyp
             self.answering = None
         if reply is NO_REPLY:
             return
-        if inspect.isawaitable(reply):
+        if type(reply) not in _PLAIN_REPLIES and inspect.isawaitable(reply):
             self.tasks.spawn(self._reply_later(msg_id, reply, address), name=f"rpc-{name}")
         else:
             self._send_reply(msg_id, reply, address)
@@ -531,7 +552,7 @@ class HardenedRPCProtocol(RPCProtocol):  # type: ignore[misc]  # rpcudp is untyp
             self._send_reply(msg_id, value, address)
 
     def _send_reply(self, msg_id: bytes, reply: Any, address: Address) -> None:
-        data = bytes([RESPONSE]) + msg_id + pack(reply)
+        data = _RESPONSE_BYTE + msg_id + pack(reply)
         if len(data) > MAX_DATAGRAM:
             # Our own bug: handlers size their replies. Never send what peers must drop.
             self.metrics.inc("dropped.oversize_reply")
@@ -607,7 +628,7 @@ class HardenedRPCProtocol(RPCProtocol):  # type: ignore[misc]  # rpcudp is untyp
             raise ValueError(f"unknown RPC {name!r}")
         loop = asyncio.get_running_loop()
         future: asyncio.Future[RPCResult] = loop.create_future()
-        data = bytes([REQUEST]) + (msg_id := os.urandom(MSG_ID_BYTES)) + pack([name, list(args)])
+        data = _REQUEST_BYTE + (msg_id := os.urandom(MSG_ID_BYTES)) + pack([name, list(args)])
         if len(data) > MAX_DATAGRAM:
             raise ValueError(f"{name} request is {len(data)} bytes, limit {MAX_DATAGRAM}")
         self.metrics.inc(f"rpc.{name}.sent")

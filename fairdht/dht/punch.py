@@ -131,6 +131,10 @@ def decode_offer(raw: Any, *, now: float) -> Offer:
     value = unpack(raw)
     if not isinstance(value, list) or len(value) != 5:
         raise Dropped("bad_offer", "an offer is [initiator, target, nonce, issued_at, sig]")
+    if pack(value) != raw:
+        # One offer, one encoding: a re-encoded copy (say issued_at as int32 instead of
+        # uint32) would verify too, the signature being over the decoded fields.
+        raise Dropped("bad_offer", "an offer is in msgpack's shortest form")
     initiator, target, nonce, issued_at, sig = value
     for field, size in ((initiator, PUBKEY_BYTES), (target, PUBKEY_BYTES), (sig, _SIG_BYTES)):
         if not isinstance(field, bytes) or len(field) != size:

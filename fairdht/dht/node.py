@@ -182,10 +182,17 @@ class DHTNode:
 
     async def stop(self) -> None:
         """Stop every task and close the socket (the store stays open: its owner closes it)."""
-        await self._loops.cancel_all()
-        await self._jobs.cancel_all()
-        if self._protocol is not None:
-            await self._protocol.stop()
+        try:
+            await self._loops.cancel_all()
+            await self._jobs.cancel_all()
+            if self._protocol is not None:
+                await self._protocol.stop()
+        finally:
+            # Cancelled while waiting for its tasks (a caller's timeout, asyncio.run's
+            # cancel-all at exit), the socket and its drain handle still close now: left
+            # to the garbage collector they would outlive the node.
+            if self._protocol is not None:
+                self._protocol.close()
         await asyncio.sleep(0)  # let the transport run connection_lost and close the socket
 
     async def settle(self) -> None:

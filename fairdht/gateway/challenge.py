@@ -43,7 +43,8 @@ class Challenger:
         for e in (epoch, epoch - 1):
             digest = self._digest(purpose, host, port, e)
             want = "".join(ALPHABET[b % len(ALPHABET)] for b in digest[: len(challenge)])
-            if hmac.compare_digest(want, challenge):
+            # Bytes: compare_digest refuses str with non-ASCII characters (a peer's bytes).
+            if hmac.compare_digest(want.encode(), challenge.encode("utf-8", "surrogatepass")):
                 return True
         return False
 

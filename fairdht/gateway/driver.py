@@ -124,7 +124,15 @@ class Gateway:
 
     # -- life ----------------------------------------------------------------------------
     async def start(self) -> None:
-        """Join the DHT, open the sockets, start the timers."""
+        """Join the DHT, open the sockets, start the timers; on failure (a face's port in
+        use, no entry node answering, a cancel), close whatever was opened and raise."""
+        try:
+            await self._start()
+        except BaseException:
+            await self.stop()
+            raise
+
+    async def _start(self) -> None:
         cfg = self.config
         loop = asyncio.get_running_loop()
         self.node = await self._stack.enter_async_context(

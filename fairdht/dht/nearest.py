@@ -22,7 +22,7 @@ from kademlia.node import Node
 __all__ = ["closer_than", "nearest", "nearest_ranked"]
 
 _FIRST = itemgetter(0)
-_NONE: frozenset[int] = frozenset()
+_NONE: tuple[int, ...] = ()
 
 
 def nearest_ranked(

@@ -48,13 +48,12 @@ from fairdht.dht.routing import loop_time
 from fairdht.dht.rpc import (
     MSG_ID_BYTES,
     NO_REPLY,
-    REQUEST,
     Address,
     Dropped,
     RPCSpec,
     normalize_ip,
-    pack,
     same_address,
+    unanswered_request,
 )
 
 __all__ = [
@@ -135,7 +134,7 @@ def _parse_no_reply(value: Any, args: tuple[Any, ...]) -> None:
 
 def dial_back_datagram(nonce: bytes) -> bytes:
     """The dial-back: a ``dial_back`` request frame carrying the asker's nonce."""
-    return bytes([REQUEST]) + os.urandom(MSG_ID_BYTES) + pack([DIAL_BACK, [nonce]])
+    return unanswered_request(DIAL_BACK, nonce)
 
 
 class AutoNATProtocol(DHTProtocol):

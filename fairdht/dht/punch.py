@@ -43,14 +43,13 @@ from fairdht.dht.protocol import (
 )
 from fairdht.dht.routing import loop_time
 from fairdht.dht.rpc import (
-    MSG_ID_BYTES,
     NO_REPLY,
-    REQUEST,
     Address,
     Dropped,
     RPCSpec,
     normalize_ip,
     pack,
+    unanswered_request,
     unpack,
 )
 from fairdht.errors import BadSignature
@@ -408,7 +407,7 @@ class PunchProtocol(AutoNATProtocol):
 
     @staticmethod
     def _punch_datagram(nonce: bytes) -> bytes:
-        return bytes([REQUEST]) + os.urandom(MSG_ID_BYTES) + pack([PUNCH, [nonce]])
+        return unanswered_request(PUNCH, nonce)
 
     def rpc_punch(self, sender: Address, nonce: bytes) -> Any:
         """A punch for an offer we sent or accepted: the path from ``sender`` is open."""

@@ -43,14 +43,12 @@ from fairdht.dht.punch import (
 )
 from fairdht.dht.routing import loop_time
 from fairdht.dht.rpc import (
-    MSG_ID_BYTES,
     NO_REPLY,
-    REQUEST,
     Address,
     Dropped,
     RPCSpec,
     normalize_ip,
-    pack,
+    unanswered_request,
 )
 
 __all__ = [
@@ -114,12 +112,6 @@ def _parse_no_reply(value: Any, args: tuple[Any, ...]) -> None:
     raise Dropped("bad_reply", "relay_data is never answered")
 
 
-def _unanswered(name: str, *args: Any) -> bytes:
-    """A request datagram for an RPC that is never answered (``relay_data``,
-    ``relay_close``): a fresh message id, and no call waiting for a reply."""
-    return bytes([REQUEST]) + os.urandom(MSG_ID_BYTES) + pack([name, list(args)])
-
-
 @dataclass(slots=True)
 class _Relayed:
     """A circuit as the relay holds it."""
@@ -151,12 +143,12 @@ class Circuit:
         """Send ``payload`` (at most MAX_RELAY_PAYLOAD bytes) to the other end."""
         if len(payload) > MAX_RELAY_PAYLOAD:
             raise ValueError(f"a relayed payload is at most {MAX_RELAY_PAYLOAD} bytes")
-        self.protocol._sendto(_unanswered(RELAY_DATA, self.circuit_id, payload), self.relay)
+        self.protocol._sendto(unanswered_request(RELAY_DATA, self.circuit_id, payload), self.relay)
 
     def close(self) -> None:
         """Ask the relay to close the circuit (its slots go to the next player)."""
         self.protocol.circuits.pop((self.relay, self.circuit_id), None)
-        self.protocol._sendto(_unanswered(RELAY_CLOSE, self.circuit_id), self.relay)
+        self.protocol._sendto(unanswered_request(RELAY_CLOSE, self.circuit_id), self.relay)
 
     async def receive(self, timeout: float) -> bytes | None:
         """The next payload from the other end, or None after ``timeout`` seconds."""
@@ -308,7 +300,7 @@ class RelayProtocol(PunchProtocol):
             self._close(circuit_id)
             return NO_REPLY
         held.bytes_left -= len(payload)
-        self._sendto(_unanswered(RELAY_DATA, circuit_id, payload), other)
+        self._sendto(unanswered_request(RELAY_DATA, circuit_id, payload), other)
         self.metrics.inc("relay.forwarded")
         return NO_REPLY
 

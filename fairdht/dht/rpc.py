@@ -62,6 +62,7 @@ __all__ = [
     "normalize_ip",
     "pack",
     "same_address",
+    "unanswered_request",
     "unpack",
 ]
 
@@ -160,6 +161,12 @@ def pack(value: Any) -> bytes:
     """Encode a value as msgpack (str as str, bytes as bin, like umsgpack)."""
     data: bytes = msgpack.packb(value, use_bin_type=True)
     return data
+
+
+def unanswered_request(name: str, *args: Any) -> bytes:
+    """A request datagram that no call waits on (one-way messages such as ``punch``,
+    ``dial_back``, ``relay_data``): the same framing, a fresh message id."""
+    return bytes([REQUEST]) + os.urandom(MSG_ID_BYTES) + pack([name, list(args)])
 
 
 @lru_cache(maxsize=4096)

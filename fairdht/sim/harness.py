@@ -45,6 +45,14 @@ class SimSpec:
     key_seed: int = 0
     puzzle: int = 0
 
+    def network(self) -> MemoryNetwork:
+        """The seeded network this spec describes (ValueError if it has no node)."""
+        if self.nodes < 1:
+            raise ValueError("a simulation needs at least one node")
+        return MemoryNetwork(
+            seed=self.seed, loss=self.loss, delay=self.delay, duplicate=self.duplicate
+        )
+
 
 @dataclass(frozen=True, slots=True)
 class Cost:
@@ -64,12 +72,8 @@ class Simulation:
     """N DHTNodes (MemoryRecordStore each) on one seeded MemoryNetwork; use in run_virtual."""
 
     def __init__(self, spec: SimSpec) -> None:
-        if spec.nodes < 1:
-            raise ValueError("a simulation needs at least one node")
+        self.net = spec.network()
         self.spec = spec
-        self.net = MemoryNetwork(
-            seed=spec.seed, loss=spec.loss, delay=spec.delay, duplicate=spec.duplicate
-        )
         self.rng = random.Random(f"fairdht/sim/harness|{spec.seed}")
         self.keys: list[SigningKey] = []
         self.nodes: list[DHTNode] = []

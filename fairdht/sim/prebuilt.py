@@ -27,7 +27,7 @@ from fairdht.dht.storage import MemoryRecordStore
 from fairdht.identity import SigningKey
 from fairdht.sim.harness import SIM_PORT, Cost, SimSpec
 from fairdht.sim.identities import sim_host, sim_key
-from fairdht.sim.memnet import Address, MemoryNetwork
+from fairdht.sim.memnet import Address
 from fairdht.sim.tables import IdealTables
 from fairdht.sim.vclock import virtual_clock
 
@@ -40,12 +40,8 @@ class PrebuiltSimulation:
     """N nodes with settled routing tables; each a real DHTNode once first reached."""
 
     def __init__(self, spec: SimSpec) -> None:
-        if spec.nodes < 1:
-            raise ValueError("a simulation needs at least one node")
+        self.net = spec.network()
         self.spec = spec
-        self.net = MemoryNetwork(
-            seed=spec.seed, loss=spec.loss, delay=spec.delay, duplicate=spec.duplicate
-        )
         self.rng = random.Random(f"fairdht/sim/prebuilt|{spec.seed}")
         self.tables: IdealTables | None = None
         self._ids: list[bytes] = []

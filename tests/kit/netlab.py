@@ -53,6 +53,7 @@ __all__ = [
     "nat_unavailable",
     "netlab",
     "netns_unavailable",
+    "play_command",
 ]
 
 T = TypeVar("T")
@@ -65,6 +66,42 @@ _CLONE_NEWNET = 0x40000000
 
 def _ip(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
     return subprocess.run(["ip", *args], capture_output=True, text=True, check=check, timeout=30)
+
+
+def play_command(
+    *,
+    match: str,
+    code_hash: str,
+    referee: str,
+    roster: str,
+    key: str,
+    bootstrap: str,
+    data_dir: str,
+    duration_ms: int = 1500,
+) -> list[str]:
+    """``fairdht play --json`` for one player of a refereed match, as the multi-host and
+    NAT tests run it on a player's host."""
+    return [
+        *FAIRDHT,
+        "play",
+        "--match",
+        match,
+        "--code-hash",
+        code_hash,
+        "--referee",
+        referee,
+        "--players",
+        roster,
+        "--duration-ms",
+        str(duration_ms),
+        "--key",
+        key,
+        "--bootstrap",
+        bootstrap,
+        "--json",
+        "--data-dir",
+        data_dir,
+    ]
 
 
 def netns_unavailable() -> str | None:

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from netlab import Host, NetLab, netlab, netns_unavailable
+from netlab import Host, NetLab, netlab, netns_unavailable, play_command
 from waiting import ok, wait_for
 
 from fairdht.identity import SigningKey, write_key
@@ -462,27 +462,15 @@ def test_refereed_match_with_referee_and_players_on_three_hosts(net: Net) -> Non
     roster = ",".join(p.public_key.hex() for p in players)
     plays = [
         net.hosts[f"p{i}"].popen(
-            [
-                *FAIRDHT_CMD,
-                "play",
-                "--match",
-                f"mh-match-{net.family}",
-                "--code-hash",
-                digest,
-                "--referee",
-                ref_key.public_key.hex(),
-                "--players",
-                roster,
-                "--duration-ms",
-                "1500",
-                "--key",
-                str(net.root / f"p{i}.key"),
-                "--bootstrap",
-                net.entry("e2"),
-                "--json",
-                "--data-dir",
-                net.data(f"p{i}"),
-            ]
+            play_command(
+                match=f"mh-match-{net.family}",
+                code_hash=digest,
+                referee=ref_key.public_key.hex(),
+                roster=roster,
+                key=str(net.root / f"p{i}.key"),
+                bootstrap=net.entry("e2"),
+                data_dir=net.data(f"p{i}"),
+            )
         )
         for i in (1, 2)
     ]

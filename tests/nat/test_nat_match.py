@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from netlab import Home, Host, NatType, NetLab, netlab
+from netlab import Home, Host, NatType, NetLab, netlab, play_command
 
 from fairdht.app.play import PlayResult, play_match
 from fairdht.app.referee_service import RefereeService
@@ -383,27 +383,15 @@ def test_the_command_line_referee_behind_a_symmetric_nat_and_players_behind_two_
     roster = ",".join(k.public_key.hex() for k in keys.values())
     plays = {
         name: homes[name].host.popen(
-            [
-                *FAIRDHT_CMD,
-                "play",
-                "--match",
-                "cli-sym",
-                "--code-hash",
-                digest,
-                "--referee",
-                ref_key.public_key.hex(),
-                "--players",
-                roster,
-                "--duration-ms",
-                "1500",
-                "--key",
-                str(tmp_path / f"{name}.key"),
-                "--bootstrap",
-                lab.entries[1].endpoint(PORT),
-                "--json",
-                "--data-dir",
-                str(tmp_path / name),
-            ]
+            play_command(
+                match="cli-sym",
+                code_hash=digest,
+                referee=ref_key.public_key.hex(),
+                roster=roster,
+                key=str(tmp_path / f"{name}.key"),
+                bootstrap=lab.entries[1].endpoint(PORT),
+                data_dir=str(tmp_path / name),
+            )
         )
         for name in names
     }

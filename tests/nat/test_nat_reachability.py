@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from netlab import Host, NatTestbed, NatType, nat_ruleset, nat_testbed, netlab
+from netlab import Host, NatTestbed, NatType, nat_ruleset, nat_testbed, netlab, play_command
 from waiting import ok, wait_for
 
 from fairdht.dht import DHTConfig, DHTNode
@@ -379,27 +379,15 @@ def test_players_behind_port_restricted_and_symmetric_nat_play_a_refereed_match(
     roster = ",".join(k.public_key.hex() for k in players.values())
     plays = [
         homes[name].host.popen(
-            [
-                *FAIRDHT_CMD,
-                "play",
-                "--match",
-                "home-match",
-                "--code-hash",
-                digest,
-                "--referee",
-                ref_key.public_key.hex(),
-                "--players",
-                roster,
-                "--duration-ms",
-                "1500",
-                "--key",
-                str(net.root / f"match-{name}.key"),
-                "--bootstrap",
-                net.entry(1),
-                "--json",
-                "--data-dir",
-                str(net.root / f"match-{name}"),
-            ]
+            play_command(
+                match="home-match",
+                code_hash=digest,
+                referee=ref_key.public_key.hex(),
+                roster=roster,
+                key=str(net.root / f"match-{name}.key"),
+                bootstrap=net.entry(1),
+                data_dir=str(net.root / f"match-{name}"),
+            )
         )
         for name in players
     ]

@@ -30,18 +30,21 @@ __all__ = [
     "CHALLENGE_DOMAIN",
     "NONCE_BYTES",
     "TOKEN_BYTES",
+    "TOKEN_PROOF_DOMAIN",
     "RateLimiter",
     "TokenMint",
     "challenge_message",
     "generate_key",
     "passes_puzzle",
     "subnet_of",
+    "token_proof_message",
 ]
 
 NONCE_BYTES: Final = 16
 TOKEN_BYTES: Final = 8
 # Domain separation: a challenge signature can never be mistaken for a record's.
 CHALLENGE_DOMAIN: Final = b"fairdht/dht/ping/v1\x00"
+TOKEN_PROOF_DOMAIN: Final = b"fairdht/dht/token-proof/v1\x00"
 
 
 def passes_puzzle(node_id: bytes, bits: int) -> bool:
@@ -85,6 +88,19 @@ def challenge_message(
         + responder_id
         + _address_bytes(ip, port)
     )
+
+
+def token_proof_message(token: bytes, sender_id: bytes) -> bytes:
+    """The bytes a node signs to prove its id where it echoes a token (a STORE's or a
+    ping's proof, docs/protocol.md "Address validation").
+
+    ``domain ‖ token(8) ‖ sender_id(20)``. The token is the receiver's own, minted for
+    the sender's address under the receiver's secret and handed only to that address
+    (BEP 5), so a signature over it answers a challenge the receiver sent there: the
+    key's holder receives at the address (S/Kademlia §4.1), without the ping round
+    trip. No other receiver, address or period has the same token.
+    """
+    return TOKEN_PROOF_DOMAIN + token + sender_id
 
 
 # Admission checks compare a newcomer with every contact of its bucket and table, so

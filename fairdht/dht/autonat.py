@@ -180,14 +180,15 @@ class AutoNATProtocol(DHTProtocol):
         to_ip: str,
         to_port: int,
         token: bytes,
+        proof: bytes = b"",
     ) -> list[bytes]:
         """Answer with the real identity even when hidden: a pinger was given our address
         (an entry-node list), and a pong without an id would fail its bootstrap."""
         if not self.hidden:
-            return super().rpc_ping(sender, sender_id, pubkey, nonce, to_ip, to_port, token)
+            return super().rpc_ping(sender, sender_id, pubkey, nonce, to_ip, to_port, token, proof)
         self.wire_id, self.wire_key = self._real_identity
         try:
-            return super().rpc_ping(sender, sender_id, pubkey, nonce, to_ip, to_port, token)
+            return super().rpc_ping(sender, sender_id, pubkey, nonce, to_ip, to_port, token, proof)
         finally:
             self.wire_id, self.wire_key = b"", b""
 

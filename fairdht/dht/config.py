@@ -46,6 +46,10 @@ class DHTConfig:
     max_failures: int = 2
     # Identity-check pings (new contacts) in flight at once; more are skipped, not queued.
     max_verify_in_flight: int = 16
+    # A likely writer (a full node looking up a key this node is among the k closest to)
+    # proves its id in its STORE; its identity-check ping waits this long for that
+    # STORE first (docs/protocol.md, "Address validation").
+    store_proof_wait: float = 2.0
     # STORE RPCs in flight at once for replication, hand-over and repair.
     store_concurrency: int = 8
     # A lookup queries at most this many nodes (bounds hostile endless contact lists).

@@ -424,7 +424,11 @@ class DHTNode:
             while answered and count - answered[0][0] > wait:
                 _, due = answered.pop(0)
                 address = (due.ip, due.port)
-                if due.id in live and not proto.presented(address):
+                if (
+                    due.id in live
+                    and not proto.presented(address)
+                    and not proto.holds_token(address)
+                ):
                     self.metrics.inc("put.present_early")
                     proto.start_presenting(address)
 

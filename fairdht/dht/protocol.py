@@ -46,6 +46,7 @@ from fairdht.dht.admission import (
     challenge_message,
     passes_puzzle,
     subnet_of,
+    token_proof_message,
 )
 from fairdht.dht.config import DHTConfig
 from fairdht.dht.metrics import Metrics
@@ -134,14 +135,19 @@ PAD_BYTES: Final = 256
 _ADDRESS_MEMORY: Final = 4096
 TOKEN_REFUSAL: Final = "token"
 BUSY_REFUSAL: Final = "busy"
-# Request bytes left for records in one STORE: the datagram minus header and the
-# framing of ["store", [sender_id, key, [...]]] (under 64 bytes), minus 3 per record.
-STORE_BUDGET: Final = MAX_DATAGRAM - HEADER_BYTES - 64
+# Request bytes left for records in one STORE: the datagram minus header, the framing
+# of ["store", [sender_id, key, [...]]] (under 64 bytes) and the writer's proof (token,
+# key and signature: 110 bytes), minus 3 per record.
+STORE_BUDGET: Final = MAX_DATAGRAM - HEADER_BYTES - 64 - 112
 # A reply costs one request token more per this many bytes (docs/protocol.md, limits).
 REPLY_TOKEN_BYTES: Final = 1024
 # Budget bytes a challenge ping leaves for the reply it comes with: an empty contact
-# list, or an empty find_value page with its token and "retry" (header included).
+# list and its token, or an empty find_value page with its token and "retry" (header
+# included).
 _MIN_REPLY: Final = 80
+# Likely writers whose identity check waits for their STORE (``DHTConfig.
+# store_proof_wait``) at once, at most; more are challenged at once.
+_MAX_AWAITING: Final = 256
 # Contacts a holder names on a find_value page with records: only nodes closer to the
 # key than itself, at most this many. A get needs read_replicas + 1 holders (3 at the
 # default 2; 4 leaves room for one that stalls); a full list of k would cost the holder
@@ -200,6 +206,16 @@ def _check_key(value: Any) -> None:
 def _check_pubkey(value: Any) -> None:
     if not isinstance(value, bytes) or len(value) not in (0, PUBKEY_BYTES):
         raise Dropped("bad_args", "public key must be 32 bytes, or empty")
+
+
+def _check_signature(value: Any) -> None:
+    if not isinstance(value, bytes) or len(value) not in (0, SIGNATURE_BYTES):
+        raise Dropped("bad_args", f"signature must be {SIGNATURE_BYTES} bytes, or empty")
+
+
+def _check_store_token(value: Any) -> None:
+    if not isinstance(value, bytes) or len(value) not in (0, TOKEN_BYTES):
+        raise Dropped("bad_args", f"token must be {TOKEN_BYTES} bytes, or empty")
 
 
 def _check_records(value: Any) -> None:
@@ -315,7 +331,7 @@ def _parse_ping_reply(value: Any, args: tuple[Any, ...]) -> Pong:
         raise Dropped("bad_reply", f"ping reply token must be {TOKEN_BYTES} bytes")
     if node_id_of(pubkey) != node_id:
         raise Dropped("bad_identity", "node id is not BLAKE2b-160 of the key")
-    verifier_id, _key, nonce, to_ip, to_port, _token = args
+    verifier_id, _key, nonce, to_ip, to_port = args[:5]
     message = challenge_message(nonce, verifier_id, node_id, to_ip, to_port)
     try:
         PublicKey(pubkey).verify(message, signature)
@@ -340,8 +356,21 @@ def _parse_store_reply(value: Any, args: tuple[Any, ...]) -> list[bool | str]:
     return out
 
 
-def _parse_find_node_reply(value: Any, args: tuple[Any, ...]) -> list[Node]:
-    return parse_contacts(value)
+@dataclass(frozen=True, slots=True)
+class FoundNodes:
+    """A find_node reply: the responder's closest contacts, and its token for us."""
+
+    nodes: list[Node]
+    token: bytes
+
+
+def _parse_find_node_reply(value: Any, args: tuple[Any, ...]) -> FoundNodes:
+    if type(value) is not list or len(value) != 2:
+        raise Dropped("bad_reply", "find_node reply is [contacts, token]")
+    contacts, token = value
+    if not isinstance(token, bytes) or len(token) != TOKEN_BYTES:
+        raise Dropped("bad_reply", f"find_node reply token must be {TOKEN_BYTES} bytes")
+    return FoundNodes(parse_contacts(contacts), token)
 
 
 @dataclass(frozen=True, slots=True)
@@ -452,10 +481,32 @@ class DHTProtocol(HardenedRPCProtocol, KademliaProtocol):  # type: ignore[misc]
     specs: ClassVar[dict[str, RPCSpec]] = {
         PING: RPCSpec(
             PING,
-            (_check_sender_id, _check_pubkey, _check_nonce, _check_ip, _check_port, _check_token),
+            (
+                _check_sender_id,
+                _check_pubkey,
+                _check_nonce,
+                _check_ip,
+                _check_port,
+                _check_token,
+                _check_signature,
+            ),
             _parse_ping_reply,
+            optional=1,  # the sender's proof over the token it echoes
         ),
-        STORE: RPCSpec(STORE, (_check_sender_id, _check_key, _check_records), _parse_store_reply),
+        # The writer's token, key and signature (``rpc_store``) are optional, together.
+        STORE: RPCSpec(
+            STORE,
+            (
+                _check_sender_id,
+                _check_key,
+                _check_records,
+                _check_store_token,
+                _check_pubkey,
+                _check_signature,
+            ),
+            _parse_store_reply,
+            optional=3,
+        ),
         FIND_NODE: RPCSpec(
             FIND_NODE, (_check_sender_id, _check_key, _check_token), _parse_find_node_reply
         ),
@@ -503,6 +554,8 @@ class DHTProtocol(HardenedRPCProtocol, KademliaProtocol):  # type: ignore[misc]
         self.on_new_contact: Callable[[Node], None] | None = None
         self._failures: dict[bytes, int] = {}
         self._verifying: set[Address] = set()
+        # Likely writers whose identity check waits for the proof in their STORE.
+        self._awaiting: dict[Address, asyncio.TimerHandle] = {}
         self._head_checks: set[bytes] = set()
         self._table_generation = 0
         # Address validation (RFC 9000 §8.1 with BEP 5 tokens), all timed by the loop.
@@ -530,7 +583,9 @@ class DHTProtocol(HardenedRPCProtocol, KademliaProtocol):  # type: ignore[misc]
 
     # -- routing-table admission (the one place) ------------------------------------------
 
-    def admit(self, node: Node, pubkey: bytes | None = None, *, reserve: int = 0) -> bool:
+    def admit(
+        self, node: Node, pubkey: bytes | None = None, *, reserve: int = 0, prove: bool = True
+    ) -> bool:
         """Let ``node`` into the routing table if it may enter; True if it is (now) there.
 
         ``pubkey`` is given only once ``node`` answered our signed challenge at its
@@ -560,7 +615,7 @@ class DHTProtocol(HardenedRPCProtocol, KademliaProtocol):  # type: ignore[misc]
                 if refusal is not None:
                     self.metrics.inc(f"routing.refused.{refusal}")
                     return False  # it could not enter anyway: no challenge for it
-            self.verify_later((node.ip, node.port), reserve=reserve)
+            self.verify_later((node.ip, node.port), reserve=reserve, prove=prove)
             return False
         if node_id_of(pubkey) != node.id:
             self.metrics.inc("dropped.bad_identity")
@@ -625,46 +680,57 @@ class DHTProtocol(HardenedRPCProtocol, KademliaProtocol):  # type: ignore[misc]
         """kademlia's hook: here, an unverified sighting of ``node`` (see ``admit``)."""
         self.admit(node)
 
-    def verify_later(self, address: Address, *, reserve: int = 0, enter: bool = True) -> None:
+    def verify_later(
+        self, address: Address, *, reserve: int = 0, enter: bool = True, prove: bool = True
+    ) -> None:
         """Challenge ``address`` once (bounded, deduplicated) so its signed pong can admit it.
 
         A challenge sent while answering a request from ``address`` is charged to its
         amplification budget, keeping ``reserve`` bytes for the reply: if it does not
         fit, it is skipped (the next sighting tries again). With ``enter`` False it is
         for the address only: the pong proves it, and admits the responder only where
-        it fits without displacing anyone (no head check of a full bucket).
+        it fits without displacing anyone (no head check of a full bucket). A challenge
+        charged so carries no proof of our own id (``call_ping``): it is sized without;
+        nor does one with ``prove`` False.
         """
         if address in self._verifying:
             return
         if len(self._verifying) >= self.config.max_verify_in_flight:
             self.metrics.inc("routing.verify_skipped")
             return
-        if not self._charge_challenge(address, reserve):
+        charged = self._charge_challenge(address, reserve)
+        if charged is None:
             self.metrics.inc("amplification.challenge_skipped")
             return
         self._verifying.add(address)
-        self.tasks.spawn(self._verify(address, enter), name="verify")
+        prove = prove and not charged
+        self.tasks.spawn(self._verify(address, enter, prove=prove), name="verify")
 
     def _challenge_bytes(self, address: Address) -> int:
-        """The size of ``call_ping``'s datagram to ``address`` (with an 8-byte token, the most)."""
-        args = [self.wire_id, self.wire_key, bytes(NONCE_BYTES), *address, bytes(TOKEN_BYTES)]
+        """The size of ``call_ping``'s datagram to ``address`` (with an 8-byte token, the
+        most, and no proof of our own: a charged challenge carries none)."""
+        args = [self.wire_id, self.wire_key, bytes(NONCE_BYTES), *address, bytes(TOKEN_BYTES), b""]
         return HEADER_BYTES + len(pack([PING, args]))
 
-    def _charge_challenge(self, address: Address, reserve: int) -> bool:
-        """Take a challenge ping's bytes from the budget of the source being answered."""
+    def _charge_challenge(self, address: Address, reserve: int) -> bool | None:
+        """Take a challenge ping's bytes from the budget of the source being answered:
+        True if charged, False if nothing was due, None if it does not fit."""
         answering = self.answering
         if answering is None or not same_address(answering, address):
-            return True  # not in answer to this address: our own lookup or a bucket check
+            return False  # not in answer to this address: our own lookup or a bucket check
         now = self.now()
         left = self.budget.remaining(address, now)
         if left is None:
-            return True  # proven
+            return False  # proven
         size = self._challenge_bytes(address)
-        return left - reserve >= size and self.budget.allow(address, size, now)
+        if left - reserve >= size and self.budget.allow(address, size, now):
+            return True
+        return None
 
-    async def _verify(self, address: Address, enter: bool) -> None:
+    async def _verify(self, address: Address, enter: bool, *, prove: bool = True) -> None:
         try:
-            await self.call_ping(address, why="challenge" if enter else "address", enter=enter)
+            why = "challenge" if enter else "address"
+            await self.call_ping(address, why=why, enter=enter, prove=prove)
         finally:
             self._verifying.discard(address)
 
@@ -701,16 +767,57 @@ class DHTProtocol(HardenedRPCProtocol, KademliaProtocol):  # type: ignore[misc]
         else:
             self._failures[node.id] = count
 
-    def _note_sender(self, sender_id: bytes, address: Address) -> Node | None:
+    def _note_sender(
+        self, sender_id: bytes, address: Address, *, writer: bool = False
+    ) -> Node | None:
+        """A request from ``sender_id`` at ``address``: refresh the contact, or admit it.
+
+        ``writer``: a likely writer, whose STORE will carry its proof (``rpc_store``):
+        its identity check waits for that (``_await_proof``)."""
         if not sender_id:
             return None  # a light client: never a contact, never handed replicas
         known: Node | None = self.router.refresh(sender_id, address[0], address[1])
         if known is not None:
             return known  # a contact seen again at its address (``admit``'s first case)
         node = Node(sender_id, address[0], address[1])
-        # A challenge it triggers leaves room for the smallest whole reply.
-        self.admit(node, reserve=_MIN_REPLY)
+        if writer and address not in self._verifying:
+            self._await_proof(node)
+        else:
+            # A challenge it triggers leaves room for the smallest whole reply.
+            self.admit(node, reserve=_MIN_REPLY)
         return node
+
+    def _await_proof(self, node: Node) -> None:
+        """Challenge ``node`` only if its STORE has not proved it in ``store_proof_wait`` s.
+
+        The challenge is charged to the source's amplification budget now, while its
+        request's credit is there; if it does not fit, none is sent (as ``verify_later``).
+        """
+        address = (node.ip, node.port)
+        if address in self._awaiting:
+            return
+        if len(self._awaiting) >= _MAX_AWAITING:
+            self.admit(node, reserve=_MIN_REPLY)
+            return
+        # Charged now, while the request's credit is there; it is sent without a proof.
+        if self._charge_challenge(address, _MIN_REPLY) is None:
+            self.metrics.inc("amplification.challenge_skipped")
+            return
+        loop = asyncio.get_running_loop()
+        self._awaiting[address] = loop.call_later(
+            self.config.store_proof_wait, self._proof_missing, node
+        )
+
+    def _proof_missing(self, node: Node) -> None:
+        """No STORE proved ``node`` in time: the identity check of any other sighting."""
+        self._awaiting.pop((node.ip, node.port), None)
+        self.metrics.inc("store_proof.missing")
+        self.admit(node, prove=False)
+
+    def _proof_arrived(self, address: Address) -> None:
+        handle = self._awaiting.pop(address, None)
+        if handle is not None:
+            handle.cancel()
 
     # -- address validation and rate limits -------------------------------------------------
 
@@ -727,6 +834,32 @@ class DHTProtocol(HardenedRPCProtocol, KademliaProtocol):  # type: ignore[misc]
 
     def _prove(self, address: Address) -> None:
         self.budget.prove(address, loop_time())
+
+    def _token_echoed(self, sender: Address, token: bytes) -> bool:
+        """``_source_proven``, True only if ``token`` itself is valid (not an older proof)."""
+        if token and self.tokens.check(token, sender[0], sender[1], loop_time()):
+            self._prove(sender)
+            return True
+        if not self.proven(sender):
+            self.metrics.inc("amplification.capped")
+        return False
+
+    def _token_proof_ok(
+        self, sender_id: bytes, token: bytes, pubkey: bytes, signature: bytes
+    ) -> bool:
+        """True if ``signature`` by ``pubkey``, the key of ``sender_id``, signs our valid
+        ``token``: a challenge answered without the ping (``token_proof_message``).
+        Counted, and charged to the sender's signature budget by the caller's checks."""
+        if node_id_of(pubkey) != sender_id or len(signature) != SIGNATURE_BYTES:
+            self.metrics.inc("token_proof.bad")
+            return False
+        try:
+            PublicKey(pubkey).verify(token_proof_message(token, sender_id), signature)
+        except BadSignature:
+            self.metrics.inc("token_proof.bad")
+            return False
+        self.metrics.inc("token_proof.ok")
+        return True
 
     def _source_proven(self, sender: Address, token: bytes) -> bool:
         """Check an echoed token; False (and counted) if the sender is still unproven."""
@@ -776,6 +909,12 @@ class DHTProtocol(HardenedRPCProtocol, KademliaProtocol):  # type: ignore[misc]
             return token
         return bytes(pad)
 
+    def holds_token(self, address: Address) -> bool:
+        """True if we hold a token of ``address`` that is surely valid: our next STORE
+        there carries it (``call_store``), and needs no presentation first."""
+        token = self._received_tokens.get(address)
+        return token is not None and self._fresh(address, token)
+
     def _presented_now(self, address: Address) -> None:
         self._remember(self._presented, address, loop_time() + self.config.token_period / 2)
 
@@ -805,8 +944,10 @@ class DHTProtocol(HardenedRPCProtocol, KademliaProtocol):  # type: ignore[misc]
         to_ip: str,
         to_port: int,
         token: bytes,
+        proof: bytes = b"",
     ) -> list[bytes]:
-        """Sign the challenge; a full node's ping is a sighting we challenge back."""
+        """Sign the challenge; a full node's ping is a sighting we challenge back, unless
+        its ``proof`` (a signature over the token it echoes) already proved its id."""
         if bool(sender_id) != bool(pubkey):
             raise Dropped("bad_args", "ping sends both id and key, or neither")
         if self.signing_key is None:
@@ -815,12 +956,22 @@ class DHTProtocol(HardenedRPCProtocol, KademliaProtocol):  # type: ignore[misc]
             raise Dropped("bad_identity", "sender id is not BLAKE2b-160 of its key")
         # The reply (154 bytes) fits 3x the smallest valid ping (55 bytes), and a token
         # echo proves the sender's address.
-        self._source_proven(sender, token)
+        echoed = self._token_echoed(sender, token)
         signature = self.signing_key.sign(
             challenge_message(nonce, sender_id, self.wire_id, to_ip, to_port)
         )
         reply = [self.wire_id, self.wire_key, signature, self._token_for(sender)]
-        if sender_id:
+        if (
+            sender_id
+            and echoed
+            and proof
+            and self.verify_limits.allow(sender[0], loop_time())
+            and self._token_proof_ok(sender_id, token, pubkey, proof)
+        ):
+            # It signed our token for its address: its id is proved, no challenge back.
+            self.admit(Node(sender_id, sender[0], sender[1]), pubkey)
+            self._presented_now(sender)
+        elif sender_id:
             # Its key is claimed, not proved: challenge it back (S/Kademlia §4.1), from
             # what the budget leaves after the reply (a ping with an id is at least 107
             # bytes: 321 of credit cover the 154-byte pong and a challenge of <= 156).
@@ -834,9 +985,23 @@ class DHTProtocol(HardenedRPCProtocol, KademliaProtocol):  # type: ignore[misc]
         return reply
 
     def rpc_store(
-        self, sender: Address, sender_id: bytes, key: bytes, raws: list[bytes]
+        self,
+        sender: Address,
+        sender_id: bytes,
+        key: bytes,
+        raws: list[bytes],
+        token: bytes = b"",
+        pubkey: bytes = b"",
+        signature: bytes = b"",
     ) -> list[bool | str]:
-        """Validate and store each record; answer True or its refusal code, in order."""
+        """Validate and store each record; answer True or its refusal code, in order.
+
+        ``token`` (ours, for the sender's address) proves the address; with it, the
+        writer's ``pubkey`` and ``signature`` over it prove its id (``store_proof``)."""
+        if token and self.tokens.check(token, sender[0], sender[1], loop_time()):
+            self._prove(sender)
+            if pubkey and sender_id:
+                self._check_store_proof(sender, sender_id, token, pubkey, signature)
         if not self.proven(sender):
             # BEP 5: a write needs a token bound to the writer's address, so a spoofed
             # STORE costs us nothing but this reply (smaller than the request).
@@ -877,6 +1042,20 @@ class DHTProtocol(HardenedRPCProtocol, KademliaProtocol):  # type: ignore[misc]
                 results.append(True)
         return results
 
+    def _check_store_proof(
+        self, sender: Address, sender_id: bytes, token: bytes, pubkey: bytes, signature: bytes
+    ) -> None:
+        """Admit a writer whose STORE signed our token for its address (docs/protocol.md,
+        ``store``): the answer to a challenge, without the ping."""
+        self._proof_arrived(sender)
+        if self.router.refresh(sender_id, sender[0], sender[1]) is not None:
+            return  # a contact at this address already: nothing to prove
+        if not self.verify_limits.allow(sender[0], loop_time()):
+            self.metrics.inc("ratelimit.verifications")
+            return
+        if self._token_proof_ok(sender_id, token, pubkey, signature):
+            self.admit(Node(sender_id, sender[0], sender[1]), pubkey)
+
     def _store_source(self, sender_id: bytes, sender: Address) -> Source:
         """Whom a STORE is charged to (docs/protocol.md, "Storage policy"): a routing-table
         contact at its known address (replication, hand-over, read repair) by its id;
@@ -894,26 +1073,24 @@ class DHTProtocol(HardenedRPCProtocol, KademliaProtocol):  # type: ignore[misc]
 
     def rpc_find_node(
         self, sender: Address, sender_id: bytes, target: bytes, token: bytes
-    ) -> list[list[Any]]:
-        """The k closest contacts we know to ``target``, never the asker itself."""
+    ) -> list[Any]:
+        """The k closest contacts we know to ``target``, never the asker itself, and our
+        token for the asker's address: ``[contacts, token]``."""
         proven = self._source_proven(sender, token)
-        self._note_sender(sender_id, sender)
         neighbors = self._neighbors(target, sender)
+        # A full node looking up a target (not its own id: a join) we are among the k
+        # closest to is most likely a writer about to STORE here. Its STORE echoes the
+        # token below, proving its address (BEP 5), and signs it, proving its id
+        # (S/Kademlia §4.1): its identity check waits for that instead of a ping now.
+        writer = bool(sender_id) and target != sender_id and self._among_closest(target, neighbors)
+        self._note_sender(sender_id, sender, writer=writer)
         contacts = [contact_wire(n) for n in neighbors]
+        reply: list[Any] = [contacts, self._token_for(sender)]
         if not proven:
             cap = self._payload_cap(sender)
-            while contacts and len(pack(contacts)) > cap:
+            while contacts and len(pack(reply)) > cap:
                 contacts.pop()
-            if sender_id and self._among_closest(target, neighbors):
-                # A full node looking up a target we are among the k closest to is most
-                # likely a writer about to STORE here, and we take its STORE only from a
-                # proven address (BEP 5). Challenging it now proves the address during
-                # its lookup: one ping from us instead of one or two token echoes from
-                # it after the lookup. Deduplicated with the identity challenge that
-                # `_note_sender` may have started, and charged to its amplification
-                # budget after the reply (RFC 9000 §8.1): skipped if it does not fit.
-                self.verify_later(sender, reserve=HEADER_BYTES + len(pack(contacts)), enter=False)
-        return contacts
+        return reply
 
     def _among_closest(self, target: bytes, neighbors: list[Node]) -> bool:
         """True if fewer than k of our ``neighbors`` of ``target`` are closer to it than we
@@ -1019,18 +1196,29 @@ class DHTProtocol(HardenedRPCProtocol, KademliaProtocol):  # type: ignore[misc]
         return result
 
     async def call_ping(
-        self, address: Address, *, why: str = "other", enter: bool = True
+        self, address: Address, *, why: str = "other", enter: bool = True, prove: bool = True
     ) -> Node | None:
         """Challenge ``address``; on a validly signed pong admit the responder and return it.
 
         ``why`` names the purpose in the ``ping.why.<why>`` counter (the put's cost
         breakdown in scripts/bench/network.py); ``enter`` False admits the responder
-        only if it is known or its bucket has room (see ``verify_later``)."""
+        only if it is known or its bucket has room (see ``verify_later``). ``prove``: sign
+        the token we echo, so that the responder need not challenge us back."""
         self.metrics.inc(f"ping.why.{why}")
         nonce = os.urandom(NONCE_BYTES)
         token = self._received_tokens.get(address, b"")
+        proof = b""
+        if (
+            prove
+            and token
+            and self.wire_id
+            and self.signing_key is not None
+            and self._fresh(address, token)
+        ):
+            # Our id, proved over its token: it need not challenge us back.
+            proof = self.signing_key.sign(token_proof_message(token, self.wire_id))
         result = await self.request(
-            address, PING, self.wire_id, self.wire_key, nonce, address[0], address[1], token
+            address, PING, self.wire_id, self.wire_key, nonce, *address, token, proof
         )
         if not result.ok:
             if result.reason == "bad_challenge":
@@ -1075,7 +1263,9 @@ class DHTProtocol(HardenedRPCProtocol, KademliaProtocol):  # type: ignore[misc]
             return None
         if len(token) == TOKEN_BYTES:
             self._presented_now(address)  # a fresh token (``_token_arg``): surely valid
-        return self._usable(result.value)
+        found: FoundNodes = result.value
+        self._note_token(address, found.token)
+        return self._usable(found.nodes)
 
     async def call_find_value(
         self, node: Node, key: bytes, cursor: bytes = b""
@@ -1141,24 +1331,44 @@ class DHTProtocol(HardenedRPCProtocol, KademliaProtocol):  # type: ignore[misc]
     ) -> list[bool | str] | None:
         """Offer encoded records to ``node``; per record True or a refusal code; None if silent.
 
-        The receiver takes STOREs only from addresses that echoed its token (BEP 5), so
-        a ping presents ours first when needed; a "token" refusal is retried once.
+        The receiver takes STOREs only from addresses that echoed its token (BEP 5). A
+        token it handed us less than a token period ago goes in the STORE itself, with
+        our signature over it when the receiver may not know our id yet (its proof,
+        ``rpc_store``); without one, a ping presents ours first. A "token" refusal is
+        retried once.
         """
         address = (node.ip, node.port)
         for attempt in range(2):
-            if not self.presented(address):
-                self.metrics.inc("store.waited_present")
-            await self.present_token(address)
-            result = await self._call(node, STORE, key, raws)
+            proof = self._token_proof(address)
+            if not proof:
+                if not self.presented(address):
+                    self.metrics.inc("store.waited_present")
+                await self.present_token(address)
+            result = await self._call(node, STORE, key, raws, *proof)
             if not result.ok:
                 return None
             value: list[bool | str] = result.value
             if attempt == 0 and value and all(v == TOKEN_REFUSAL for v in value):
                 self.metrics.inc("store.retry.token")
                 self._presented.pop(address, None)
+                self._received_tokens.pop(address, None)
                 continue
+            if proof:
+                self._presented_now(address)
             return value
         return value
+
+    def _token_proof(self, address: Address) -> tuple[bytes, ...]:
+        """The trailing STORE arguments for ``address``: (token, key, signature), or
+        (token, b"", b"") when it saw our token or our signature lately (or we have no
+        id), or () when we hold no token of its that is surely valid."""
+        token = self._received_tokens.get(address)
+        if token is None or not self._fresh(address, token):
+            return ()
+        if not self.wire_id or self.signing_key is None or self.presented(address):
+            return (token, b"", b"")
+        signature = self.signing_key.sign(token_proof_message(token, self.wire_id))
+        return (token, self.wire_key, signature)
 
     def _known_at(self, address: Address) -> Node | None:
         for node in self.router.all_contacts():
@@ -1185,5 +1395,8 @@ class DHTProtocol(HardenedRPCProtocol, KademliaProtocol):  # type: ignore[misc]
 
     async def stop(self) -> None:
         """Cancel tracked tasks and close the socket."""
+        for handle in self._awaiting.values():
+            handle.cancel()
+        self._awaiting.clear()
         await self.tasks.cancel_all()
         self.close()

@@ -127,11 +127,16 @@ ReplyParser = Callable[[Any, tuple[Any, ...]], Any]
 
 @dataclass(frozen=True, slots=True)
 class RPCSpec:
-    """One RPC: its argument checks (one per argument, raising ``Dropped``) and reply parser."""
+    """One RPC: its argument checks (one per argument, raising ``Dropped``) and reply parser.
+
+    ``optional``: the last this many arguments may be left out, all together (an
+    extension an older sender does not send; the handler's defaults stand in).
+    """
 
     name: str
     args: tuple[ArgCheck, ...]
     parse_reply: ReplyParser
+    optional: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -519,9 +524,10 @@ class HardenedRPCProtocol(RPCProtocol):  # type: ignore[misc]  # rpcudp is untyp
         spec = self.specs.get(name)
         if spec is None:
             raise Dropped("unknown_rpc", name[:32])
-        if len(args) != len(spec.args):
-            raise Dropped("bad_args", f"{name} takes {len(spec.args)} arguments, got {len(args)}")
-        for check, arg in zip(spec.args, args, strict=True):
+        full = len(spec.args)
+        if len(args) != full and (not spec.optional or len(args) != full - spec.optional):
+            raise Dropped("bad_args", f"{name} takes {full} arguments, got {len(args)}")
+        for check, arg in zip(spec.args, args, strict=False):
             check(arg)
         self.metrics.inc(f"rpc.{name}.received")
         # The request's bytes are the source's credit for everything sent back to it

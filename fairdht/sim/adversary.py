@@ -81,7 +81,7 @@ class _Member:
             return [data]
         name, args = request
         c = self.coalition
-        if name == "store" and len(args) == 3 and isinstance(args[2], list):
+        if name == "store" and len(args) in (3, 6) and isinstance(args[2], list):
             if c.behaviour is Behaviour.DROP:
                 c.stats["store_dropped"] += 1
                 return []
@@ -110,8 +110,8 @@ class _Member:
             return []
         reply = _unpack(data[_HEADER:])
         target = args[1] if len(args) > 1 and isinstance(args[1], bytes) else b""
-        if name == "find_node":
-            reply = c.contacts_for(target)
+        if name == "find_node" and isinstance(reply, list) and len(reply) == 2:
+            reply = [c.contacts_for(target), reply[1]]  # its own contacts, the real token
         elif name == "find_value" and isinstance(reply, dict):
             reply = c.value_page_for(target, reply)
         else:

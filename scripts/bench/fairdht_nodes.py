@@ -32,6 +32,8 @@ PUT_COUNTERS = (
     "rpc.store.sent",
     "rpc.find_node.sent",
     "routing.added",
+    "store_proof.",
+    "token_proof.",
 )
 
 

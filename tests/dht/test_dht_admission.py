@@ -115,18 +115,21 @@ class ChallengeAnswerer(asyncio.DatagramProtocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = cast(asyncio.DatagramTransport, transport)
 
+    def _sign(self, verifier: bytes, nonce: bytes, ip: str, port: int) -> bytes:
+        # A dishonest peer signs a nonce of its own choosing (a replayed answer).
+        signed = nonce if self.honest else os.urandom(16)
+        return self.key.sign(challenge_message(signed, verifier, self.key.node_id, ip, port))
+
     def datagram_received(self, data: bytes, addr: Address) -> None:
         if data[:1] != b"\x00":
             return
         name, args = msgpack.unpackb(data[21:])
         self.seen[name] += 1
         if name == "find_node":
-            reply: Any = []
+            reply: Any = [[], bytes(8)]
         elif name == "ping":
-            verifier, _key, nonce, ip, port, _token = args
-            # A dishonest peer signs a nonce of its own choosing (a replayed answer).
-            signed = nonce if self.honest else os.urandom(16)
-            sig = self.key.sign(challenge_message(signed, verifier, self.key.node_id, ip, port))
+            verifier, _key, nonce, ip, port = args[:5]
+            sig = self._sign(verifier, nonce, ip, port)
             reply = [self.key.node_id, self.key.public_key.raw, sig, bytes(8)]
         else:
             return
@@ -141,8 +144,9 @@ class Introducer(DHTProtocol):
 
     def rpc_find_node(
         self, sender: Address, sender_id: bytes, target: bytes, token: bytes
-    ) -> list[list[Any]]:
-        return [*super().rpc_find_node(sender, sender_id, target, token), self.contact]
+    ) -> list[Any]:
+        contacts, minted = super().rpc_find_node(sender, sender_id, target, token)
+        return [[*contacts, self.contact], minted]
 
 
 class IntroducerNode(DHTNode):

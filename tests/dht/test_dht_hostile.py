@@ -76,8 +76,8 @@ class HostileProtocol(DHTProtocol):
 
     def rpc_find_node(
         self, sender: Address, sender_id: bytes, target: bytes, token: bytes
-    ) -> list[list[Any]]:
-        return [[b"short", "127.0.0.1", 1000]]
+    ) -> list[Any]:
+        return [[[b"short", "127.0.0.1", 1000]], self._token_for(sender)]
 
 
 class HostileNode(DHTNode):
@@ -200,7 +200,7 @@ def test_replies_checked_for_address_shape_and_size() -> None:
             # A reply from another address is dropped; the real one is then accepted.
             call = asyncio.ensure_future(proto.call_find_node(target, bytes(20)))
             msg_id, src = await next_request(asked, "find_node")
-            good = [[os.urandom(20), "127.0.0.1", 4000]]
+            good = [[[os.urandom(20), "127.0.0.1", 4000]], bytes(8)]
             other.send(response(msg_id, good), src)
             await asyncio.sleep(0.05)
             assert not call.done()
@@ -210,16 +210,23 @@ def test_replies_checked_for_address_shape_and_size() -> None:
             assert node.metrics.get("dropped.wrong_address") == 1
 
             bad_replies = {
-                "bad_contact": [[b"12345", "127.0.0.1", 4000]],  # 5-byte node id
+                "bad_contact": [[[b"12345", "127.0.0.1", 4000]], bytes(8)],  # 5-byte node id
                 "bad_reply": {"nodes": []},  # a map where a list belongs
             }
+            # A list of contacts without the token (the reply before it had one), a
+            # short token: malformed.
+            bad_replies_too = ([[os.urandom(20), "127.0.0.1", 4000]], [[], b"\x01"])
             for reason, value in bad_replies.items():
                 call = asyncio.ensure_future(proto.call_find_node(target, bytes(20)))
                 msg_id, src = await next_request(asked, "find_node")
                 asked.send(response(msg_id, value), src)
                 assert await call is None
                 assert node.metrics.get(f"dropped.{reason}") >= 1, reason
-            for value in ([[os.urandom(20), "not-an-ip", 1]], [[os.urandom(20), "10.0.0.1", 0]]):
+            for value in (
+                [[[os.urandom(20), "not-an-ip", 1]], bytes(8)],
+                [[[os.urandom(20), "10.0.0.1", 0]], bytes(8)],
+                *bad_replies_too,
+            ):
                 call = asyncio.ensure_future(proto.call_find_node(target, bytes(20)))
                 msg_id, src = await next_request(asked, "find_node")
                 asked.send(response(msg_id, value), src)

@@ -90,8 +90,12 @@ def test_a_put_to_a_fresh_network_stores_everywhere_at_two_pings_per_node_met() 
 
 
 class OlderProtocol(DHTProtocol):
-    """A replica as built before address checks on find_node: it never challenges a
-    writer it already knows, so the writer must echo its token."""
+    """A writer as built before STOREs carried tokens (a STORE of three arguments), and
+    a replica that does not check its address during the lookup: the writer must echo
+    its token in a ping first."""
+
+    def _token_proof(self, address: Any) -> tuple[bytes, ...]:
+        return ()
 
     def _among_closest(self, target: bytes, neighbors: list[Node]) -> bool:
         return False
@@ -101,7 +105,7 @@ class OlderNode(DHTNode):
     protocol_class = OlderProtocol
 
 
-def test_older_replicas_that_do_not_challenge_still_take_the_put_after_an_echo() -> None:
+def test_older_writers_without_tokens_in_stores_still_put_after_an_echo() -> None:
     async def main() -> None:
         nodes = await start_nodes(8, config=FAST, first=150, node_class=OlderNode)
         try:
@@ -126,33 +130,46 @@ def test_older_replicas_that_do_not_challenge_still_take_the_put_after_an_echo()
     run(main)
 
 
-def test_a_store_after_an_unanswered_address_challenge_is_still_refused() -> None:
-    """A spoofed writer: its find_node draws the replica's challenge to the claimed
-    address, which never answers; the STORE that follows proves nothing and is refused."""
+def test_a_store_without_the_token_of_its_address_is_still_refused() -> None:
+    """A spoofed writer never sees the find_node reply sent to the address it claims:
+    a STORE without a token, or with the token of another address, proves nothing and
+    is refused; a likely writer that never stores is challenged after the wait."""
 
     async def main() -> None:
-        (node,) = await start_nodes(1, config=FAST, first=171)
+        config = dataclasses.replace(FAST, store_proof_wait=0.2)
+        (node,) = await start_nodes(1, config=config, first=171)
         raw = await raw_socket("127.0.172.1")
+        other = await raw_socket("127.0.173.1")
         claimed = det_key("spoofed-writer").node_id
         record = server_record(det_key("spoofed-record"))
         to = node.address
         try:
             args: list[Any] = [claimed, record.key, bytes(PAD_BYTES)]
-            await raw.call("find_node", args, to)
+            _, reply = await raw.call("find_node", args, to)
+            _, foreign = await other.call("find_node", args, to)
+            mine, theirs = body(reply)[1], body(foreign)[1]
+            assert len(mine) == len(theirs) == 8 and mine != theirs
+            # No ping while the replica waits for the STORE's proof.
+            await asyncio.sleep(0.05)
+            assert raw.requests == []
+            for extra in ([], [theirs, b"", b""]):
+                store = [claimed, record.key, [record.raw], *extra]
+                _, reply = await raw.call("store", store, to)
+                assert body(reply) == ["token"]
+            assert node.store.count() == 0
+            assert not node.protocol.proven(("127.0.172.1", raw_port(raw)))
+            # No STORE proved it in time: the identity check of any sighting.
             for _ in range(100):
                 if raw.requests:
                     break
                 raw.arrived.clear()
                 await asyncio.wait_for(raw.arrived.wait(), 2.0)
-            # The replica challenged the address (one ping, within 3x of the request).
             assert [body(r)[0] for r in raw.requests] == ["ping"]
-            _, reply = await raw.call("store", [claimed, record.key, [record.raw]], to)
-            assert body(reply) == ["token"]
-            assert node.store.count() == 0
-            assert not node.protocol.proven(("127.0.172.1", raw_port(raw)))
+            assert node.metrics.get("store_proof.missing") >= 1
         finally:
-            assert raw.transport is not None
+            assert raw.transport is not None and other.transport is not None
             raw.transport.close()
+            other.transport.close()
             await stop_all([node])
 
     run(main)

@@ -55,7 +55,7 @@ LOG = logging.getLogger(__name__)
 # read repair cover them), so a burst of joins cannot queue unbounded work.
 _WELCOME_QUEUE = 256
 # Rounds of pings to the bootstrap addresses before giving up on all of them.
-_BOOTSTRAP_ATTEMPTS = 2
+_BOOTSTRAP_ATTEMPTS = 3
 # Seconds between joins again through the entry nodes after every contact went silent.
 _REJOIN_EVERY = 5.0
 # A replica whose answer holds more invalid records than this is not read further.

@@ -358,19 +358,39 @@ def _parse_store_reply(value: Any, args: tuple[Any, ...]) -> list[bool | str]:
 
 @dataclass(frozen=True, slots=True)
 class FoundNodes:
-    """A find_node reply: the responder's closest contacts, and its token for us."""
+    """A find_node reply: the responder's closest contacts, its token for us, and its key
+    when it answered our challenge (its signature checked, as a pong's)."""
 
     nodes: list[Node]
     token: bytes
+    pubkey: bytes = b""
+
+
+def _found_key(found: FoundNodes) -> bytes:
+    return found.pubkey
 
 
 def _parse_find_node_reply(value: Any, args: tuple[Any, ...]) -> FoundNodes:
-    if type(value) is not list or len(value) != 2:
-        raise Dropped("bad_reply", "find_node reply is [contacts, token]")
-    contacts, token = value
+    challenged = len(args) == 6
+    if type(value) is not list or len(value) != (4 if challenged else 2):
+        raise Dropped("bad_reply", "find_node reply is [contacts, token(, key, signature)]")
+    contacts, token = value[0], value[1]
     if not isinstance(token, bytes) or len(token) != TOKEN_BYTES:
         raise Dropped("bad_reply", f"find_node reply token must be {TOKEN_BYTES} bytes")
-    return FoundNodes(parse_contacts(contacts), token)
+    if not challenged:
+        return FoundNodes(parse_contacts(contacts), token)
+    pubkey, signature = value[2], value[3]
+    if not isinstance(pubkey, bytes) or len(pubkey) != PUBKEY_BYTES:
+        raise Dropped("bad_reply", "find_node reply key must be 32 bytes")
+    if not isinstance(signature, bytes) or len(signature) != SIGNATURE_BYTES:
+        raise Dropped("bad_reply", "find_node reply signature must be 64 bytes")
+    verifier_id, _target, _token, nonce, to_ip, to_port = args
+    message = challenge_message(nonce, verifier_id, node_id_of(pubkey), to_ip, to_port)
+    try:
+        PublicKey(pubkey).verify(message, signature)
+    except BadSignature:
+        raise Dropped("bad_challenge", "challenge signature does not verify") from None
+    return FoundNodes(parse_contacts(contacts), token, pubkey)
 
 
 @dataclass(frozen=True, slots=True)
@@ -507,8 +527,13 @@ class DHTProtocol(HardenedRPCProtocol, KademliaProtocol):  # type: ignore[misc]
             _parse_store_reply,
             optional=3,
         ),
+        # A challenge for the responder (nonce, and the address it was sent to) is
+        # optional: its signed answer rides on the reply (``rpc_find_node``).
         FIND_NODE: RPCSpec(
-            FIND_NODE, (_check_sender_id, _check_key, _check_token), _parse_find_node_reply
+            FIND_NODE,
+            (_check_sender_id, _check_key, _check_token, _check_nonce, _check_ip, _check_port),
+            _parse_find_node_reply,
+            optional=3,
         ),
         FIND_VALUE: RPCSpec(
             FIND_VALUE,
@@ -1072,10 +1097,18 @@ class DHTProtocol(HardenedRPCProtocol, KademliaProtocol):  # type: ignore[misc]
         return source
 
     def rpc_find_node(
-        self, sender: Address, sender_id: bytes, target: bytes, token: bytes
+        self,
+        sender: Address,
+        sender_id: bytes,
+        target: bytes,
+        token: bytes,
+        nonce: bytes = b"",
+        to_ip: str = "",
+        to_port: int = 0,
     ) -> list[Any]:
         """The k closest contacts we know to ``target``, never the asker itself, and our
-        token for the asker's address: ``[contacts, token]``."""
+        token for the asker's address: ``[contacts, token]``; with a challenge, also our
+        key and our signature of it, as a pong's (``[contacts, token, key, signature]``)."""
         proven = self._source_proven(sender, token)
         neighbors = self._neighbors(target, sender)
         # A full node looking up a target (not its own id: a join) we are among the k
@@ -1086,6 +1119,11 @@ class DHTProtocol(HardenedRPCProtocol, KademliaProtocol):  # type: ignore[misc]
         self._note_sender(sender_id, sender, writer=writer)
         contacts = [contact_wire(n) for n in neighbors]
         reply: list[Any] = [contacts, self._token_for(sender)]
+        if nonce:
+            if self.signing_key is None:
+                raise Dropped("not_serving", "no signing key")
+            message = challenge_message(nonce, sender_id, self.wire_id, to_ip, to_port)
+            reply += [self.wire_key, self.signing_key.sign(message)]
         if not proven:
             cap = self._payload_cap(sender)
             while contacts and len(pack(reply)) > cap:
@@ -1185,9 +1223,19 @@ class DHTProtocol(HardenedRPCProtocol, KademliaProtocol):  # type: ignore[misc]
 
     # -- calls --------------------------------------------------------------------------
 
-    async def _call(self, node: Node, name: str, *args: Any) -> RPCResult:
+    async def _call(
+        self, node: Node, name: str, *args: Any, pubkey: Callable[[Any], bytes] | None = None
+    ) -> RPCResult:
+        """``request`` to ``node``, noting success or failure; ``pubkey`` reads from the
+        reply the key of a responder that answered a challenge in it."""
         result = await self.request((node.ip, node.port), name, self.wire_id, *args)
-        if result.ok:
+        key = pubkey(result.value) if result.ok and pubkey is not None else b""
+        if key and node_id_of(key) == node.id:
+            # It signed our fresh nonce at this address, as a pong (``call_ping``).
+            self._prove((node.ip, node.port))
+            self._failures.pop(node.id, None)
+            self.admit(node, key)
+        elif result.ok:
             self.note_success(node)
         elif result.reason in ("timeout", "unsent"):
             self.note_failure(node)
@@ -1244,6 +1292,20 @@ class DHTProtocol(HardenedRPCProtocol, KademliaProtocol):  # type: ignore[misc]
             self.admit(node, pong.pubkey)
         return node
 
+    def _would_challenge(self, node: Node) -> bool:
+        """True if an answer from ``node`` would make ``admit`` challenge it: a full node
+        not in the table at its address, whose bucket has room."""
+        if not self.wire_id or self.signing_key is None:
+            return False
+        known = self.router.contact(node.id)
+        if known is not None:
+            return not known.same_home_as(node)
+        return (
+            (node.ip, node.port) not in self._verifying
+            and self.router.has_room_for(node)
+            and passes_puzzle(node.id, self.config.puzzle_bits)
+        )
+
     def _usable(self, contacts: list[Node]) -> list[Node]:
         """Drop contacts whose ids fail the static puzzle (S/Kademlia §4.1)."""
         bits = self.config.puzzle_bits
@@ -1258,7 +1320,12 @@ class DHTProtocol(HardenedRPCProtocol, KademliaProtocol):  # type: ignore[misc]
         """Ask ``node`` for its closest contacts to ``target``; None if it failed."""
         address = (node.ip, node.port)
         token = self._token_arg(address, PAD_BYTES)
-        result = await self._call(node, FIND_NODE, target, token)
+        challenge: tuple[Any, ...] = ()
+        if self._would_challenge(node):
+            # Its answer would start an identity check (``admit``): ask for it here.
+            challenge = (os.urandom(NONCE_BYTES), node.ip, node.port)
+            self.metrics.inc("ping.why.in_find_node")
+        result = await self._call(node, FIND_NODE, target, token, *challenge, pubkey=_found_key)
         if not result.ok:
             return None
         if len(token) == TOKEN_BYTES:
@@ -1335,10 +1402,12 @@ class DHTProtocol(HardenedRPCProtocol, KademliaProtocol):  # type: ignore[misc]
         token it handed us less than a token period ago goes in the STORE itself, with
         our signature over it when the receiver may not know our id yet (its proof,
         ``rpc_store``); without one, a ping presents ours first. A "token" refusal is
-        retried once.
+        retried once, and so is a STORE that timed out: a lost datagram must not leave
+        a replica without the record (no put is retried above this).
         """
         address = (node.ip, node.port)
-        for attempt in range(2):
+        token_retry = timeout_retry = True
+        while True:
             proof = self._token_proof(address)
             if not proof:
                 if not self.presented(address):
@@ -1346,9 +1415,14 @@ class DHTProtocol(HardenedRPCProtocol, KademliaProtocol):  # type: ignore[misc]
                 await self.present_token(address)
             result = await self._call(node, STORE, key, raws, *proof)
             if not result.ok:
+                if result.reason == "timeout" and timeout_retry:
+                    timeout_retry = False
+                    self.metrics.inc("store.retry.timeout")
+                    continue
                 return None
             value: list[bool | str] = result.value
-            if attempt == 0 and value and all(v == TOKEN_REFUSAL for v in value):
+            if token_retry and value and all(v == TOKEN_REFUSAL for v in value):
+                token_retry = False
                 self.metrics.inc("store.retry.token")
                 self._presented.pop(address, None)
                 self._received_tokens.pop(address, None)
@@ -1356,7 +1430,6 @@ class DHTProtocol(HardenedRPCProtocol, KademliaProtocol):  # type: ignore[misc]
             if proof:
                 self._presented_now(address)
             return value
-        return value
 
     def _token_proof(self, address: Address) -> tuple[bytes, ...]:
         """The trailing STORE arguments for ``address``: (token, key, signature), or

@@ -110,8 +110,9 @@ class _Member:
             return []
         reply = _unpack(data[_HEADER:])
         target = args[1] if len(args) > 1 and isinstance(args[1], bytes) else b""
-        if name == "find_node" and isinstance(reply, list) and len(reply) == 2:
-            reply = [c.contacts_for(target), reply[1]]  # its own contacts, the real token
+        if name == "find_node" and isinstance(reply, list) and len(reply) in (2, 4):
+            # Its own contacts; the real token, and its proof when challenged.
+            reply = [c.contacts_for(target), *reply[1:]]
         elif name == "find_value" and isinstance(reply, dict):
             reply = c.value_page_for(target, reply)
         else:

@@ -199,3 +199,33 @@ def test_a_ping_with_a_bad_proof_is_challenged_back() -> None:
             await stop_all([node])
 
     run(main)
+
+
+def test_a_put_through_nodes_neither_side_knew_sends_no_ping() -> None:
+    """Both directions at once: the writer checks the nodes its lookup meets in the
+    find_node itself, and they check the writer through its STORE's proof."""
+
+    async def main() -> None:
+        nodes = await start_nodes(8, config=WAIT, first=240)
+        try:
+            await join(nodes)
+            for node in nodes:
+                await node.settle()
+            writer = nodes[0]
+            _strangers(nodes, writer)
+            router = writer.protocol.router
+            for node in nodes[2:]:  # the writer keeps one contact to start from
+                known = router.contact(node.node_id)
+                if known is not None:
+                    router.remove_contact(known)
+            pings = sum(n.metrics.get("rpc.ping.sent") for n in nodes)
+            result = await writer.put(server_record(det_key("no-ping-at-all")))
+            assert result.refusals == {} and result.accepted == result.asked == 8
+            assert writer.metrics.get("ping.why.in_find_node") >= 6
+            assert all(router.contact(n.node_id) is not None for n in nodes[1:])
+            assert all(n.protocol.router.contact(writer.node_id) for n in nodes[1:])
+            assert sum(n.metrics.get("rpc.ping.sent") for n in nodes) == pings
+        finally:
+            await stop_all(nodes)
+
+    run(main)

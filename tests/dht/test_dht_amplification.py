@@ -55,6 +55,15 @@ class RawSocket(asyncio.DatagramProtocol):
             await asyncio.wait_for(self.arrived.wait(), 2.0)
         raise AssertionError("no reply")
 
+    async def requests_received(self, count: int) -> list[bytes]:
+        """Wait until ``count`` requests arrived (2 s at most between two datagrams)."""
+        for _ in range(100):
+            if len(self.requests) >= count:
+                break
+            self.arrived.clear()
+            await asyncio.wait_for(self.arrived.wait(), 2.0)
+        return self.requests
+
 
 async def raw_socket(host: str) -> RawSocket:
     loop = asyncio.get_running_loop()
@@ -113,11 +122,7 @@ def test_all_a_node_sends_in_answer_to_one_datagram_is_at_most_three_times_it() 
                 answers[label] = body(reply)
                 await asyncio.sleep(0.05)  # the challenge task runs after the reply
                 challenged = target.metrics.get("rpc.ping.sent") - challenges
-                for _ in range(100):
-                    if len(raw.requests) >= challenged:
-                        break
-                    raw.arrived.clear()
-                    await asyncio.wait_for(raw.arrived.wait(), 2.0)
+                await raw.requests_received(challenged)
                 # A claimed id is challenged (from what the budget leaves), else nothing.
                 assert challenged == (1 if args[0] and name != "store" else 0), label
                 assert [body(r)[0] for r in raw.requests] == ["ping"] * challenged, label

@@ -159,12 +159,7 @@ def test_a_store_without_the_token_of_its_address_is_still_refused() -> None:
             assert node.store.count() == 0
             assert not node.protocol.proven(("127.0.172.1", raw_port(raw)))
             # No STORE proved it in time: the identity check of any sighting.
-            for _ in range(100):
-                if raw.requests:
-                    break
-                raw.arrived.clear()
-                await asyncio.wait_for(raw.arrived.wait(), 2.0)
-            assert [body(r)[0] for r in raw.requests] == ["ping"]
+            assert [body(r)[0] for r in await raw.requests_received(1)] == ["ping"]
             assert node.metrics.get("store_proof.missing") >= 1
         finally:
             assert raw.transport is not None and other.transport is not None

@@ -26,6 +26,24 @@ from fairdht.dht.protocol import PAD_BYTES
 WAIT = dataclasses.replace(FAST, store_proof_wait=0.5)
 
 
+def _total(nodes: list[DHTNode], counter: str) -> int:
+    return sum(n.metrics.get(counter) for n in nodes)
+
+
+async def _network_with_a_stranger(count: int, first: int) -> list[DHTNode]:
+    """``count`` joined, settled nodes, of which the first never met the others."""
+    nodes = await start_nodes(count, config=WAIT, first=first)
+    try:
+        await join(nodes)
+        for node in nodes:
+            await node.settle()
+    except BaseException:
+        await stop_all(nodes)
+        raise
+    _strangers(nodes, nodes[0])
+    return nodes
+
+
 def _strangers(nodes: list[DHTNode], writer: DHTNode) -> None:
     """As if the writer had never met the others: no contact, no proof, no token."""
     for node in nodes:
@@ -41,30 +59,26 @@ def _strangers(nodes: list[DHTNode], writer: DHTNode) -> None:
 
 def test_replicas_admit_a_new_writer_from_its_store_without_a_ping() -> None:
     async def main() -> None:
-        nodes = await start_nodes(8, config=WAIT, first=190)
+        nodes = await _network_with_a_stranger(8, 190)
         try:
-            await join(nodes)
-            for node in nodes:
-                await node.settle()
             writer = nodes[0]
-            _strangers(nodes, writer)
             others = nodes[1:]
-            challenges = sum(n.metrics.get("ping.why.challenge") for n in others)
-            proofs = sum(n.metrics.get("token_proof.ok") for n in others)
+            challenges = _total(others, "ping.why.challenge")
+            proofs = _total(others, "token_proof.ok")
             record = server_record(det_key("proof-in-store"))
             result = await writer.put(record)
             assert result.refusals == {} and result.accepted == result.asked == 8
             # Every replica admitted the writer from its STORE: a signed token, no ping.
-            assert sum(n.metrics.get("token_proof.ok") for n in others) - proofs == 7
-            assert sum(n.metrics.get("ping.why.challenge") for n in others) == challenges
+            assert _total(others, "token_proof.ok") - proofs == 7
+            assert _total(others, "ping.why.challenge") == challenges
             assert writer.metrics.get("ping.why.present") == 0
             for node in others:
                 assert node.protocol.router.contact(writer.node_id) is not None
                 assert node.protocol.proven(writer.address)
             # And none challenges it later: the proof cancelled the waiting check.
             await asyncio.sleep(0.7)
-            assert sum(n.metrics.get("store_proof.missing") for n in others) == 0
-            assert sum(n.metrics.get("ping.why.challenge") for n in others) == challenges
+            assert _total(others, "store_proof.missing") == 0
+            assert _total(others, "ping.why.challenge") == challenges
         finally:
             await stop_all(nodes)
 
@@ -73,13 +87,9 @@ def test_replicas_admit_a_new_writer_from_its_store_without_a_ping() -> None:
 
 def test_a_lookup_that_stores_nothing_is_challenged_after_the_wait() -> None:
     async def main() -> None:
-        nodes = await start_nodes(6, config=WAIT, first=200)
+        nodes = await _network_with_a_stranger(6, 200)
         try:
-            await join(nodes)
-            for node in nodes:
-                await node.settle()
             writer = nodes[0]
-            _strangers(nodes, writer)
             await writer.find_nodes(server_record(det_key("looked-up")).key)
             others = nodes[1:]
             await asyncio.sleep(0.05)
@@ -88,7 +98,7 @@ def test_a_lookup_that_stores_nothing_is_challenged_after_the_wait() -> None:
             await asyncio.sleep(0.8)
             for node in others:
                 await node.settle()
-            assert sum(n.metrics.get("store_proof.missing") for n in others) >= 1
+            assert _total(others, "store_proof.missing") >= 1
             assert any(n.protocol.router.contact(writer.node_id) for n in others)
         finally:
             await stop_all(nodes)
@@ -149,13 +159,9 @@ def test_a_ping_that_signs_the_token_it_echoes_is_not_challenged_back() -> None:
     signs it, so the contact admits it without the ping back that used to follow."""
 
     async def main() -> None:
-        nodes = await start_nodes(2, config=WAIT, first=220)
+        nodes = await _network_with_a_stranger(2, 220)
         try:
-            await join(nodes)
-            for node in nodes:
-                await node.settle()
             a, b = nodes
-            _strangers(nodes, a)
             # A's lookup hands it B's token for A's address (find_node replies carry one).
             assert await a.protocol.call_find_node(Node(b.node_id, *b.address), bytes(20)) == []
             assert a.protocol.holds_token(b.address)
@@ -185,12 +191,7 @@ def test_a_ping_with_a_bad_proof_is_challenged_back() -> None:
             ping = [key.node_id, key.public_key.raw, bytes(16), *to, token, bad]
             _, pong = await raw.call("ping", ping, to)
             assert len(body(pong)) == 4
-            for _ in range(100):
-                if raw.requests:
-                    break
-                raw.arrived.clear()
-                await asyncio.wait_for(raw.arrived.wait(), 2.0)
-            assert [body(r)[0] for r in raw.requests] == ["ping"]
+            assert [body(r)[0] for r in await raw.requests_received(1)] == ["ping"]
             assert node.metrics.get("token_proof.bad") == 1
             assert node.protocol.router.contact(key.node_id) is None
         finally:
@@ -206,25 +207,21 @@ def test_a_put_through_nodes_neither_side_knew_sends_no_ping() -> None:
     find_node itself, and they check the writer through its STORE's proof."""
 
     async def main() -> None:
-        nodes = await start_nodes(8, config=WAIT, first=240)
+        nodes = await _network_with_a_stranger(8, 240)
         try:
-            await join(nodes)
-            for node in nodes:
-                await node.settle()
             writer = nodes[0]
-            _strangers(nodes, writer)
             router = writer.protocol.router
             for node in nodes[2:]:  # the writer keeps one contact to start from
                 known = router.contact(node.node_id)
                 if known is not None:
                     router.remove_contact(known)
-            pings = sum(n.metrics.get("rpc.ping.sent") for n in nodes)
+            pings = _total(nodes, "rpc.ping.sent")
             result = await writer.put(server_record(det_key("no-ping-at-all")))
             assert result.refusals == {} and result.accepted == result.asked == 8
             assert writer.metrics.get("ping.why.in_find_node") >= 6
             assert all(router.contact(n.node_id) is not None for n in nodes[1:])
             assert all(n.protocol.router.contact(writer.node_id) for n in nodes[1:])
-            assert sum(n.metrics.get("rpc.ping.sent") for n in nodes) == pings
+            assert _total(nodes, "rpc.ping.sent") == pings
         finally:
             await stop_all(nodes)
 

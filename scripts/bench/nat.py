@@ -106,10 +106,11 @@ class CountingRelay(RelayProtocol):
         self.lock = threading.Lock()
         self.bytes_by: Counter[Address] = Counter()
 
-    def datagram_received(self, data: bytes, addr: Any) -> None:
+    def _handle_datagram(self, data: bytes, addr: Any) -> None:
+        # Every datagram passes here, those the socket drain reads too.
         with self.lock:
             self.bytes_by[(normalize_ip(addr[0]), addr[1])] += len(data)
-        super().datagram_received(data, addr)
+        super()._handle_datagram(data, addr)
 
     def _sendto(self, data: bytes, address: Address) -> bool:
         with self.lock:

@@ -860,14 +860,37 @@ class DHTProtocol(HardenedRPCProtocol, KademliaProtocol):  # type: ignore[misc]
     def _prove(self, address: Address) -> None:
         self.budget.prove(address, loop_time())
 
-    def _token_echoed(self, sender: Address, token: bytes) -> bool:
-        """``_source_proven``, True only if ``token`` itself is valid (not an older proof)."""
+    def _token_valid(self, sender: Address, token: bytes) -> bool:
+        """True if ``token`` is ours for ``sender``'s address, which it then proves."""
         if token and self.tokens.check(token, sender[0], sender[1], loop_time()):
             self._prove(sender)
+            return True
+        return False
+
+    def _token_echoed(self, sender: Address, token: bytes) -> bool:
+        """``_source_proven``, True only if ``token`` itself is valid (not an older proof)."""
+        if self._token_valid(sender, token):
             return True
         if not self.proven(sender):
             self.metrics.inc("amplification.capped")
         return False
+
+    def _admit_by_token_proof(
+        self, sender: Address, sender_id: bytes, token: bytes, pubkey: bytes, signature: bytes
+    ) -> bool:
+        """Admit ``sender_id`` at ``sender`` if it signed our valid ``token`` (a ping's or a
+        STORE's proof): the answer to a challenge, without the ping. True if it is now a
+        contact there (or already was); the check costs the sender's signature budget."""
+        self._proof_arrived(sender)
+        if self.router.refresh(sender_id, sender[0], sender[1]) is not None:
+            return True  # a contact at this address already: nothing to prove
+        if not self.verify_limits.allow(sender[0], loop_time()):
+            self.metrics.inc("ratelimit.verifications")
+            return False
+        if not self._token_proof_ok(sender_id, token, pubkey, signature):
+            return False
+        self.admit(Node(sender_id, sender[0], sender[1]), pubkey)
+        return True
 
     def _token_proof_ok(
         self, sender_id: bytes, token: bytes, pubkey: bytes, signature: bytes
@@ -888,13 +911,7 @@ class DHTProtocol(HardenedRPCProtocol, KademliaProtocol):  # type: ignore[misc]
 
     def _source_proven(self, sender: Address, token: bytes) -> bool:
         """Check an echoed token; False (and counted) if the sender is still unproven."""
-        if token and self.tokens.check(token, sender[0], sender[1], loop_time()):
-            self._prove(sender)
-            return True
-        if self.proven(sender):
-            return True
-        self.metrics.inc("amplification.capped")
-        return False
+        return self._token_echoed(sender, token) or self.proven(sender)
 
     def _token_for(self, sender: Address) -> bytes:
         return self.tokens.mint(sender[0], sender[1], loop_time())
@@ -929,16 +946,17 @@ class DHTProtocol(HardenedRPCProtocol, KademliaProtocol):  # type: ignore[misc]
         less than a token period ago (so surely valid), else padding. A token that may
         have expired would make us an unproven asker of a small request: a reply trimmed
         to 3x it, and no room for the address check that could prove us."""
+        return self._fresh_token(address) or bytes(pad)
+
+    def _fresh_token(self, address: Address) -> bytes:
+        """The token ``address`` handed us less than a token period ago, else b""."""
         token = self._received_tokens.get(address)
-        if token is not None and self._fresh(address, token):
-            return token
-        return bytes(pad)
+        return token if token is not None and self._fresh(address, token) else b""
 
     def holds_token(self, address: Address) -> bool:
         """True if we hold a token of ``address`` that is surely valid: our next STORE
         there carries it (``call_store``), and needs no presentation first."""
-        token = self._received_tokens.get(address)
-        return token is not None and self._fresh(address, token)
+        return bool(self._fresh_token(address))
 
     def _presented_now(self, address: Address) -> None:
         self._remember(self._presented, address, loop_time() + self.config.token_period / 2)
@@ -990,11 +1008,9 @@ class DHTProtocol(HardenedRPCProtocol, KademliaProtocol):  # type: ignore[misc]
             sender_id
             and echoed
             and proof
-            and self.verify_limits.allow(sender[0], loop_time())
-            and self._token_proof_ok(sender_id, token, pubkey, proof)
+            and self._admit_by_token_proof(sender, sender_id, token, pubkey, proof)
         ):
             # It signed our token for its address: its id is proved, no challenge back.
-            self.admit(Node(sender_id, sender[0], sender[1]), pubkey)
             self._presented_now(sender)
         elif sender_id:
             # Its key is claimed, not proved: challenge it back (S/Kademlia §4.1), from
@@ -1023,10 +1039,8 @@ class DHTProtocol(HardenedRPCProtocol, KademliaProtocol):  # type: ignore[misc]
 
         ``token`` (ours, for the sender's address) proves the address; with it, the
         writer's ``pubkey`` and ``signature`` over it prove its id (``store_proof``)."""
-        if token and self.tokens.check(token, sender[0], sender[1], loop_time()):
-            self._prove(sender)
-            if pubkey and sender_id:
-                self._check_store_proof(sender, sender_id, token, pubkey, signature)
+        if self._token_valid(sender, token) and pubkey and sender_id:
+            self._admit_by_token_proof(sender, sender_id, token, pubkey, signature)
         if not self.proven(sender):
             # BEP 5: a write needs a token bound to the writer's address, so a spoofed
             # STORE costs us nothing but this reply (smaller than the request).
@@ -1066,20 +1080,6 @@ class DHTProtocol(HardenedRPCProtocol, KademliaProtocol):  # type: ignore[misc]
                 self.metrics.inc("store.accepted")
                 results.append(True)
         return results
-
-    def _check_store_proof(
-        self, sender: Address, sender_id: bytes, token: bytes, pubkey: bytes, signature: bytes
-    ) -> None:
-        """Admit a writer whose STORE signed our token for its address (docs/protocol.md,
-        ``store``): the answer to a challenge, without the ping."""
-        self._proof_arrived(sender)
-        if self.router.refresh(sender_id, sender[0], sender[1]) is not None:
-            return  # a contact at this address already: nothing to prove
-        if not self.verify_limits.allow(sender[0], loop_time()):
-            self.metrics.inc("ratelimit.verifications")
-            return
-        if self._token_proof_ok(sender_id, token, pubkey, signature):
-            self.admit(Node(sender_id, sender[0], sender[1]), pubkey)
 
     def _store_source(self, sender_id: bytes, sender: Address) -> Source:
         """Whom a STORE is charged to (docs/protocol.md, "Storage policy"): a routing-table
@@ -1256,13 +1256,7 @@ class DHTProtocol(HardenedRPCProtocol, KademliaProtocol):  # type: ignore[misc]
         nonce = os.urandom(NONCE_BYTES)
         token = self._received_tokens.get(address, b"")
         proof = b""
-        if (
-            prove
-            and token
-            and self.wire_id
-            and self.signing_key is not None
-            and self._fresh(address, token)
-        ):
+        if prove and self.wire_id and self.signing_key is not None and self._fresh_token(address):
             # Our id, proved over its token: it need not challenge us back.
             proof = self.signing_key.sign(token_proof_message(token, self.wire_id))
         result = await self.request(
@@ -1435,8 +1429,8 @@ class DHTProtocol(HardenedRPCProtocol, KademliaProtocol):  # type: ignore[misc]
         """The trailing STORE arguments for ``address``: (token, key, signature), or
         (token, b"", b"") when it saw our token or our signature lately (or we have no
         id), or () when we hold no token of its that is surely valid."""
-        token = self._received_tokens.get(address)
-        if token is None or not self._fresh(address, token):
+        token = self._fresh_token(address)
+        if not token:
             return ()
         if not self.wire_id or self.signing_key is None or self.presented(address):
             return (token, b"", b"")

@@ -351,21 +351,18 @@ class DHTNode:
         cap = min(cfg.stall_max, cfg.rpc_timeout)
         return min(cap, max(cfg.stall_min, self.protocol.rtt.timeout(cap)))
 
-    def _node_lookup(
-        self, target: bytes, on_answer: Callable[[Lookup, Node], None] | None = None
-    ) -> Lookup:
+    def _find_node_query(self, target: bytes) -> Callable[[Node], Awaitable[QueryResult]]:
         proto = self.protocol
 
         async def query(node: Node) -> QueryResult:
             contacts = await proto.call_find_node(node, target)
-            if contacts is None:
-                return QueryResult(False)
-            if on_answer is not None:
-                on_answer(lookup, node)
-            return QueryResult(True, contacts)
+            return QueryResult(False) if contacts is None else QueryResult(True, contacts)
 
-        lookup = self._lookup(target, query)
-        lookup.add(nearest(proto.router, target, self.config.ksize))
+        return query
+
+    def _node_lookup(self, target: bytes) -> Lookup:
+        lookup = self._lookup(target, self._find_node_query(target))
+        lookup.add(nearest(self.protocol.router, target, self.config.ksize))
         return lookup
 
     async def find_nodes(self, target: bytes, *, disjoint: int | bool | None = None) -> list[Node]:
@@ -380,12 +377,7 @@ class DHTNode:
             lookup = self._node_lookup(target)
             await lookup.run()
             return lookup.closest_answered(self.config.ksize)
-        proto = self.protocol
-
-        async def query(node: Node) -> QueryResult:
-            contacts = await proto.call_find_node(node, target)
-            return QueryResult(False) if contacts is None else QueryResult(True, contacts)
-
+        query = self._find_node_query(target)
         paths = self._paths(target, lambda _: query, count)
         await asyncio.gather(*(p.run() for p in paths))
         return self._closest_over(paths, target, self.config.ksize)
@@ -398,43 +390,6 @@ class DHTNode:
         return sorted(found.values(), key=lambda node: int.from_bytes(node.id, "big") ^ t)[:n]
 
     # -- put ------------------------------------------------------------------------------
-
-    async def _replica_lookup(self, key: bytes) -> list[Node]:
-        """``find_nodes(key)`` for a put: a node that answers while among the k closest
-        seen so far is most likely a replica, and the STORE it will get needs our address
-        proven there first (BEP 5). A replica proves it itself when it challenges us: an
-        unknown writer for its identity, an unproven one looking up a key it is close to
-        for its address (``DHTProtocol.rpc_find_node``); that ping leaves just after its
-        answer. So ``alpha`` answers later (about one round), a node still among the k
-        closest that has not proved us gets our token echo (one or two pings), while the
-        lookup goes on, instead of after it; the rest are echoed to at STORE time."""
-        proto = self.protocol
-        k, wait = self.config.ksize, self.config.alpha
-        self.metrics.inc("lookup.find_node")
-        answered: list[tuple[int, Node]] = []  # (answers seen before it, node)
-        count = 0
-
-        def present_early(lookup: Lookup, node: Node) -> None:
-            nonlocal count
-            answered.append((count, node))
-            count += 1
-            if not answered or count - answered[0][0] <= wait:
-                return
-            live = {entry.node.id for entry in lookup.live(k)}
-            while answered and count - answered[0][0] > wait:
-                _, due = answered.pop(0)
-                address = (due.ip, due.port)
-                if (
-                    due.id in live
-                    and not proto.presented(address)
-                    and not proto.holds_token(address)
-                ):
-                    self.metrics.inc("put.present_early")
-                    proto.start_presenting(address)
-
-        lookup = self._node_lookup(key, present_early)
-        await lookup.run()
-        return lookup.closest_answered(k)
 
     async def _rejoin(self) -> bool:
         """Join again through the entry nodes of the last join, at most every
@@ -479,10 +434,9 @@ class DHTNode:
         self.records.validate(record.raw, now=now, key=key)
         self.metrics.inc("put.calls")
         started = loop_time()
-        if self._disjoint(disjoint) <= 1:
-            targets = await self._replica_lookup(key)
-        else:
-            targets = await self.find_nodes(key, disjoint=disjoint)
+        # The replicas' find_node replies hand us the tokens our STOREs echo, with our
+        # token proofs (DHTProtocol.call_store): nothing to present before them.
+        targets = await self.find_nodes(key, disjoint=disjoint)
         looked_up = loop_time()
         # Where a put's time goes (scripts/bench/network.py): the lookup, then the STOREs.
         self.metrics.inc("put.lookup_us", int((looked_up - started) * 1e6))

@@ -198,7 +198,9 @@ class DHTNode:
     async def settle(self) -> None:
         """Wait until background jobs (repairs, hand-overs, identity checks) are done and
         none are left; the periodic loops keep running. For tests and simulations: under
-        steady traffic a node may never be quiet."""
+        steady traffic a node may never be quiet. The identity check of a likely writer,
+        which waits for its STORE (``DHTConfig.store_proof_wait``), is a timer until then,
+        and is not waited for."""
         while self._busy():
             await self._jobs.join()
             if self._protocol is not None:

@@ -290,45 +290,16 @@ class DHTNode:
             path=path,
         )
 
-    def _proving(self, query: Callable[[Node], Any]) -> Callable[[Node], Any]:
-        """``query``, counted only if the node also proves its id by a signed challenge.
-
-        A hostile node may name made-up ids next to a target at its own address
-        (S/Kademlia §4.1); in a secure lookup a contact not already verified at that
-        address is challenged in parallel with the query (no extra round trip), and an
-        answer from an id that does not sign is a failure.
-        """
-        proto = self.protocol
-
-        async def proved(node: Node) -> QueryResult:
-            known = proto.router.contact(node.id)
-            if node.id == self.node_id or (known is not None and known.same_home_as(node)):
-                result: QueryResult = await query(node)
-                return result
-            pong, result = await asyncio.gather(
-                proto.call_ping((node.ip, node.port), why="prove"), query(node)
-            )
-            if pong is None or pong.id != node.id:
-                self.metrics.inc("lookup.unproven_id")
-                return QueryResult(False)
-            return result
-
-        return proved
-
     def _paths(
         self, target: bytes, query_for: Callable[[int], Callable[[Node], Any]], disjoint: int
     ) -> list[Lookup]:
         """``disjoint`` lookups sharing no node (S/Kademlia §4.4), seeded round-robin with
-        the k closest contacts, whose nodes must prove their ids; one ordinary lookup for
-        0 or 1. Path i queries with ``query_for(i)``."""
+        the k closest contacts; one ordinary lookup for 0 or 1. Path i queries with
+        ``query_for(i)``. Every lookup's nodes prove their ids: a query to a contact not
+        proven at its address carries a challenge (``DHTProtocol._challenge_for``)."""
         count = max(1, disjoint)
         claims: dict[tuple[Any, Any], int] | None = {} if count > 1 else None
-        paths = []
-        for i in range(count):
-            query = query_for(i)
-            if count > 1:
-                query = self._proving(query)
-            paths.append(self._lookup(target, query, claims, i))
+        paths = [self._lookup(target, query_for(i), claims, i) for i in range(count)]
         seeds = nearest_ranked(self.protocol.router, target, self.config.ksize)
         if count == 1:
             paths[0].add_ranked(seeds)

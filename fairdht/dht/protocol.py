@@ -133,6 +133,15 @@ MAX_TOKEN_ARG: Final = 1024
 PAD_BYTES: Final = 256
 # Tokens received and tokens presented, remembered per address (each table LRU).
 _ADDRESS_MEMORY: Final = 4096
+# Ids proven at an address by a signed challenge, remembered per address (LRU). One UDP
+# endpoint is one node: a contact claiming another id at an address that proved its own
+# id less than ``_CLAIM_MEMORY`` s ago is forged (S/Kademlia §4.1), and a lookup drops
+# it without asking. An honest node that changed its key at the same address proves the
+# new id at its next ping, which replaces the entry.
+_PROVEN_MEMORY: Final = 1024
+_CLAIM_MEMORY: Final = 300.0
+# A challenge's answer in a find_value page: "key" and "sig" with their framing.
+_PAGE_PROOF_BYTES: Final = 2 * 4 + 2 + PUBKEY_BYTES + 2 + SIGNATURE_BYTES
 TOKEN_REFUSAL: Final = "token"
 BUSY_REFUSAL: Final = "busy"
 # Request bytes left for records in one STORE: the datagram minus header, the framing
@@ -379,18 +388,27 @@ def _parse_find_node_reply(value: Any, args: tuple[Any, ...]) -> FoundNodes:
         raise Dropped("bad_reply", f"find_node reply token must be {TOKEN_BYTES} bytes")
     if not challenged:
         return FoundNodes(parse_contacts(contacts), token)
-    pubkey, signature = value[2], value[3]
+    pubkey = _check_proof(value[2], value[3], args[0], args[3:6], "find_node")
+    return FoundNodes(parse_contacts(contacts), token, pubkey)
+
+
+def _check_proof(
+    pubkey: Any, signature: Any, verifier_id: bytes, challenge: tuple[Any, ...], rpc: str
+) -> bytes:
+    """The responder's key, if ``signature`` answers our ``challenge`` (nonce and the
+    address we sent to) as a pong's would; the id it proves is the key's, whatever id
+    the contact claimed (the caller compares them)."""
     if not isinstance(pubkey, bytes) or len(pubkey) != PUBKEY_BYTES:
-        raise Dropped("bad_reply", "find_node reply key must be 32 bytes")
+        raise Dropped("bad_reply", f"{rpc} reply key must be 32 bytes")
     if not isinstance(signature, bytes) or len(signature) != SIGNATURE_BYTES:
-        raise Dropped("bad_reply", "find_node reply signature must be 64 bytes")
-    verifier_id, _target, _token, nonce, to_ip, to_port = args
+        raise Dropped("bad_reply", f"{rpc} reply signature must be 64 bytes")
+    nonce, to_ip, to_port = challenge
     message = challenge_message(nonce, verifier_id, node_id_of(pubkey), to_ip, to_port)
     try:
         PublicKey(pubkey).verify(message, signature)
     except BadSignature:
         raise Dropped("bad_challenge", "challenge signature does not verify") from None
-    return FoundNodes(parse_contacts(contacts), token, pubkey)
+    return pubkey
 
 
 @dataclass(frozen=True, slots=True)
@@ -403,6 +421,8 @@ class ValuePage:
     token: bytes = b""
     # The responder trimmed the page for an unproven asker: ask again with the token.
     retry: bool = False
+    # Its key, when it answered our challenge (its signature checked, as a pong's).
+    pubkey: bytes = b""
 
 
 def _parse_find_value_reply(value: Any, args: tuple[Any, ...]) -> ValuePage:
@@ -425,7 +445,15 @@ def _parse_find_value_reply(value: Any, args: tuple[Any, ...]) -> ValuePage:
     if not isinstance(token, bytes) or len(token) > MAX_TOKEN_ARG:
         raise Dropped("bad_reply", "token must be bin")
     retry = value.get("retry", False) is True
-    return ValuePage(records, nxt, parse_contacts(value.get("nodes", [])), token, retry)
+    nodes = parse_contacts(value.get("nodes", []))
+    if len(args) == 4:
+        return ValuePage(records, nxt, nodes, token, retry)
+    pubkey = _check_proof(value.get("key"), value.get("sig"), args[0], args[4:7], "find_value")
+    return ValuePage(records, nxt, nodes, token, retry, pubkey)
+
+
+def _page_key(page: ValuePage) -> bytes:
+    return page.pubkey
 
 
 # -- helpers ----------------------------------------------------------------------------
@@ -537,8 +565,17 @@ class DHTProtocol(HardenedRPCProtocol, KademliaProtocol):  # type: ignore[misc]
         ),
         FIND_VALUE: RPCSpec(
             FIND_VALUE,
-            (_check_sender_id, _check_key, _check_cursor, _check_token),
+            (
+                _check_sender_id,
+                _check_key,
+                _check_cursor,
+                _check_token,
+                _check_nonce,
+                _check_ip,
+                _check_port,
+            ),
             _parse_find_value_reply,
+            optional=3,  # a challenge, as find_node's
         ),
     }
     # A STORE checks and writes up to ~30 records: it waits its turn per source /24.
@@ -579,6 +616,7 @@ class DHTProtocol(HardenedRPCProtocol, KademliaProtocol):  # type: ignore[misc]
         self.on_new_contact: Callable[[Node], None] | None = None
         self._failures: dict[bytes, int] = {}
         self._verifying: set[Address] = set()
+        self._ids_at: OrderedDict[Address, tuple[bytes, float]] = OrderedDict()
         # Likely writers whose identity check waits for the proof in their STORE.
         self._awaiting: dict[Address, asyncio.TimerHandle] = {}
         self._head_checks: set[bytes] = set()
@@ -645,6 +683,7 @@ class DHTProtocol(HardenedRPCProtocol, KademliaProtocol):  # type: ignore[misc]
         if node_id_of(pubkey) != node.id:
             self.metrics.inc("dropped.bad_identity")
             return False
+        self._proven_at((node.ip, node.port), node.id)
         if known is not None and not known.same_home_as(node):
             # Same key, new address: the key proved itself at the new one.
             self.router.remove_contact(known)
@@ -1120,15 +1159,23 @@ class DHTProtocol(HardenedRPCProtocol, KademliaProtocol):  # type: ignore[misc]
         contacts = [contact_wire(n) for n in neighbors]
         reply: list[Any] = [contacts, self._token_for(sender)]
         if nonce:
-            if self.signing_key is None:
-                raise Dropped("not_serving", "no signing key")
-            message = challenge_message(nonce, sender_id, self.wire_id, to_ip, to_port)
-            reply += [self.wire_key, self.signing_key.sign(message)]
+            reply += self._answer_challenge(sender_id, nonce, to_ip, to_port)
         if not proven:
             cap = self._payload_cap(sender)
             while contacts and len(pack(reply)) > cap:
                 contacts.pop()
         return reply
+
+    def _answer_challenge(
+        self, sender_id: bytes, nonce: bytes, to_ip: str, to_port: int
+    ) -> list[bytes]:
+        """Our key and our signature of a challenge that came in a request, as a pong's:
+        with our real identity even while hidden (``AutoNATProtocol.rpc_ping`` does the
+        same), since the asker was handed our address and checks the id it asked for."""
+        if self.signing_key is None:
+            raise Dropped("not_serving", "no signing key")
+        message = challenge_message(nonce, sender_id, self.source_node.id, to_ip, to_port)
+        return [self.public_key, self.signing_key.sign(message)]
 
     def _among_closest(self, target: bytes, neighbors: list[Node]) -> bool:
         """True if fewer than k of our ``neighbors`` of ``target`` are closer to it than we
@@ -1144,12 +1191,21 @@ class DHTProtocol(HardenedRPCProtocol, KademliaProtocol):  # type: ignore[misc]
         return min(MAX_DATAGRAM, MAX_DATAGRAM if left is None else left) - HEADER_BYTES
 
     def rpc_find_value(
-        self, sender: Address, sender_id: bytes, key: bytes, cursor: bytes, token: bytes
+        self,
+        sender: Address,
+        sender_id: bytes,
+        key: bytes,
+        cursor: bytes,
+        token: bytes,
+        nonce: bytes = b"",
+        to_ip: str = "",
+        to_port: int = 0,
     ) -> dict[str, Any]:
         """One page of the records under ``key`` after ``cursor``, plus contacts on page one.
 
         An unproven asker gets what fits 3x its request, the token to come back with,
-        and ``retry`` if not even one record fitted.
+        and ``retry`` if not even one record fitted. With a challenge, the page also
+        carries our key and our signature of it (``key``, ``sig``), as a pong's.
         """
         proven = self._source_proven(sender, token)
         self._note_sender(sender_id, sender)
@@ -1170,6 +1226,8 @@ class DHTProtocol(HardenedRPCProtocol, KademliaProtocol):  # type: ignore[misc]
             "nodes": nodes,
             "token": self._token_for(sender),
         }
+        if nonce:
+            reply["key"], reply["sig"] = self._answer_challenge(sender_id, nonce, to_ip, to_port)
         if not proven:
             cap = self._payload_cap(sender) - 16  # room for "retry": true
             while nodes and len(pack(reply)) > cap:
@@ -1177,6 +1235,8 @@ class DHTProtocol(HardenedRPCProtocol, KademliaProtocol):  # type: ignore[misc]
             budget = cap - len(pack(reply))
         else:
             budget = MAX_DATAGRAM - HEADER_BYTES - _PAGE_OVERHEAD - len(pack(nodes))
+            if nonce:
+                budget -= _PAGE_PROOF_BYTES
             if (
                 not cursor
                 and len(held) <= MAX_PAGE_RECORDS
@@ -1228,13 +1288,22 @@ class DHTProtocol(HardenedRPCProtocol, KademliaProtocol):  # type: ignore[misc]
     ) -> RPCResult:
         """``request`` to ``node``, noting success or failure; ``pubkey`` reads from the
         reply the key of a responder that answered a challenge in it."""
-        result = await self.request((node.ip, node.port), name, self.wire_id, *args)
+        address = (node.ip, node.port)
+        result = await self.request(address, name, self.wire_id, *args)
         key = pubkey(result.value) if result.ok and pubkey is not None else b""
-        if key and node_id_of(key) == node.id:
+        if key:
             # It signed our fresh nonce at this address, as a pong (``call_ping``).
-            self._prove((node.ip, node.port))
+            self._prove(address)
+            proven = node_id_of(key)
+            self._proven_at(address, proven)
+            if proven != node.id:
+                # Another id answers at this address: the contact we were handed is
+                # made up (S/Kademlia §4.1), so its answer counts for nothing.
+                self.metrics.inc("lookup.unproven_id")
+                return RPCResult(False, reason="unproven_id")
             self._failures.pop(node.id, None)
-            self.admit(node, key)
+            if self.router.contact(node.id) is not None or self.router.has_room_for(node):
+                self.admit(node, key)
         elif result.ok:
             self.note_success(node)
         elif result.reason in ("timeout", "unsent"):
@@ -1282,43 +1351,64 @@ class DHTProtocol(HardenedRPCProtocol, KademliaProtocol):  # type: ignore[misc]
             return None  # we pinged ourselves
         # It signed our fresh nonce at this address: the address is proven as well.
         self._prove(address)
+        self._proven_at(address, node.id)
         if enter or self.router.contact(node.id) is not None or self.router.has_room_for(node):
             self.admit(node, pong.pubkey)
         return node
 
-    def _would_challenge(self, node: Node) -> bool:
-        """True if an answer from ``node`` would make ``admit`` challenge it: a full node
-        not in the table at its address, whose bucket has room."""
-        if not self.wire_id or self.signing_key is None:
-            return False
+    def _proven_at(self, address: Address, node_id: bytes) -> None:
+        """Remember that ``node_id`` answered a signed challenge at ``address`` just now."""
+        self._ids_at[address] = (node_id, loop_time())
+        self._ids_at.move_to_end(address)
+        while len(self._ids_at) > _PROVEN_MEMORY:
+            self._ids_at.popitem(last=False)
+
+    def _forged(self, node: Node) -> bool:
+        """True if another id than ``node``'s proved itself at its address less than
+        ``_CLAIM_MEMORY`` s ago: a made-up contact (one endpoint is one node)."""
+        held = self._ids_at.get((node.ip, node.port))
+        return held is not None and held[0] != node.id and loop_time() - held[1] < _CLAIM_MEMORY
+
+    def _challenge_for(self, node: Node, rpc: str) -> tuple[Any, ...] | None:
+        """The challenge arguments a lookup's query to ``node`` carries: a fresh one for an
+        id not proven at its address (its answer rides on the reply, S/Kademlia §4.1);
+        none for a contact there, or for an id proven there lately whose answer would not
+        enter the table anyway; None for a made-up contact (``_forged``: do not ask)."""
         known = self.router.contact(node.id)
-        if known is not None:
-            return not known.same_home_as(node)
-        return (
-            (node.ip, node.port) not in self._verifying
-            and self.router.has_room_for(node)
-            and passes_puzzle(node.id, self.config.puzzle_bits)
-        )
+        if known is not None and known.same_home_as(node):
+            return ()
+        held = self._ids_at.get((node.ip, node.port))
+        if held is not None and held[0] == node.id and not self.router.has_room_for(node):
+            return ()
+        if self._forged(node):
+            self.metrics.inc("lookup.refused.address_taken")
+            return None
+        self.metrics.inc(f"ping.why.in_{rpc}")
+        return (os.urandom(NONCE_BYTES), node.ip, node.port)
 
     def _usable(self, contacts: list[Node]) -> list[Node]:
-        """Drop contacts whose ids fail the static puzzle (S/Kademlia §4.1)."""
+        """Drop contacts whose ids fail the static puzzle (S/Kademlia §4.1), and those
+        claiming an id at an address that proved another one lately (``_forged``)."""
         bits = self.config.puzzle_bits
-        if bits <= 0:
-            return contacts
-        kept = [n for n in contacts if passes_puzzle(n.id, bits)]
-        if len(kept) != len(contacts):
-            self.metrics.inc("lookup.refused.puzzle", len(contacts) - len(kept))
+        kept = contacts
+        if bits > 0:
+            kept = [n for n in contacts if passes_puzzle(n.id, bits)]
+            if len(kept) != len(contacts):
+                self.metrics.inc("lookup.refused.puzzle", len(contacts) - len(kept))
+        if self._ids_at:
+            claimed = [n for n in kept if not self._forged(n)]
+            if len(claimed) != len(kept):
+                self.metrics.inc("lookup.refused.address_taken", len(kept) - len(claimed))
+                kept = claimed
         return kept
 
     async def call_find_node(self, node: Node, target: bytes) -> list[Node] | None:
         """Ask ``node`` for its closest contacts to ``target``; None if it failed."""
         address = (node.ip, node.port)
+        challenge = self._challenge_for(node, FIND_NODE)
+        if challenge is None:
+            return None
         token = self._token_arg(address, PAD_BYTES)
-        challenge: tuple[Any, ...] = ()
-        if self._would_challenge(node):
-            # Its answer would start an identity check (``admit``): ask for it here.
-            challenge = (os.urandom(NONCE_BYTES), node.ip, node.port)
-            self.metrics.inc("ping.why.in_find_node")
         result = await self._call(node, FIND_NODE, target, token, *challenge, pubkey=_found_key)
         if not result.ok:
             return None
@@ -1338,8 +1428,13 @@ class DHTProtocol(HardenedRPCProtocol, KademliaProtocol):  # type: ignore[misc]
         address = (node.ip, node.port)
         page: ValuePage | None = None
         for _ in range(2):
+            challenge = self._challenge_for(node, FIND_VALUE)
+            if challenge is None:
+                return None
             token = self._token_arg(address, PAD_BYTES)
-            result = await self._call(node, FIND_VALUE, key, cursor, token)
+            result = await self._call(
+                node, FIND_VALUE, key, cursor, token, *challenge, pubkey=_page_key
+            )
             if not result.ok:
                 return None
             page = result.value

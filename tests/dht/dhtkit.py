@@ -6,9 +6,12 @@ import asyncio
 import hashlib
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
+
+import msgpack
 
 from fairdht.dht import DHTConfig, DHTNode
+from fairdht.dht.rpc import Address
 from fairdht.dht.storage import MemoryRecordStore
 from fairdht.identity import SigningKey
 from fairdht.records import Record, sign_record, sign_withdrawal
@@ -124,3 +127,56 @@ def closest(nodes: Sequence[DHTNode], key: bytes) -> list[DHTNode]:
     """``nodes`` sorted by XOR distance of their id to ``key``."""
     target = int.from_bytes(key, "big")
     return sorted(nodes, key=lambda n: int.from_bytes(n.node_id, "big") ^ target)
+
+
+# -- a bare UDP peer that speaks the wire by hand (hostile peers) --------------------
+
+
+class RawPeer(asyncio.DatagramProtocol):
+    """A bare UDP socket that queues what it receives."""
+
+    def __init__(self) -> None:
+        self.queue: asyncio.Queue[tuple[bytes, Address]] = asyncio.Queue()
+        self.transport: asyncio.DatagramTransport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = cast(asyncio.DatagramTransport, transport)
+
+    def datagram_received(self, data: bytes, addr: Address) -> None:
+        self.queue.put_nowait((data, addr))
+
+    def send(self, data: bytes, addr: Address) -> None:
+        assert self.transport is not None
+        self.transport.sendto(data, addr)
+
+    @property
+    def address(self) -> Address:
+        assert self.transport is not None
+        host, port = self.transport.get_extra_info("sockname")[:2]
+        return (host, port)
+
+
+async def raw_peer(host: str) -> RawPeer:
+    loop = asyncio.get_running_loop()
+    _, peer = await loop.create_datagram_endpoint(RawPeer, local_addr=(host, 0))
+    return peer
+
+
+async def next_request(peer: RawPeer, name: str) -> tuple[bytes, Address]:
+    """The next request for RPC ``name`` that ``peer`` received (others are skipped)."""
+    msg_id, src, _args = await next_call(peer, name)
+    return msg_id, src
+
+
+async def next_call(peer: RawPeer, name: str) -> tuple[bytes, Address, list[Any]]:
+    """``next_request`` with the request's arguments."""
+    while True:
+        data, src = await peer.queue.get()
+        if data[0] == 0:
+            request = msgpack.unpackb(data[21:])
+            if request[0] == name:
+                return data[1:21], src, request[1]
+
+
+def response(msg_id: bytes, value: Any) -> bytes:
+    return b"\x01" + msg_id + msgpack.packb(value, use_bin_type=True)

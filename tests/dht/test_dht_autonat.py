@@ -4,9 +4,11 @@ and what an attacker can aim the dial at (nothing but the address the asked peer
 from __future__ import annotations
 
 import asyncio
+import time
 
 import msgpack
-from dhtkit import join, run, start_nodes, stop_all
+from dhtkit import det_key, join, run, server_record, start_nodes, stop_all
+from kademlia.node import Node
 from test_dht_amplification import raw_socket
 
 from fairdht.dht import DHTNode
@@ -183,5 +185,27 @@ def test_a_flood_from_one_subnet_is_refused_while_another_source_is_served() -> 
                 sock.transport.close()
         finally:
             await stop_all(nodes)
+
+    run(main)
+
+
+def test_a_hidden_node_answers_a_lookups_challenge_with_its_real_id() -> None:
+    async def main() -> None:
+        (holder,) = await start_nodes(1, node_class=NatNode)
+        (reader,) = await start_nodes(1, first=2)
+        try:
+            # An entry node still checking its reachability is hidden, yet its address is
+            # on entry lists: a reader meeting it in a lookup challenges it (docs/protocol.md,
+            # "Lookups") and must get the real id it was handed, as a ping would.
+            record = server_record(det_key("author"))
+            holder.store.put(record.key, record, now=time.time())
+            proto(holder).set_hidden(True)
+            contact = Node(holder.node_id, *holder.address)
+            page = await reader.protocol.call_find_value(contact, record.key)
+            assert page is not None and page.records == [record.raw]
+            assert reader.metrics.get("ping.why.in_find_value") == 1
+            assert reader.metrics.get("lookup.unproven_id") == 0
+        finally:
+            await stop_all([holder, reader])
 
     run(main)

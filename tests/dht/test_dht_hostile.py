@@ -5,11 +5,21 @@ from __future__ import annotations
 import asyncio
 import os
 import time
-from typing import Any, ClassVar, cast
+from typing import Any, ClassVar
 
-import msgpack
 import pytest
-from dhtkit import closest, det_key, join, run, server_record, start_nodes, stop_all
+from dhtkit import (
+    closest,
+    det_key,
+    join,
+    next_request,
+    raw_peer,
+    response,
+    run,
+    server_record,
+    start_nodes,
+    stop_all,
+)
 from kademlia.node import Node
 
 from fairdht.dht import DHTNode
@@ -147,48 +157,6 @@ def test_contact_with_a_key_that_does_not_match_its_id_never_enters() -> None:
     run(main)
 
 
-class RawPeer(asyncio.DatagramProtocol):
-    """A bare UDP socket that queues what it receives."""
-
-    def __init__(self) -> None:
-        self.queue: asyncio.Queue[tuple[bytes, Address]] = asyncio.Queue()
-        self.transport: asyncio.DatagramTransport | None = None
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = cast(asyncio.DatagramTransport, transport)
-
-    def datagram_received(self, data: bytes, addr: Address) -> None:
-        self.queue.put_nowait((data, addr))
-
-    def send(self, data: bytes, addr: Address) -> None:
-        assert self.transport is not None
-        self.transport.sendto(data, addr)
-
-    @property
-    def address(self) -> Address:
-        assert self.transport is not None
-        host, port = self.transport.get_extra_info("sockname")[:2]
-        return (host, port)
-
-
-async def raw_peer(host: str) -> RawPeer:
-    loop = asyncio.get_running_loop()
-    _, peer = await loop.create_datagram_endpoint(RawPeer, local_addr=(host, 0))
-    return peer
-
-
-async def next_request(peer: RawPeer, name: str) -> tuple[bytes, Address]:
-    """The next request for RPC ``name`` that ``peer`` received (others are skipped)."""
-    while True:
-        data, src = await peer.queue.get()
-        if data[0] == 0 and msgpack.unpackb(data[21:])[0] == name:
-            return data[1:21], src
-
-
-def response(msg_id: bytes, value: Any) -> bytes:
-    return b"\x01" + msg_id + msgpack.packb(value, use_bin_type=True)
-
-
 def test_replies_checked_for_address_shape_and_size() -> None:
     async def main() -> None:
         (node,) = await start_nodes(1)
@@ -197,7 +165,7 @@ def test_replies_checked_for_address_shape_and_size() -> None:
         proto = node.protocol
         target = Node(bytes(20), *asked.address)
         # Plain find_node replies here (a challenged one is test_dht_admission's).
-        proto._would_challenge = lambda node: False  # type: ignore[method-assign]
+        proto._challenge_for = lambda node, rpc: ()  # type: ignore[method-assign]
         try:
             # A reply from another address is dropped; the real one is then accepted.
             call = asyncio.ensure_future(proto.call_find_node(target, bytes(20)))

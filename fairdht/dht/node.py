@@ -409,7 +409,7 @@ class DHTNode:
         started = loop_time()
         # The replicas' find_node replies hand us the tokens our STOREs echo, with our
         # token proofs (DHTProtocol.call_store): nothing to present before them.
-        targets = await self.find_nodes(key, disjoint=disjoint)
+        targets = await self._replicas(key, disjoint)
         looked_up = loop_time()
         # Where a put's time goes (scripts/bench/network.py): the lookup, then the STOREs.
         self.metrics.inc("put.lookup_us", int((looked_up - started) * 1e6))
@@ -458,6 +458,27 @@ class DHTNode:
             raise NotAcceptedError(f"no peer accepted the record ({codes})")
         self.metrics.inc("put.ok")
         return PutResult(accepted, asked, dict(refusals))
+
+    async def _replicas(self, key: bytes, disjoint: int | bool | None) -> list[Node]:
+        """``find_nodes`` for a put: the k closest nodes that answered, except that a node
+        closer than the k-th that stalled and never answered is asked once more first
+        (``Lookup.ask_again``): under loss it most often lost one datagram, and a get
+        reads the closest holders first."""
+        self.metrics.inc("lookup.find_node")
+        k = self.config.ksize
+        count = self._disjoint(disjoint)
+        if count <= 1:
+            lookup = self._node_lookup(key)
+            await lookup.run()
+            if lookup.ask_again():
+                await lookup.run()
+            return lookup.closest_answered(k)
+        query = self._find_node_query(key)
+        paths = self._paths(key, lambda _: query, count)
+        await asyncio.gather(*(p.run() for p in paths))
+        if sum([p.ask_again() for p in paths]):
+            await asyncio.gather(*(p.run() for p in paths))
+        return self._closest_over(paths, key, k)
 
     # -- get ------------------------------------------------------------------------------
 

@@ -338,22 +338,40 @@ class DHTNode:
         lookup.add(nearest(self.protocol.router, target, self.config.ksize))
         return lookup
 
-    async def find_nodes(self, target: bytes, *, disjoint: int | bool | None = None) -> list[Node]:
+    async def find_nodes(
+        self,
+        target: bytes,
+        *,
+        disjoint: int | bool | None = None,
+        ask_stalled_again: bool = False,
+    ) -> list[Node]:
         """The k closest live nodes to ``target`` (iterative find_node lookup).
 
         With ``disjoint`` (default ``config.disjoint_paths``; True means at least 3)
         paths, the k closest over several lookups that share no node (S/Kademlia §4.4).
+        ``ask_stalled_again`` (a put's replicas): a node closer than the k-th answer that
+        stalled and never answered is asked once more before the answer
+        (``Lookup.ask_again``): under loss it most often lost one datagram, and a get
+        reads the closest holders first.
         """
         self.metrics.inc("lookup.find_node")
         count = self._disjoint(disjoint)
         if count <= 1:
-            lookup = self._node_lookup(target)
-            await lookup.run()
-            return lookup.closest_answered(self.config.ksize)
-        query = self._find_node_query(target)
-        paths = self._paths(target, lambda _: query, count)
-        await asyncio.gather(*(p.run() for p in paths))
+            paths = [self._node_lookup(target)]
+        else:
+            query = self._find_node_query(target)
+            paths = self._paths(target, lambda _: query, count)
+        await self._run_paths(paths)
+        if ask_stalled_again and sum(p.ask_again() for p in paths) > 0:
+            await self._run_paths(paths)
         return self._closest_over(paths, target, self.config.ksize)
+
+    @staticmethod
+    async def _run_paths(paths: Sequence[Lookup]) -> None:
+        if len(paths) == 1:
+            await paths[0].run()  # in this task: a task of its own starts a loop turn later
+        else:
+            await asyncio.gather(*(p.run() for p in paths))
 
     @staticmethod
     def _closest_over(paths: Sequence[Lookup], target: bytes, n: int) -> list[Node]:
@@ -409,7 +427,7 @@ class DHTNode:
         started = loop_time()
         # The replicas' find_node replies hand us the tokens our STOREs echo, with our
         # token proofs (DHTProtocol.call_store): nothing to present before them.
-        targets = await self._replicas(key, disjoint)
+        targets = await self.find_nodes(key, disjoint=disjoint, ask_stalled_again=True)
         looked_up = loop_time()
         # Where a put's time goes (scripts/bench/network.py): the lookup, then the STOREs.
         self.metrics.inc("put.lookup_us", int((looked_up - started) * 1e6))
@@ -458,27 +476,6 @@ class DHTNode:
             raise NotAcceptedError(f"no peer accepted the record ({codes})")
         self.metrics.inc("put.ok")
         return PutResult(accepted, asked, dict(refusals))
-
-    async def _replicas(self, key: bytes, disjoint: int | bool | None) -> list[Node]:
-        """``find_nodes`` for a put: the k closest nodes that answered, except that a node
-        closer than the k-th that stalled and never answered is asked once more first
-        (``Lookup.ask_again``): under loss it most often lost one datagram, and a get
-        reads the closest holders first."""
-        self.metrics.inc("lookup.find_node")
-        k = self.config.ksize
-        count = self._disjoint(disjoint)
-        if count <= 1:
-            lookup = self._node_lookup(key)
-            await lookup.run()
-            if lookup.ask_again():
-                await lookup.run()
-            return lookup.closest_answered(k)
-        query = self._find_node_query(key)
-        paths = self._paths(key, lambda _: query, count)
-        await asyncio.gather(*(p.run() for p in paths))
-        if sum([p.ask_again() for p in paths]):
-            await asyncio.gather(*(p.run() for p in paths))
-        return self._closest_over(paths, key, k)
 
     # -- get ------------------------------------------------------------------------------
 

@@ -15,10 +15,15 @@ from typing import TypeVar
 
 from fairdht.dht import DHTConfig, DHTNode
 from fairdht.dht.storage import MemoryRecordStore
+from fairdht.errors import NoPeersError
 from fairdht.identity import SigningKey
 from fairdht.sim.identities import sim_host, sim_key
 from fairdht.sim.memnet import Address, MemoryNetwork
 from fairdht.sim.vclock import virtual_clock
+
+# Joins a simulated node tries before the build fails (``fairdht node`` retries forever,
+# with backoff; a simulation must end).
+_JOIN_ATTEMPTS = 3
 
 __all__ = ["Cost", "SimSpec", "Simulation"]
 
@@ -110,7 +115,17 @@ class Simulation:
 
     async def _join(self, index: int) -> None:
         node = self.nodes[index]
-        await node.bootstrap(self._entry_points(index))
+        entries = self._entry_points(index)
+        for attempt in range(_JOIN_ATTEMPTS):
+            try:
+                await node.bootstrap(entries)
+                return
+            except NoPeersError:
+                # On a lossy network every ping of a join can be lost (0.3% at 10% loss
+                # each way); a node's runner then tries again after a backoff, as here.
+                if attempt + 1 == _JOIN_ATTEMPTS:
+                    raise
+                await asyncio.sleep(2.0**attempt)
 
     async def build(self, progress: Callable[[int, int], None] | None = None) -> None:
         """Start every node, then join them in batches through earlier nodes."""

@@ -149,6 +149,10 @@ class RawPeer(asyncio.DatagramProtocol):
         assert self.transport is not None
         self.transport.sendto(data, addr)
 
+    def close(self) -> None:
+        assert self.transport is not None
+        self.transport.close()
+
     @property
     def address(self) -> Address:
         assert self.transport is not None

@@ -88,8 +88,7 @@ def test_a_contact_signed_by_another_id_fails_and_its_address_is_not_asked_for_o
             assert node.metrics.get("lookup.refused.address_taken") == 5
             assert proto.router.contact(key.node_id) is not None  # it proved its own id
         finally:
-            assert liar.transport is not None
-            liar.transport.close()
+            liar.close()
             await stop_all([node])
 
     run(main)
@@ -135,8 +134,7 @@ def test_a_holder_must_sign_for_its_id_before_its_page_counts() -> None:
             holder.send(response(msg_id, page), src)
             assert await call is not None
         finally:
-            assert holder.transport is not None
-            holder.transport.close()
+            holder.close()
             await stop_all([node])
 
     run(main)

@@ -217,9 +217,8 @@ def test_replies_checked_for_address_shape_and_size() -> None:
             asked.send(response(msg_id, page), src)
             assert await call is None
         finally:
-            assert asked.transport is not None and other.transport is not None
-            asked.transport.close()
-            other.transport.close()
+            asked.close()
+            other.close()
             await stop_all([node])
 
     run(main)

@@ -131,8 +131,10 @@ class Cluster:
         netns: bool = True,
         op_timeout: float = 30.0,
         config: dict[str, float] | None = None,
+        delay_ms: float = 0.0,
     ) -> None:
         self.system = system
+        self.delay_ms = delay_ms
         self.n = nodes
         self.w = min(workers, nodes)
         self.want_netns = netns
@@ -156,6 +158,8 @@ class Cluster:
             netns,
             "--config",
             json.dumps(self.config),
+            "--delay-ms",
+            str(self.delay_ms),
             stdin=asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.PIPE,
             stderr=log,

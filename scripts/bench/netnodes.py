@@ -43,9 +43,11 @@ def node_host(index: int, system: str) -> str:
 
 
 class SocketCounters:
-    """Datagrams and payload bytes sent and received by this process's wrapped sockets."""
+    """Datagrams and payload bytes sent and received by this process's wrapped sockets,
+    and the one-way delay every datagram sent through them waits (0: none)."""
 
     def __init__(self) -> None:
+        self.delay_s = 0.0
         self.sent = 0
         self.sent_bytes = 0
         self.received = 0
@@ -62,7 +64,10 @@ class SocketCounters:
 
 
 class CountingTransport:
-    """A datagram transport proxy that counts what is sent through it."""
+    """A datagram transport proxy that counts what is sent through it and, with
+    ``counters.delay_s`` set, hands each datagram to the socket that much later: a fixed
+    one-way delay on every path, as netem would add on the namespace's loopback (this
+    kernel has no netem), the same for every system under test."""
 
     def __init__(self, inner: Any, counters: SocketCounters) -> None:
         self._inner = inner
@@ -72,7 +77,15 @@ class CountingTransport:
         """Count and send one datagram."""
         self._counters.sent += 1
         self._counters.sent_bytes += len(data)
-        self._inner.sendto(data, addr)
+        delay = self._counters.delay_s
+        if delay:
+            asyncio.get_running_loop().call_later(delay, self._send_late, data, addr)
+        else:
+            self._inner.sendto(data, addr)
+
+    def _send_late(self, data: bytes, addr: Any) -> None:
+        if not self._inner.is_closing():
+            self._inner.sendto(data, addr)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._inner, name)

@@ -9,7 +9,13 @@ operation counted at the socket level (a private network namespace per system).
 Plain kademlia keeps one value per key (the last write wins), so its gets check
 the newest of the R values; fairdht and OpenDHT must return all R.
 
+On plain loopback a round trip costs microseconds, so the times measure CPU. With
+``--delay-ms D`` every datagram of every system waits D ms before it is sent (a
+fixed one-way delay, as netem would add), so the times measure round trips as on
+the internet (issue 16: "on the internet it costs round trips").
+
     .venv/bin/python scripts/bench/network.py [--quick] [--sizes 50,200] [--systems ...]
+        [--delay-ms D]
 """
 
 from __future__ import annotations
@@ -53,7 +59,12 @@ class _Side:
         self.rng = random.Random(seed)
         config = settings["fairdht_config"] if system == "fairdht" else None
         self.cluster = Cluster(
-            system, nodes, worker_count(nodes), op_timeout=settings["op_timeout"], config=config
+            system,
+            nodes,
+            worker_count(nodes),
+            op_timeout=settings["op_timeout"],
+            config=config,
+            delay_ms=settings.get("delay_ms", 0.0),
         )
         self.ready = 0
         self.boot_s = 0.0
@@ -504,9 +515,11 @@ def parse_overrides(text: str) -> dict[str, float]:
 def tables(doc: dict[str, Any]) -> list[Table]:
     """The tables of a network.json document."""
     res = doc["results"]
+    delay = doc["settings"].get("delay_ms", 0.0)
+    where = f"loopback with a {delay:g} ms one-way delay" if delay else "Loopback network"
     out: list[Table] = [
         (
-            "Loopback network: gets from non-holders and puts of multi-record keys",
+            f"{where}: gets from non-holders and puts of multi-record keys",
             HEADER,
             table_rows(res["runs"]),
         )
@@ -623,6 +636,14 @@ def main() -> int:
         "reported next to the cold puts",
     )
     parser.add_argument(
+        "--delay-ms",
+        type=float,
+        default=0.0,
+        help="hold every datagram this long before sending it, every system alike: "
+        "a one-way delay on every path, so a get costs round trips as on the internet "
+        "and not only CPU (default 0: plain loopback)",
+    )
+    parser.add_argument(
         "--profile",
         type=Path,
         help="cProfile every worker during the gets and write .pstats files here "
@@ -644,6 +665,7 @@ def main() -> int:
     settings["fairdht_config"] = parse_overrides(args.fairdht_config)
     settings["profile_dir"] = str(args.profile) if args.profile else None
     settings["warm_puts"] = args.warm_puts
+    settings["delay_ms"] = args.delay_ms
     if args.profile:
         args.profile.mkdir(parents=True, exist_ok=True)
     results = asyncio.run(run(args, settings))

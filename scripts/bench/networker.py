@@ -186,6 +186,9 @@ def main() -> int:
     parser.add_argument("--system", choices=SYSTEMS, required=True)
     parser.add_argument("--netns", default="none", help="none, new, or a namespace path to join")
     parser.add_argument("--config", default="{}", help="JSON map of fairdht DHTConfig fields")
+    parser.add_argument(
+        "--delay-ms", type=float, default=0.0, help="one-way delay of every datagram sent"
+    )
     args = parser.parse_args()
     # Namespaces are per thread: switch before the event loop or any library starts one.
     if args.netns == "new":
@@ -193,6 +196,9 @@ def main() -> int:
     elif args.netns != "none":
         enter_namespace(args.netns)
     group = make_group(args.system, json.loads(args.config))
+    if args.delay_ms and args.system == "opendht":
+        parser.error("--delay-ms: OpenDHT's sockets cannot be wrapped")
+    group.counters.delay_s = args.delay_ms / 1000
     worker = Worker(group, in_namespace=args.netns != "none")
     try:
         import uvloop

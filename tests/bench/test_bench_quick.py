@@ -94,6 +94,18 @@ def test_network_quick_reports_cold_and_warm_puts_with_their_pings(tmp_path: Pat
     assert "put_warm_p50" in doc["results"]["ratios"]["n30_fairdht_vs_kademlia"]
 
 
+def test_network_with_a_delay_makes_every_get_wait_a_round_trip(tmp_path: Path) -> None:
+    # --delay-ms holds every datagram of every system (issue 16: on the internet a get
+    # costs round trips): no get can end before one query and its reply, 2 x 20 ms.
+    doc = run_script("network", tmp_path, "--systems", "fairdht,kademlia", "--delay-ms", "20")
+    assert doc["settings"]["delay_ms"] == 20
+    for r in doc["results"]["runs"]:
+        assert r["get"]["succeeded"] > 0 and r["put"]["succeeded"] > 0
+        assert r["get"]["latency_ms"]["min"] >= 40, r["system"]
+        # A put is a lookup, then a round of STOREs: at least two round trips.
+        assert r["put"]["latency_ms"]["min"] >= 80, r["system"]
+
+
 def test_network_reports_opendht_as_na_when_it_is_missing(tmp_path: Path) -> None:
     # sys.modules[name] = None makes every import of it fail, as if not installed.
     doc = run_script(

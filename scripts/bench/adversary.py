@@ -33,6 +33,27 @@ from fairdht.sim.workload import server_record
 NAME = "adversary"
 FRACTIONS = (0.1, 0.2)
 BEHAVIOURS = (Behaviour.DROP, Behaviour.CORRUPT, Behaviour.ECLIPSE, Behaviour.FORGE)
+# What the honest nodes' defences did during the puts and gets (docs/security.md,
+# "Hostile lookups"): queries failed because the answer was signed by another id, made-up
+# ids refused unasked at an address that proved another, second ids dropped from one
+# lookup's shortlist at an address it already held, and signature checks that failed.
+HONEST_COUNTERS = (
+    "lookup.unproven_id",
+    "lookup.refused.address_taken",
+    "lookup.duplicate_address",
+    "get.queries",
+    "get.replica_dropped",
+)
+
+
+def honest_counts(sim: Simulation, honest: list[int]) -> dict[str, int]:
+    """``HONEST_COUNTERS`` summed over the honest nodes."""
+    out = dict.fromkeys(HONEST_COUNTERS, 0)
+    for i in honest:
+        metrics = sim.nodes[i].metrics
+        for name in HONEST_COUNTERS:
+            out[name] += metrics.get(name)
+    return out
 
 
 async def run_scenario(
@@ -64,6 +85,7 @@ async def run_scenario(
     if hostile:
         coalition.install()
     clock = virtual_clock()
+    before = honest_counts(sim, honest)
     put: list[Record] = []
     put_failures = 0
     for j in range(records):
@@ -89,6 +111,7 @@ async def run_scenario(
         seconds.append(clock() - t0)
         foreign += sum(1 for r in got if r.raw not in signed)
         found += record in got
+    after = honest_counts(sim, honest)
     invalid = sum(
         n
         for node in sim.nodes
@@ -111,6 +134,8 @@ async def run_scenario(
         "foreign_records_returned": foreign,
         "invalid_records_dropped": invalid,
         "attack": dict(sorted(coalition.stats.items())),
+        # Over the puts and gets of this scenario, not the joins before them.
+        "honest": {name: after[name] - before[name] for name in HONEST_COUNTERS},
     }
 
 
@@ -173,6 +198,8 @@ def main() -> int:
             "put failures",
             "forged records returned",
             "invalid records dropped",
+            "queries per get",
+            "unproven ids / refused unasked",
         ],
         [
             [
@@ -184,6 +211,9 @@ def main() -> int:
                 r["put_failures"],
                 r["foreign_records_returned"],
                 r["invalid_records_dropped"],
+                r["honest"]["get.queries"] / max(1, r["gets"]),
+                f"{r['honest']['lookup.unproven_id']} / "
+                f"{r['honest']['lookup.refused.address_taken']}",
             ]
             for r in rows
         ],

@@ -86,6 +86,10 @@ def test_adversary_quick_no_adversary_is_perfect_and_forgeries_never_surface(
         (b, f) for b in ("drop", "corrupt", "eclipse", "forge") for f in (0.1, 0.2)
     }
     assert rows[("none", 0.0)]["get_success"] == 1.0
+    # Without adversaries no lookup meets an id another id answers for.
+    clean = rows[("none", 0.0)]["honest"]
+    assert clean["lookup.unproven_id"] == clean["lookup.refused.address_taken"] == 0
+    assert clean["get.queries"] >= doc["settings"]["gets_per_scenario"]
     for r in scenarios:
         # Corrupted records (broken signatures, garbage) never reach a get's result.
         assert r["foreign_records_returned"] == 0
@@ -97,6 +101,9 @@ def test_adversary_quick_no_adversary_is_perfect_and_forgeries_never_surface(
         assert rows[("drop", f)]["attack"]["reply_dropped"] > 0
         assert rows[("eclipse", f)]["attack"]["reply_eclipse"] > 0
         assert rows[("forge", f)]["attack"]["reply_forge"] > 0
+        # ... and the readers' id checks met the made-up ids (docs/security.md).
+        honest = rows[("forge", f)]["honest"]
+        assert honest["lookup.unproven_id"] + honest["lookup.refused.address_taken"] > 0
         assert rows[("drop", f)]["adversaries"] == round(doc["settings"]["nodes"] * f)
 
 

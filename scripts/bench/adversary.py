@@ -36,7 +36,8 @@ BEHAVIOURS = (Behaviour.DROP, Behaviour.CORRUPT, Behaviour.ECLIPSE, Behaviour.FO
 # What the honest nodes' defences did during the puts and gets (docs/security.md,
 # "Hostile lookups"): queries failed because the answer was signed by another id, made-up
 # ids refused unasked at an address that proved another, second ids dropped from one
-# lookup's shortlist at an address it already held, and signature checks that failed.
+# lookup's shortlist at an address it already held; and what the gets cost: queries
+# sent, replicas no longer read after too many bad records.
 HONEST_COUNTERS = (
     "lookup.unproven_id",
     "lookup.refused.address_taken",

@@ -43,7 +43,16 @@ from fairdht.dht.protocol import DHTProtocol, RecordCache, cursor_of, store_batc
 from fairdht.dht.routing import loop_time
 from fairdht.dht.rpc import Address, TaskSet
 from fairdht.dht.storage import RecordStore
-from fairdht.errors import NetworkError, NoPeersError, NotAcceptedError, RecordError, UsageError
+from fairdht.errors import (
+    BadSignature,
+    MalformedRecord,
+    NetworkError,
+    NoPeersError,
+    NotAcceptedError,
+    NotCanonical,
+    RecordError,
+    UsageError,
+)
 from fairdht.identity import SigningKey
 from fairdht.records import KEY_BYTES, Record
 
@@ -60,6 +69,10 @@ _BOOTSTRAP_ATTEMPTS = 3
 _REJOIN_EVERY = 5.0
 # A replica whose answer holds more invalid records than this is not read further.
 _MAX_INVALID = 16
+# Record errors no honest holder can serve: it checked the bytes' form and signature when
+# it stored them (``rpc_store``), and neither changes. (Expiry, clocks and newer record
+# kinds can make an honest holder's record fail here, so those prove nothing.)
+_FORGERY = (MalformedRecord, NotCanonical, BadSignature)
 
 
 @dataclass(frozen=True, slots=True)
@@ -520,6 +533,7 @@ class DHTNode:
         self.metrics.inc("get.calls")
         answers: dict[bytes, _Answer] = {}
         checked: dict[bytes, Record | None] = {}
+        forged: set[bytes] = set()
         count = max(1, self._disjoint(disjoint))
         # Each path has its own run of agreeing holders, so a path of hostile nodes that
         # replay old records cannot end an honest path's read (S/Kademlia §4.4).
@@ -532,6 +546,8 @@ class DHTNode:
                 except RecordError as exc:
                     self.metrics.inc(f"get.invalid.{exc.code}")
                     checked[raw] = None
+                    if isinstance(exc, _FORGERY):
+                        forged.add(raw)
             return checked[raw]
 
         def query_for(path: int) -> Callable[[Node], Awaitable[QueryResult]]:
@@ -544,13 +560,22 @@ class DHTNode:
                 answer = answers[node.id] = _Answer(node, [], False)
                 cursor, pages, invalid = page.next, 1, 0
                 raws = page.records
+                lied = False
                 while True:
                     for raw in raws:
                         record = check(raw)
                         if record is None:
                             invalid += 1
+                            lied = lied or raw in forged
                         else:
                             answer.records.append(record)
+                    if lied:
+                        # It served bytes no honest holder can have: a liar. Its answer
+                        # vouches for nothing and its contacts are not followed (they
+                        # were dead addresses in the adversary benchmark, each a timeout),
+                        # as if it had not answered; its signed records still merge.
+                        self.metrics.inc("get.replica_lied")
+                        break
                     if invalid > _MAX_INVALID:
                         # Each bad record costs a signature check: stop reading this replica.
                         self.metrics.inc("get.replica_dropped")
@@ -569,7 +594,7 @@ class DHTNode:
                 # Only a whole answer may vouch that nothing newer exists.
                 if answer.complete and agreement.observe(answer.records) and agreement.holders > 1:
                     self.metrics.inc("get.widened")  # holders disagree: the run starts over
-                return QueryResult(answer.complete, page.nodes)
+                return QueryResult(answer.complete, [] if lied else page.nodes)
 
             return query
 

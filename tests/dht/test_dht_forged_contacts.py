@@ -3,7 +3,8 @@
 S/Kademlia §4.1 binds a node id to a key; one UDP endpoint is one node. Every lookup
 query to a contact not proven at its address carries a challenge, answered in the reply
 itself: an answer signed by another id fails the query, and for the next 300 s other
-ids claimed at that address are dropped without being asked.
+ids claimed at that address are dropped without being asked. A holder that serves a
+forged record is a liar: the contacts it names are not asked at all.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from typing import Any
 from dhtkit import (
     RawPeer,
     det_key,
+    join,
     next_call,
     raw_peer,
     response,
@@ -179,3 +181,45 @@ def test_a_forging_fifth_of_the_network_no_longer_hides_records_from_plain_gets(
         await sim.stop()
 
     run_virtual(main())
+
+
+def test_a_holder_that_serves_a_forged_record_is_not_followed_nor_repaired() -> None:
+    async def main() -> None:
+        nodes = await start_nodes(3, first=50)
+        reader, writer, _ = nodes
+        await join(nodes)
+        record = server_record(det_key("author"))
+        await writer.put(record)
+        liar = await raw_peer("127.0.53.1")
+        made_up = await raw_peer("127.0.54.1")  # where the liar's made-up contact points
+        t = int.from_bytes(record.key, "big")
+        others = [int.from_bytes(n.node_id, "big") ^ t for n in nodes[1:]]
+        # A liar closer to the key than every honest node: the get asks it first.
+        key = next(
+            k
+            for k in (det_key(f"liar-{i}") for i in range(256))
+            if int.from_bytes(k.node_id, "big") ^ t < min(others)
+        )
+        assert reader.protocol.admit(Node(key.node_id, *liar.address), key.public_key.raw)
+        try:
+            get = asyncio.ensure_future(reader.get(record.key))
+            msg_id, src, _ = await next_call(liar, "find_value")
+            broken = record.raw[:-1] + bytes([record.raw[-1] ^ 0x01])  # signature bit flipped
+            page = {
+                "records": [broken],
+                "next": None,
+                "nodes": [[record.key[:16] + os.urandom(4), *made_up.address]],
+                "token": bytes(8),
+            }
+            liar.send(response(msg_id, page), src)
+            assert await get == [record]  # from the honest holders
+            assert reader.metrics.get("get.invalid.bad_signature") == 1
+            assert reader.metrics.get("get.replica_lied") == 1
+            assert await quiet(made_up)  # its contact, nearer the key than anyone, unasked
+            assert await quiet(liar)  # and no read repair for it, though it "lacks" the record
+        finally:
+            liar.close()
+            made_up.close()
+            await stop_all(nodes)
+
+    run(main)

@@ -53,31 +53,40 @@ def test_corrupt_answers_break_every_record_and_invent_contacts() -> None:
     assert coalition.stats["records_forged"] == 2
 
 
+async def corrupt_holders(
+    config: DHTConfig | None = None,
+) -> tuple[Simulation, Record, list[int], Coalition]:
+    """40 nodes hold a record put by node 0, then the 8 closest to its key turn corrupt:
+    (the network, the record, the honest nodes, the installed coalition)."""
+    sim = Simulation(SimSpec(nodes=40, seed=77, config=config or DHTConfig()))
+    await sim.build()
+    writer = 0
+    record = server_record(sim.keys[writer], now=virtual_clock()(), subkey=b"victim")
+    # The coalition is the 8 nodes closest to the key: the holders a get asks first
+    # (a get ends after read_replicas holders agree, so farther members might never
+    # be asked and the test would prove nothing).
+    t = int.from_bytes(record.key, "big")
+    by_distance = sorted(
+        (i for i in range(40) if i != writer),
+        key=lambda i: int.from_bytes(sim.keys[i].node_id, "big") ^ t,
+    )
+    hostile = by_distance[:8]
+    honest = [i for i in range(40) if i not in hostile]
+    # Everyone holds the record before the coalition turns: its members serve forgeries.
+    await sim.nodes[writer].put(record)
+    coalition = Coalition(
+        sim.net,
+        [(sim.keys[i].node_id, sim.addresses[i]) for i in hostile],
+        Behaviour.CORRUPT,
+        seed=1,
+    )
+    coalition.install()
+    return sim, record, honest, coalition
+
+
 def test_corrupting_coalition_never_gets_a_forged_record_into_a_result() -> None:
     async def main() -> None:
-        sim = Simulation(SimSpec(nodes=40, seed=77))
-        await sim.build()
-        writer = 0
-        record = server_record(sim.keys[writer], now=virtual_clock()(), subkey=b"victim")
-        # The coalition is the 8 nodes closest to the key: the holders a get asks first
-        # (a get ends after read_replicas holders agree, so farther members might never
-        # be asked and the test would prove nothing).
-        t = int.from_bytes(record.key, "big")
-        by_distance = sorted(
-            (i for i in range(40) if i != writer),
-            key=lambda i: int.from_bytes(sim.keys[i].node_id, "big") ^ t,
-        )
-        hostile = by_distance[:8]
-        honest = [i for i in range(40) if i not in hostile]
-        # Everyone holds the record before the coalition turns: its members serve forgeries.
-        await sim.nodes[writer].put(record)
-        coalition = Coalition(
-            sim.net,
-            [(sim.keys[i].node_id, sim.addresses[i]) for i in hostile],
-            Behaviour.CORRUPT,
-            seed=1,
-        )
-        coalition.install()
+        sim, record, honest, coalition = await corrupt_holders()
         results: list[list[Record]] = [await sim.nodes[i].get(record.key) for i in honest]
         assert all(got == [record] for got in results)
         assert coalition.stats["records_forged"] > 0
@@ -94,25 +103,7 @@ def test_a_replica_that_serves_a_forged_record_is_neither_followed_nor_repaired(
     # made-up ones at dead addresses, are not asked. Before, each was a timeout and the
     # 4-path reads of the adversary benchmark took 4 s at p95 (docs/BENCHMARKS.md, 6).
     async def main() -> None:
-        sim = Simulation(SimSpec(nodes=40, seed=77, config=DHTConfig(disjoint_paths=4)))
-        await sim.build()
-        writer = 0
-        record = server_record(sim.keys[writer], now=virtual_clock()(), subkey=b"victim")
-        t = int.from_bytes(record.key, "big")
-        by_distance = sorted(
-            (i for i in range(40) if i != writer),
-            key=lambda i: int.from_bytes(sim.keys[i].node_id, "big") ^ t,
-        )
-        hostile = by_distance[:8]
-        honest = [i for i in range(40) if i not in hostile]
-        await sim.nodes[writer].put(record)
-        coalition = Coalition(
-            sim.net,
-            [(sim.keys[i].node_id, sim.addresses[i]) for i in hostile],
-            Behaviour.CORRUPT,
-            seed=1,
-        )
-        coalition.install()
+        sim, record, honest, coalition = await corrupt_holders(DHTConfig(disjoint_paths=4))
         readers = honest[1:13]
         results = [await sim.nodes[i].get(record.key) for i in readers]
         assert all(got == [record] for got in results)
